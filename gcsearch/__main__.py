@@ -1,0 +1,5 @@
+import sys
+
+from gcsearch.cli import main
+
+sys.exit(main())

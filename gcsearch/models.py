@@ -1,0 +1,220 @@
+"""Backbones with GC blocks inserted.
+
+torchvision's own ``ResNet`` class builds every backbone, with two small subclasses of its residual
+blocks that call an optional GC block at one of three positions (``position`` in the GCNet code):
+
+    after_1x1  after the block's last conv+bn, before the residual addition (for BasicBlock the last
+               3x3); the official default
+    after_3x3  after conv2+bn2+relu of a Bottleneck, on its mid channels (BasicBlock has no such place)
+    after_add  after the residual addition, before the final ReLU
+
+Stages are named as in the paper: c2..c5 are torchvision's layer1..layer4. ``proxy_resnet`` is the same
+ResNet with a small-image stem (3x3 conv, stride 1, no max-pool) and a configurable width and depth,
+for 28x28 and 32x32 proxies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import resnet as tv
+
+from gcsearch.arch import STAGES, ArchConfig, check_choice
+from gcsearch.blocks import GlobalContext
+from gcsearch.errors import ConfigError
+
+STAGE_LAYERS = dict(zip(STAGES, ("layer1", "layer2", "layer3", "layer4"), strict=True))
+
+
+class BasicBlock(tv.BasicBlock):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Registered in __init__, not as class attributes, which would shadow the submodule.
+        self.gc: GlobalContext | None = None
+        self.gc_position: str | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.gc is not None and self.gc_position == "after_1x1":
+            out = self.gc(out)
+        out = out + identity
+        if self.gc is not None and self.gc_position == "after_add":
+            out = self.gc(out)
+        return self.relu(out)
+
+
+class Bottleneck(tv.Bottleneck):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Registered in __init__, not as class attributes, which would shadow the submodule.
+        self.gc: GlobalContext | None = None
+        self.gc_position: str | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        if self.gc is not None and self.gc_position == "after_3x3":
+            out = self.gc(out)
+        out = self.bn3(self.conv3(out))
+        if self.gc is not None and self.gc_position == "after_1x1":
+            out = self.gc(out)
+        out = out + identity
+        if self.gc is not None and self.gc_position == "after_add":
+            out = self.gc(out)
+        return self.relu(out)
+
+
+# name -> (block class, blocks per stage)
+TORCHVISION_RESNETS: dict[str, tuple[type[nn.Module], list[int]]] = {
+    "resnet18": (BasicBlock, [2, 2, 2, 2]),
+    "resnet34": (BasicBlock, [3, 4, 6, 3]),
+    "resnet50": (Bottleneck, [3, 4, 6, 3]),
+    "resnet101": (Bottleneck, [3, 4, 23, 3]),
+}
+BACKBONES = (*TORCHVISION_RESNETS, "proxy_resnet")
+BLOCK_TYPES: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+def block_positions(block_type: type[nn.Module]) -> tuple[str, ...]:
+    """The GC positions a residual block offers."""
+    if block_type is Bottleneck:
+        return ("after_1x1", "after_3x3", "after_add")
+    return ("after_1x1", "after_add")
+
+
+def backbone_block(backbone: str, block: str = "basic") -> type[nn.Module]:
+    """The residual block class a backbone is made of (``block`` matters for proxy_resnet only)."""
+    check_choice("backbone", backbone, BACKBONES)
+    if backbone == "proxy_resnet":
+        return BLOCK_TYPES[check_choice("block", block, tuple(BLOCK_TYPES))]  # type: ignore[return-value]
+    return TORCHVISION_RESNETS[backbone][0]
+
+
+class ProxyResNet(tv.ResNet):
+    """torchvision's ResNet at a chosen width and depth with a stem for 28x28/32x32 images."""
+
+    def __init__(
+        self,
+        block: type[nn.Module],
+        layers: list[int],
+        *,
+        width: int,
+        num_classes: int,
+        in_channels: int,
+    ) -> None:
+        # tv.ResNet.__init__ hard-codes widths 64..512, so set up what its _make_layer and forward
+        # use by hand; the module tree stays the standard one (conv1, bn1, layer1..4, fc).
+        nn.Module.__init__(self)
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
+        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.Identity()  # type: ignore[assignment]
+        for i, n in enumerate(layers):
+            layer = self._make_layer(block, width * 2**i, n, stride=1 if i == 0 else 2)  # type: ignore[arg-type]
+            setattr(self, f"layer{i + 1}", layer)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(width * 8 * block.expansion, num_classes)  # type: ignore[attr-defined]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+def _make_backbone(
+    backbone: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    width: int,
+    depth: list[int],
+    block: str,
+) -> tv.ResNet:
+    block_type = backbone_block(backbone, block)
+    if backbone == "proxy_resnet":
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ConfigError("width", "must be a positive integer", width)
+        if (
+            not isinstance(depth, (list, tuple))
+            or len(depth) != 4
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in depth)
+        ):
+            raise ConfigError("depth", "must be 4 positive integers, blocks per stage c2..c5", depth)
+        return ProxyResNet(
+            block_type, list(depth), width=width, num_classes=num_classes, in_channels=in_channels
+        )
+    _, layers = TORCHVISION_RESNETS[backbone]
+    model = tv.ResNet(block_type, layers, num_classes=num_classes)  # type: ignore[arg-type]
+    if in_channels != 3:
+        model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return model
+
+
+def insert_gc(model: tv.ResNet, arch: ArchConfig) -> int:
+    """Put one GC block in every residual block of ``arch.stages``; returns how many were added."""
+    added = 0
+    for stage in arch.stages:
+        for res_block in getattr(model, STAGE_LAYERS[stage]):
+            allowed = block_positions(type(res_block))
+            position = check_choice("position", arch.position, allowed)
+            if position == "after_3x3":
+                channels = res_block.conv2.out_channels
+            else:
+                channels = (
+                    res_block.bn2.num_features
+                    if isinstance(res_block, BasicBlock)
+                    else (res_block.bn3.num_features)
+                )
+            assert arch.pool and arch.fusion and arch.ratio and arch.norm
+            res_block.gc = GlobalContext(
+                channels, pool=arch.pool, fusion=arch.fusion, ratio=arch.ratio, norm=arch.norm
+            )
+            res_block.gc_position = position
+            added += 1
+    return added
+
+
+def build_model(
+    path: str | None = None,
+    *,
+    backbone: str = "resnet50",
+    gc: ArchConfig | Mapping[str, Any] | None = None,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    width: int = 16,
+    depth: list[int] | None = None,
+    block: str = "basic",
+) -> nn.Module:
+    """A backbone with GC blocks; ``gc=None`` or ``stages=[]`` is the baseline without GC.
+
+    ``width``, ``depth`` (blocks per stage c2..c5) and ``block`` apply to ``proxy_resnet`` only.
+    ``build_model("best.yaml")`` rebuilds an exported configuration.
+    """
+    if path is not None:
+        from gcsearch.export import load_export  # export depends on this module, not the reverse
+
+        return load_export(path).build()
+    arch = gc if isinstance(gc, ArchConfig) else ArchConfig.from_dict(gc)
+    model = _make_backbone(
+        backbone,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        width=width,
+        depth=list(depth) if depth is not None else [1, 1, 1, 1],
+        block=block,
+    )
+    if not arch.is_baseline:
+        allowed = block_positions(type(model.layer1[0]))
+        check_choice("position", arch.position, allowed)
+    insert_gc(model, arch)
+    return model
+
+
+def gc_blocks(model: nn.Module) -> list[GlobalContext]:
+    return [m for m in model.modules() if isinstance(m, GlobalContext)]

@@ -1,0 +1,115 @@
+import itertools
+
+import pytest
+import torch
+
+from gcsearch import ConfigError, build_model
+from gcsearch.models import BasicBlock, Bottleneck, gc_blocks
+
+STAGE_SETS = [["c2"], ["c3", "c4", "c5"], ["c5"], ["c2", "c3", "c4", "c5"]]
+POSITIONS = ["after_1x1", "after_3x3", "after_add"]
+
+# Small settings keep the torchvision backbones fast: 1 image at 64x64.
+BACKBONES = {
+    "resnet18": dict(num_classes=5),
+    "resnet34": dict(num_classes=5),
+    "resnet50": dict(num_classes=5),
+    "resnet101": dict(num_classes=5),
+    "proxy_resnet": dict(num_classes=10, in_channels=1, width=8, depth=[1, 2, 1, 1]),
+    "proxy_resnet-bottleneck": dict(
+        num_classes=10, in_channels=1, width=8, depth=[1, 1, 2, 1], block="bottleneck"
+    ),
+}
+
+
+def _has_3x3_position(name):
+    return name in ("resnet50", "resnet101", "proxy_resnet-bottleneck")
+
+
+def _build(name, gc):
+    kwargs = dict(BACKBONES[name])
+    return build_model(backbone=name.split("-")[0], gc=gc, **kwargs)
+
+
+CASES = [
+    (b, p, s)
+    for b, p, s in itertools.product(BACKBONES, POSITIONS, STAGE_SETS)
+    if p != "after_3x3" or _has_3x3_position(b)
+]
+
+
+@pytest.mark.parametrize("name,position,stages", CASES)
+def test_every_combination_places_one_block_per_residual_block(name, position, stages):
+    if name.startswith("resnet") and len(stages) > 1 and name != "resnet18":
+        stages = stages[-2:]  # the deep torchvision nets are slow at all four stages; two suffice
+    model = _build(name, {"stages": stages, "position": position, "ratio": 1 / 8})
+    expected = sum(len(getattr(model, f"layer{int(s[1]) - 1}")) for s in stages)
+    assert len(gc_blocks(model)) == expected
+    for stage in ("c2", "c3", "c4", "c5"):
+        for block in getattr(model, f"layer{int(stage[1]) - 1}"):
+            # A block has GC exactly when its stage was chosen, at the chosen position.
+            assert (block.gc is not None) == (stage in stages)
+            if block.gc is not None:
+                assert block.gc_position == position
+    in_ch = BACKBONES[name].get("in_channels", 3)
+    size = 28 if name.startswith("proxy") else 64
+    x = torch.randn(2, in_ch, size, size)
+    out = model(x)
+    assert out.shape == (2, BACKBONES[name]["num_classes"])
+    out.sum().backward()
+    # Backward reaches the GC blocks (their mask conv gets a gradient).
+    gc = gc_blocks(model)[0]
+    assert gc.conv_mask.weight.grad is not None
+
+
+@pytest.mark.parametrize("name", ["resnet18", "proxy_resnet"])
+def test_after_3x3_is_refused_for_basic_blocks(name):
+    with pytest.raises(ConfigError, match=r"`position` must be one of \['after_1x1', 'after_add'\]"):
+        _build(name, {"position": "after_3x3"})
+
+
+@pytest.mark.parametrize("gc", [None, {"stages": []}, {"stages": ""}])
+def test_baseline_has_no_gc(gc):
+    assert gc_blocks(_build("proxy_resnet", gc)) == []
+
+
+def test_block_classes_are_torchvision_subclasses():
+    import torchvision.models.resnet as tv
+
+    model = _build("proxy_resnet-bottleneck", {})
+    assert isinstance(model, tv.ResNet) and isinstance(model.layer1[0], tv.Bottleneck)
+    assert isinstance(model.layer1[0], Bottleneck)
+    assert isinstance(_build("resnet18", None).layer1[0], BasicBlock)
+
+
+def test_torchvision_weights_load_into_gc_model():
+    import torchvision
+
+    reference = torchvision.models.resnet50()
+    model = build_model(backbone="resnet50", gc={"stages": ["c5"]})
+    missing, unexpected = model.load_state_dict(reference.state_dict(), strict=False)
+    # Only the GC blocks are new; every torchvision weight has its place.
+    assert unexpected == [] and all(".gc." in k for k in missing) and missing
+
+
+@pytest.mark.parametrize(
+    "kwargs,key,given",
+    [
+        (dict(backbone="vgg16"), "backbone", "vgg16"),
+        (dict(backbone="resnet18", gc={"stages": ["c6"]}), "stages", "c6"),
+        (dict(backbone="resnet18", gc={"pool": "max"}), "pool", "max"),
+        (dict(backbone="resnet18", gc={"ratio": 0}), "ratio", 0),
+        (dict(backbone="resnet18", gc={"ratio": 2}), "ratio", 2),
+        (dict(backbone="resnet18", gc={"colour": "red"}), "colour", None),
+        (dict(backbone="proxy_resnet", width=0), "width", 0),
+        (dict(backbone="proxy_resnet", depth=[1, 1]), "depth", [1, 1]),
+        (dict(backbone="proxy_resnet", block="dense"), "block", "dense"),
+    ],
+)
+def test_bad_arguments(kwargs, key, given):
+    with pytest.raises(ConfigError) as err:
+        build_model(**kwargs)
+    msg = str(err.value)
+    assert f"`{key}`" in msg
+    if given is not None:
+        assert repr(given) in msg
