@@ -63,6 +63,13 @@ def cmd_macs(args: argparse.Namespace) -> None:
     print(f"  params {params:>15,d}  ({params / 1e6:.3f} M)   GC adds {params - base_params:>12,d}")
 
 
+def cmd_validate(args: argparse.Namespace) -> None:
+    from gcsearch.report import describe_space
+    from gcsearch.space import load_space
+
+    print(describe_space(load_space(args.space)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gcsearch",
@@ -83,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     macs.add_argument("--width", type=int, default=16, help="proxy_resnet only")
     macs.add_argument("--block", default="basic", help="proxy_resnet only: basic|bottleneck")
     macs.set_defaults(func=cmd_macs)
+
+    validate = sub.add_parser("validate", help="check a space file and print what it means")
+    validate.add_argument("space", help="a space file, e.g. search_spaces/gc.yaml")
+    validate.set_defaults(func=cmd_validate)
     return parser
 
 

@@ -12,13 +12,16 @@ class GcsearchError(Exception):
     """Base class: a problem the user can fix; reported without a traceback."""
 
 
+NOTHING = object()  # ConfigError's "no value to show" (None is a value a user can write)
+
+
 class ConfigError(GcsearchError, ValueError):
     """A bad argument or a bad value in a space, export or CLI input."""
 
-    def __init__(self, key: str, rule: str, got: object = None, where: str | None = None):
+    def __init__(self, key: str, rule: str, got: object = NOTHING, where: str | None = None):
         self.key, self.rule, self.got, self.where = key, rule, got, where
         msg = f"`{key}` {rule}"
-        if got is not None:
+        if got is not NOTHING:
             msg += f", but got {got!r}"
         if where:
             msg += f" ({where})"

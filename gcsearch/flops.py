@@ -14,9 +14,16 @@ FLOPs are 2 per MAC.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from gcsearch.arch import ArchConfig
+from gcsearch.blocks import GlobalContext, bottleneck_channels
+from gcsearch.models import STAGE_LAYERS, build_model
+from gcsearch.space import BackboneConfig
 
 
 def count_params(model: nn.Module) -> int:
@@ -36,3 +43,68 @@ def count_macs(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224))
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2, count_params(model)
+
+
+class SpaceCoster:
+    """(MACs, params) of any ArchConfig on one backbone, without building each model.
+
+    GC blocks keep their input's shape, so a model's cost is the baseline's plus the cost of each
+    block at the feature shape where it sits. The baseline and the shapes come from one forward pass;
+    each distinct block is counted once. Tests check it against counting whole models.
+    """
+
+    def __init__(self, backbone: BackboneConfig):
+        self.backbone = backbone
+        model = build_model(**backbone.build_kwargs())
+        self.input_size = (1, *backbone.input_size)
+        self.base = count_macs(model, self.input_size)
+        self.shapes: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+        hooks = []
+        for stage, layer_name in STAGE_LAYERS.items():
+            layer = getattr(model, layer_name, None)
+            if not isinstance(layer, nn.Sequential):
+                continue
+            res_block: Any
+            for res_block in layer:
+                hooks.append(res_block.register_forward_hook(self._recorder(stage, "after_1x1")))
+                hooks.append(res_block.register_forward_hook(self._recorder(stage, "after_add")))
+                if hasattr(res_block, "conv3"):
+                    hooks.append(res_block.bn2.register_forward_hook(self._recorder(stage, "after_3x3")))
+        count_macs(model, self.input_size)
+        for hook in hooks:
+            hook.remove()
+        self._block_cache: dict[tuple[object, ...], tuple[int, int]] = {}
+
+    def _recorder(self, stage: str, position: str):
+        def record(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            self.shapes.setdefault((stage, position), []).append(tuple(output.shape[1:]))  # type: ignore[arg-type]
+
+        return record
+
+    def block_cost(self, shape: tuple[int, int, int], arch: ArchConfig) -> tuple[int, int]:
+        key = (shape, arch.pool, arch.fusion, arch.ratio, arch.norm)
+        if key not in self._block_cache:
+            c, h, w = shape
+            assert arch.pool and arch.fusion and arch.ratio and arch.norm
+            block = GlobalContext(c, pool=arch.pool, fusion=arch.fusion, ratio=arch.ratio, norm=arch.norm)
+            self._block_cache[key] = count_macs(block, (1, c, h, w))
+        return self._block_cache[key]
+
+    def bottleneck_widths(self, arch: ArchConfig) -> dict[str, int]:
+        """Narrowest transform width per stage: below 3, LayerNorm cuts the context's gradient."""
+        assert arch.position and arch.ratio
+        return {
+            stage: min(
+                bottleneck_channels(shape[0], arch.ratio) for shape in self.shapes[(stage, arch.position)]
+            )
+            for stage in arch.stages
+        }
+
+    def __call__(self, arch: ArchConfig) -> tuple[int, int]:
+        macs, params = self.base
+        for stage in arch.stages:
+            assert arch.position
+            for shape in self.shapes[(stage, arch.position)]:
+                block_macs, block_params = self.block_cost(shape, arch)
+                macs, params = macs + block_macs, params + block_params
+        return macs, params

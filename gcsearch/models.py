@@ -117,11 +117,14 @@ class ProxyResNet(tv.ResNet):
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity()  # type: ignore[assignment]
-        for i, n in enumerate(layers):
-            layer = self._make_layer(block, width * 2**i, n, stride=1 if i == 0 else 2)  # type: ignore[arg-type]
+        # Fewer than 4 stages suit small images (28 -> 14 -> 7); the missing ones are Identity.
+        for i in range(4):
+            layer: nn.Module = nn.Identity()
+            if i < len(layers):
+                layer = self._make_layer(block, width * 2**i, layers[i], stride=1 if i == 0 else 2)  # type: ignore[arg-type]
             setattr(self, f"layer{i + 1}", layer)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(width * 8 * block.expansion, num_classes)  # type: ignore[attr-defined]
+        self.fc = nn.Linear(width * 2 ** (len(layers) - 1) * block.expansion, num_classes)  # type: ignore[attr-defined]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -142,10 +145,10 @@ def _make_backbone(
             raise ConfigError("width", "must be a positive integer", width)
         if (
             not isinstance(depth, (list, tuple))
-            or len(depth) != 4
+            or not 1 <= len(depth) <= 4
             or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in depth)
         ):
-            raise ConfigError("depth", "must be 4 positive integers, blocks per stage c2..c5", depth)
+            raise ConfigError("depth", "must be 1 to 4 positive integers, blocks per stage c2..c5", depth)
         return ProxyResNet(
             block_type, list(depth), width=width, num_classes=num_classes, in_channels=in_channels
         )
@@ -160,7 +163,14 @@ def insert_gc(model: tv.ResNet, arch: ArchConfig) -> int:
     """Put one GC block in every residual block of ``arch.stages``; returns how many were added."""
     added = 0
     for stage in arch.stages:
-        for res_block in getattr(model, STAGE_LAYERS[stage]):
+        layer = getattr(model, STAGE_LAYERS[stage])
+        if not isinstance(layer, nn.Sequential):
+            present = [
+                s for s, name in STAGE_LAYERS.items() if isinstance(getattr(model, name), nn.Sequential)
+            ]
+            raise ConfigError("stages", f"must name stages this backbone has: {present}", stage)
+        res_block: Any
+        for res_block in layer:
             allowed = block_positions(type(res_block))
             position = check_choice("position", arch.position, allowed)
             if position == "after_3x3":

@@ -102,7 +102,9 @@ def test_torchvision_weights_load_into_gc_model():
         (dict(backbone="resnet18", gc={"ratio": 2}), "ratio", 2),
         (dict(backbone="resnet18", gc={"colour": "red"}), "colour", None),
         (dict(backbone="proxy_resnet", width=0), "width", 0),
-        (dict(backbone="proxy_resnet", depth=[1, 1]), "depth", [1, 1]),
+        (dict(backbone="proxy_resnet", depth=[1, 1, 1, 1, 1]), "depth", [1, 1, 1, 1, 1]),
+        (dict(backbone="proxy_resnet", depth=[1, 0]), "depth", [1, 0]),
+        (dict(backbone="proxy_resnet", depth=[1, 1], gc={"stages": ["c4"]}), "stages", "c4"),
         (dict(backbone="proxy_resnet", block="dense"), "block", "dense"),
     ],
 )
@@ -113,3 +115,16 @@ def test_bad_arguments(kwargs, key, given):
     assert f"`{key}`" in msg
     if given is not None:
         assert repr(given) in msg
+
+
+def test_proxy_with_three_stages_runs_and_has_no_c5():
+    model = build_model(
+        backbone="proxy_resnet",
+        gc={"stages": ["c3", "c4"]},
+        num_classes=10,
+        in_channels=1,
+        width=8,
+        depth=[1, 1, 1],
+    )
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert len(gc_blocks(model)) == 2
