@@ -70,6 +70,41 @@ def cmd_validate(args: argparse.Namespace) -> None:
     print(describe_space(load_space(args.space)))
 
 
+def _arch_from_flag(space: object, text: str | None) -> object:
+    """--arch: paper-default (also the default), baseline, or key=value pairs like --gc."""
+    from gcsearch.arch import ArchConfig
+
+    if text in (None, "paper-default"):
+        return space.reference()  # type: ignore[attr-defined]
+    if text == "baseline":
+        return ArchConfig()
+    return ArchConfig.from_dict(_parse_gc(text.split()), where="--arch")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from gcsearch.space import load_space
+    from gcsearch.train import train
+
+    space = load_space(args.config)
+    arch = _arch_from_flag(space, args.arch)
+    epochs = args.epochs or space.train.epochs
+    print(f"training {arch.label()} on {space.data.dataset} for {epochs} epochs")  # type: ignore[attr-defined]
+
+    def show(m: dict[str, object]) -> None:
+        print(
+            f"  epoch {int(m['epoch']) + 1:>3}/{epochs}  val acc {m['accuracy']:.4f}  "
+            f"val loss {m['loss']:.4f}  train loss {m['train_loss']:.4f}  "
+            f"{m['images_per_s']:,.0f} img/s  {m['epoch_seconds']:.1f} s",
+            flush=True,
+        )
+
+    metrics = train(arch, space, show, epochs=epochs, test=args.test)  # type: ignore[arg-type]
+    line = f"final: val acc {metrics.accuracy:.4f}, {metrics.seconds:.1f} s"
+    if metrics.test_accuracy is not None:
+        line += f", test acc {metrics.test_accuracy:.4f}"
+    print(line)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gcsearch",
@@ -94,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a space file and print what it means")
     validate.add_argument("space", help="a space file, e.g. search_spaces/gc.yaml")
     validate.set_defaults(func=cmd_validate)
+
+    train = sub.add_parser("train", help="train one architecture at full fidelity")
+    train.add_argument("config", help="a space file")
+    train.add_argument(
+        "--arch", help="paper-default (default), baseline, or 'stages=c4,c5 pool=avg ...' (one quoted string)"
+    )
+    train.add_argument("--epochs", type=int, help="override train.epochs")
+    train.add_argument("--test", action="store_true", help="also score on the test split")
+    train.set_defaults(func=cmd_train)
     return parser
 
 

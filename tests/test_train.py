@@ -1,0 +1,84 @@
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from gcsearch import ArchConfig, TrainingDiverged
+from gcsearch.space import load_space
+from gcsearch.train import lr_factor, train
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return load_space("search_spaces/smoke.yaml")
+
+
+def with_train(space, **kwargs):
+    return dataclasses.replace(space, train=dataclasses.replace(space.train, **kwargs))
+
+
+def test_synthetic_data_is_learnable(smoke):
+    reports = []
+    metrics = train(ArchConfig.from_dict({"stages": ["c4"]}), smoke, reports.append)
+    # Chance is 10%; a tiny model learns the class templates within 3 epochs.
+    assert metrics.accuracy > 0.6
+    assert [r["epoch"] for r in reports] == [0, 1, 2]
+    assert set(reports[-1]) >= {"epoch", "accuracy", "loss", "images_per_s", "seconds"}
+    assert reports[-1]["seconds"] >= reports[0]["seconds"] > 0
+
+
+def test_resumed_training_reaches_the_same_weights(smoke, tmp_path):
+    arch = ArchConfig.from_dict({"stages": ["c3", "c4"], "pool": "att"})
+    full = tmp_path / "full.pt"
+    train(arch, smoke, checkpoint=full)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_first_epoch(metrics):
+        if metrics["epoch"] == 0:
+            raise Killed
+
+    part = tmp_path / "part.pt"
+    with pytest.raises(Killed):
+        train(arch, smoke, die_after_first_epoch, checkpoint=part)
+    assert torch.load(part, weights_only=True)["epoch"] == 0
+    resumed_reports = []
+    train(arch, smoke, resumed_reports.append, checkpoint=part)
+    # Only the remaining epochs ran, and the weights match the uninterrupted run bit for bit.
+    assert [r["epoch"] for r in resumed_reports] == [1, 2]
+    a = torch.load(full, weights_only=True)["model"]
+    b = torch.load(part, weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_result_other_seed_differs(smoke):
+    arch = ArchConfig()
+    one = train(arch, with_train(smoke, epochs=1))
+    two = train(arch, with_train(smoke, epochs=1))
+    other = train(arch, with_train(smoke, epochs=1, seed=1))
+    assert one.loss == two.loss and one.loss != other.loss
+
+
+def test_non_finite_loss_raises(smoke):
+    with pytest.raises(TrainingDiverged, match="training loss became"):
+        train(ArchConfig(), with_train(smoke, lr=1e12, schedule="constant", epochs=2))
+
+
+def test_test_split_only_on_request(smoke):
+    assert train(ArchConfig(), smoke).test_accuracy is None
+    metrics = train(ArchConfig(), smoke, test=True)
+    # The test split shares the classes of the training data: accuracy tracks validation's.
+    assert abs(metrics.test_accuracy - metrics.accuracy) < 0.15
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "constant"])
+def test_lr_schedules(schedule):
+    values = [lr_factor(schedule, s, 100) for s in range(101)]
+    assert max(values) == pytest.approx(1.0) and min(values) >= 0
+    if schedule != "constant":
+        assert values[-1] == pytest.approx(0, abs=1e-9)
+    if schedule == "onecycle":
+        # Warm-up: the peak is reached at 20% of the steps.
+        assert values.index(max(values)) == 20 and math.isclose(values[10], 0.5)
