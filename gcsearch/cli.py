@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from gcsearch.errors import ConfigError, GcsearchError
 
@@ -90,7 +91,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     epochs = args.epochs or space.train.epochs
     print(f"training {arch.label()} on {space.data.dataset} for {epochs} epochs")  # type: ignore[attr-defined]
 
-    def show(m: dict[str, object]) -> None:
+    def show(m: dict[str, Any]) -> None:
         print(
             f"  epoch {int(m['epoch']) + 1:>3}/{epochs}  val acc {m['accuracy']:.4f}  "
             f"val loss {m['loss']:.4f}  train loss {m['train_loss']:.4f}  "
