@@ -67,7 +67,7 @@ def main() -> None:
         secs = [results[(name, s)][1] for s in range(args.seeds)]
         means[name] = statistics.mean(accs)
         lines.append(
-            f"| {name}: {arch.label()} | {statistics.mean(accs):.4f} | {statistics.stdev(accs):.4f} | "
+            f"| {arch.label()} | {statistics.mean(accs):.4f} | {statistics.stdev(accs):.4f} | "
             f"{', '.join(f'{a:.4f}' for a in accs)} | {statistics.mean(secs):.0f} |"
         )
     diff = means["paper default"] - means["baseline (no GC)"]

@@ -133,7 +133,4 @@ class ArchConfig:
             return "baseline (no GC)"
         assert self.ratio is not None
         norm = "ln" if self.norm == "layernorm" else "no-ln"
-        return (
-            f"{''.join(self.stages)} {self.pool}+{self.fusion} r={ratio_text(self.ratio)} "
-            f"{norm} {self.position}"
-        )
+        return f"{''.join(self.stages)} {self.pool}+{self.fusion} r={ratio_text(self.ratio)} {norm} {self.position}"

@@ -74,9 +74,7 @@ class GlobalContext(nn.Module):
         self.channel_mul_conv = _transform(channels, self.planes, norm) if fusion in ("mul", "both") else None
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.channels}, pool={self.pool}, fusion={self.fusion}, ratio={self.ratio:g}, norm={self.norm}"
-        )
+        return f"{self.channels}, pool={self.pool}, fusion={self.fusion}, ratio={self.ratio:g}, norm={self.norm}"
 
     def spatial_pool(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape

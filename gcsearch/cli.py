@@ -82,14 +82,35 @@ def _arch_from_flag(space: object, text: str | None) -> object:
     return ArchConfig.from_dict(_parse_gc(text.split()), where="--arch")
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def _load_trainable(path: str) -> tuple[Any, Any]:
+    """(arch, space) from a space file or an export (best.yaml), told apart by the export's `arch`."""
+    import yaml
+
+    from gcsearch.export import load_export
     from gcsearch.space import load_space
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            is_export = "arch" in (yaml.safe_load(f) or {})
+    except (OSError, yaml.YAMLError, TypeError, AttributeError):
+        is_export = False  # load_space below reports the problem in full
+    if is_export:
+        exp = load_export(path)
+        return exp.arch, exp.space
+    space = load_space(path)
+    return None, space
+
+
+def cmd_train(args: argparse.Namespace) -> None:
     from gcsearch.train import train
 
-    space = load_space(args.config)
-    arch = _arch_from_flag(space, args.arch)
+    arch, space = _load_trainable(args.config)
+    if arch is None or args.arch:
+        arch = _arch_from_flag(space, args.arch)
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError("--epochs", "must be >= 1", args.epochs)
     epochs = args.epochs or space.train.epochs
-    print(f"training {arch.label()} on {space.data.dataset} for {epochs} epochs")  # type: ignore[attr-defined]
+    print(f"training {arch.label()} on {space.data.dataset} for {epochs} epochs")
 
     def show(m: dict[str, Any]) -> None:
         print(
@@ -99,11 +120,142 @@ def cmd_train(args: argparse.Namespace) -> None:
             flush=True,
         )
 
-    metrics = train(arch, space, show, epochs=epochs, test=args.test)  # type: ignore[arg-type]
+    metrics = train(arch, space, show, epochs=epochs, test=args.test)
     line = f"final: val acc {metrics.accuracy:.4f}, {metrics.seconds:.1f} s"
     if metrics.test_accuracy is not None:
         line += f", test acc {metrics.test_accuracy:.4f}"
     print(line)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    import dataclasses
+    from pathlib import Path
+
+    from gcsearch import rundir
+    from gcsearch.report import front_table
+    from gcsearch.space import load_space
+
+    if args.resume:
+        if args.space or args.name:
+            raise ConfigError("--resume", "takes a run directory alone (its space.yaml holds the settings)")
+        run_dir = rundir.check_run_dir(args.resume)
+        space = rundir.load_run_space(run_dir)
+    else:
+        if not args.space:
+            raise ConfigError("space", "is required: gcsearch run SPACE.yaml (or --resume RUN_DIR)")
+        space = load_space(args.space)
+        from gcsearch.search import new_run_dir
+
+        run_dir = new_run_dir(space, args.name)
+        if run_dir.exists():
+            raise ConfigError("--name", "names a run that exists; continue it with --resume", str(run_dir))
+    if args.trials is not None:
+        if args.trials < 1:
+            raise ConfigError("--trials", "must be >= 1", args.trials)
+        space = dataclasses.replace(space, search=dataclasses.replace(space.search, trials=args.trials))
+
+    from gcsearch.search import run
+
+    print(f"search {space.path} -> {run_dir}/ ({space.search.trials} trials)", flush=True)
+    records = run(space, Path(run_dir), address=args.address)
+    front = rundir.pareto_front(space, records)
+    print("\nPareto front (accuracy vs MACs, COMPLETE trials):")
+    print(front_table(front))
+    print(f"\nwrote {run_dir}/trials.csv, {run_dir}/pareto.csv; study: optuna-dashboard {run_dir}/optuna.log")
+
+
+def _open_run(path: str) -> tuple[Any, Any, Any]:
+    from pathlib import Path
+
+    from gcsearch import rundir
+
+    run_dir = rundir.check_run_dir(Path(path))
+    space = rundir.load_run_space(run_dir)
+    study = rundir.load_main_study(run_dir)
+    return run_dir, space, study
+
+
+def cmd_pareto(args: argparse.Namespace) -> None:
+    from gcsearch import rundir
+    from gcsearch.report import front_table, plot_pareto
+
+    run_dir, space, study = _open_run(args.run)
+    records = rundir.records(study)
+    front = rundir.pareto_front(space, records)
+    if not front:
+        raise ConfigError("run", "has no COMPLETE trial yet", str(run_dir))
+    print(front_table(front))
+    out = run_dir / "pareto.png"
+    plot_pareto(space, records, str(out))
+    print(f"wrote {out}")
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    from gcsearch import rundir
+    from gcsearch.report import summary
+
+    run_dir, space, study = _open_run(args.run)
+    print(f"{run_dir}: {space.path}")
+    print(summary(space, rundir.records(study)))
+
+
+def cmd_importance(args: argparse.Namespace) -> None:
+    from gcsearch import rundir
+    from gcsearch.report import importance_table, plot_importance
+
+    run_dir, _, study = _open_run(args.run)
+    importances = rundir.param_importances(study)
+    print("importance of each axis for accuracy (PED-ANOVA over COMPLETE trials):")
+    print(importance_table(importances))
+    out = run_dir / "importance.png"
+    plot_importance(importances, str(out), f"{run_dir.name}: what mattered for accuracy")
+    print(f"wrote {out}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from gcsearch import pareto, rundir
+    from gcsearch.export import export_dict, write_export
+
+    run_dir, space, study = _open_run(args.run)
+    records = rundir.records(study)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ConfigError("--out", "names a file that exists; pass --force to overwrite it", str(out))
+    if args.trial is not None:
+        chosen = next((r for r in records if r.number == args.trial), None)
+        if chosen is None:
+            raise ConfigError("--trial", f"must be a trial number of this run (0..{len(records) - 1})", args.trial)
+        pick = f"trial {args.trial}"
+    else:
+        trained = rundir.trained(records)
+        if not any(r.state == "COMPLETE" for r in trained):
+            raise ConfigError("run", "has no COMPLETE trial yet", str(run_dir))
+        if args.pick == "max-accuracy":
+            chosen = pareto.pick_max_accuracy(trained, args.max_macs, args.max_params)
+        elif args.pick == "min-macs":
+            chosen = pareto.pick_min_macs(trained, args.tolerance)
+        else:
+            chosen = pareto.pick_knee(trained)
+        if chosen is None:
+            budget = f"--max-macs {args.max_macs:g}" if args.max_macs else f"--max-params {args.max_params:g}"
+            raise ConfigError("--pick", f"selects no COMPLETE trial within {budget}", args.pick)
+        pick = args.pick
+    weights = None
+    if args.weights:
+        from gcsearch.models import save_weights
+
+        source = int(chosen.extra.get("duplicate_of", chosen.number))
+        ckpt = run_dir / "checkpoints" / f"trial-{source:04d}.pt"
+        if not ckpt.is_file():
+            raise ConfigError("--weights", "needs the trial's checkpoint, which this run does not hold", str(ckpt))
+        weights = out.with_suffix(".pt").name
+        save_weights(ckpt, out.with_suffix(".pt"))
+    write_export(out, export_dict(space, chosen, str(run_dir), pick, weights), force=args.force)
+    acc = f"{chosen.accuracy:.4f}" if chosen.accuracy is not None else "-"
+    print(f"exported trial {chosen.number} ({chosen.state}, accuracy {acc}, {chosen.macs:,d} MACs): "
+          f"{chosen.arch.label()} -> {out}" + (f" (+ {weights})" if weights else ""))  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,13 +284,43 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
 
     train = sub.add_parser("train", help="train one architecture at full fidelity")
-    train.add_argument("config", help="a space file")
+    train.add_argument("config", help="a space file, or an export (best.yaml)")
     train.add_argument(
-        "--arch", help="paper-default (default), baseline, or 'stages=c4,c5 pool=avg ...' (one quoted string)"
+        "--arch",
+        help="paper-default (a space file's default), baseline, or 'stages=c4,c5 pool=avg ...' (one quoted string)",
     )
     train.add_argument("--epochs", type=int, help="override train.epochs")
     train.add_argument("--test", action="store_true", help="also score on the test split")
     train.set_defaults(func=cmd_train)
+
+    run = sub.add_parser("run", help="run a search (local Ray, or a cluster with --address)")
+    run.add_argument("space", nargs="?", help="a space file, e.g. search_spaces/gc.yaml")
+    run.add_argument("--address", help="a Ray cluster to join ('auto' for the local one; also RAY_ADDRESS)")
+    run.add_argument("--trials", type=int, help="override search.trials")
+    run.add_argument("--name", help="run directory name under output.dir (default: <space>-<time>)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed search")
+    run.set_defaults(func=cmd_run)
+
+    for name, func, text in (
+        ("pareto", cmd_pareto, "the Pareto front of a run as a table; writes pareto.png"),
+        ("show", cmd_show, "summary of a run: trials by state, best per objective, pruning savings"),
+        ("importance", cmd_importance, "which axes mattered for accuracy; writes importance.png"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("run", help="a run directory, e.g. runs/gc-20261122-101500")
+        cmd.set_defaults(func=func)
+
+    export = sub.add_parser("export", help="write a chosen trial as best.yaml (build_model reads it back)")
+    export.add_argument("run", help="a run directory")
+    export.add_argument("--pick", choices=("knee", "max-accuracy", "min-macs"), default="knee")
+    export.add_argument("--trial", type=int, help="export this trial number instead of picking")
+    export.add_argument("--max-macs", type=float, help="with --pick max-accuracy: a MAC budget")
+    export.add_argument("--max-params", type=float, help="with --pick max-accuracy: a parameter budget")
+    export.add_argument("--tolerance", type=float, default=0.005, help="with --pick min-macs: accuracy slack")
+    export.add_argument("--out", default="best.yaml")
+    export.add_argument("--force", action="store_true", help="overwrite --out")
+    export.add_argument("--weights", action="store_true", help="also save the trial's trained weights (.pt)")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

@@ -42,9 +42,7 @@ class Splits:
     test_y: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Splits:
-        moved: dict[str, Any] = {
-            k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, torch.Tensor)
-        }
+        moved: dict[str, Any] = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, torch.Tensor)}
         return dataclasses.replace(self, **moved)
 
 
@@ -68,9 +66,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
     count = int(np.prod(dims))
     body = raw[4 + 4 * ndim :]
     if len(body) != count * dtype.itemsize:
-        raise DataError(
-            f"{path} is truncated: expected {count * dtype.itemsize} bytes of data, found {len(body)}"
-        )
+        raise DataError(f"{path} is truncated: expected {count * dtype.itemsize} bytes of data, found {len(body)}")
     data = np.frombuffer(body, dtype=dtype).astype(dtype.newbyteorder("="))
     return torch.from_numpy(data).view(*dims)
 
@@ -128,16 +124,12 @@ def _cifar(name: str, root: str | None, download: bool, split: str) -> tuple[tor
     try:
         ds = cls(root, train=split == "train", download=download)
     except RuntimeError as err:
-        raise DataError(
-            f"{name} not found under {root} ({err}); set data.download: true to fetch it"
-        ) from None
+        raise DataError(f"{name} not found under {root} ({err}); set data.download: true to fetch it") from None
     x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # [N, 3, 32, 32]
     return x, torch.tensor(ds.targets, dtype=torch.long)
 
 
-def _imagefolder(
-    root: str | None, split: str, size: tuple[int, int, int]
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _imagefolder(root: str | None, split: str, size: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     import torchvision
     from torchvision.transforms import v2
 
@@ -154,9 +146,7 @@ def _imagefolder(
     return x, torch.tensor(ys, dtype=torch.long)
 
 
-def _synthetic(
-    n: int, size: tuple[int, int, int], classes: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _synthetic(n: int, size: tuple[int, int, int], classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Learnable but not trivial: each class is a smooth random template (the same in every split);
     images add noise drawn with the split's ``seed``."""
     c, h, w = size
@@ -221,9 +211,7 @@ def load(cfg: DataConfig, size: tuple[int, int, int], classes: int, seed: int, t
 class Normalize:
     """uint8 [N, C, H, W] -> float, (x / 255 - mean) / std, in the memory format the model uses."""
 
-    def __init__(
-        self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device, channels_last: bool
-    ):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device, channels_last: bool):
         self.scale = (1 / (255 * torch.tensor(std, device=device))).view(1, -1, 1, 1)
         self.shift = (-torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format

@@ -94,9 +94,7 @@ class SpaceCoster:
         """Narrowest transform width per stage: below 3, LayerNorm cuts the context's gradient."""
         assert arch.position and arch.ratio
         return {
-            stage: min(
-                bottleneck_channels(shape[0], arch.ratio) for shape in self.shapes[(stage, arch.position)]
-            )
+            stage: min(bottleneck_channels(shape[0], arch.ratio) for shape in self.shapes[(stage, arch.position)])
             for stage in arch.stages
         }
 

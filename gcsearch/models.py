@@ -15,7 +15,9 @@ for 28x28 and 32x32 proxies.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -149,9 +151,7 @@ def _make_backbone(
             or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in depth)
         ):
             raise ConfigError("depth", "must be 1 to 4 positive integers, blocks per stage c2..c5", depth)
-        return ProxyResNet(
-            block_type, list(depth), width=width, num_classes=num_classes, in_channels=in_channels
-        )
+        return ProxyResNet(block_type, list(depth), width=width, num_classes=num_classes, in_channels=in_channels)
     _, layers = TORCHVISION_RESNETS[backbone]
     model = tv.ResNet(block_type, layers, num_classes=num_classes)  # type: ignore[arg-type]
     if in_channels != 3:
@@ -165,9 +165,7 @@ def insert_gc(model: tv.ResNet, arch: ArchConfig) -> int:
     for stage in arch.stages:
         layer = getattr(model, STAGE_LAYERS[stage])
         if not isinstance(layer, nn.Sequential):
-            present = [
-                s for s, name in STAGE_LAYERS.items() if isinstance(getattr(model, name), nn.Sequential)
-            ]
+            present = [s for s, name in STAGE_LAYERS.items() if isinstance(getattr(model, name), nn.Sequential)]
             raise ConfigError("stages", f"must name stages this backbone has: {present}", stage)
         res_block: Any
         for res_block in layer:
@@ -177,14 +175,10 @@ def insert_gc(model: tv.ResNet, arch: ArchConfig) -> int:
                 channels = res_block.conv2.out_channels
             else:
                 channels = (
-                    res_block.bn2.num_features
-                    if isinstance(res_block, BasicBlock)
-                    else (res_block.bn3.num_features)
+                    res_block.bn2.num_features if isinstance(res_block, BasicBlock) else (res_block.bn3.num_features)
                 )
             assert arch.pool and arch.fusion and arch.ratio and arch.norm
-            res_block.gc = GlobalContext(
-                channels, pool=arch.pool, fusion=arch.fusion, ratio=arch.ratio, norm=arch.norm
-            )
+            res_block.gc = GlobalContext(channels, pool=arch.pool, fusion=arch.fusion, ratio=arch.ratio, norm=arch.norm)
             res_block.gc_position = position
             added += 1
     return added
@@ -207,9 +201,7 @@ def build_model(
     ``build_model("best.yaml")`` rebuilds an exported configuration.
     """
     if path is not None:
-        from gcsearch.export import load_export  # export depends on this module, not the reverse
-
-        return load_export(path).build()
+        return _build_export(path)
     arch = gc if isinstance(gc, ArchConfig) else ArchConfig.from_dict(gc)
     model = _make_backbone(
         backbone,
@@ -228,3 +220,25 @@ def build_model(
 
 def gc_blocks(model: nn.Module) -> list[GlobalContext]:
     return [m for m in model.modules() if isinstance(m, GlobalContext)]
+
+
+def _build_export(path: str) -> nn.Module:
+    """The model of a best.yaml, with its trained weights when the export names them."""
+    from gcsearch.export import load_export
+
+    exp = load_export(path)
+    model = build_model(gc=exp.arch, **exp.space.backbone.build_kwargs())
+    weights = exp.weights_path()
+    if weights is not None:
+        if not weights.is_file():
+            raise ConfigError("weights", "must name a file next to the export", str(weights), path)
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model
+
+
+def save_weights(checkpoint: Path, out: Path) -> None:
+    """A trial checkpoint's model weights alone, for an export (atomic: temporary file, then rename)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
+    tmp = out.with_name(f".{out.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, out)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.flops import SpaceCoster
+from gcsearch.pareto import TrialRecord
 from gcsearch.space import SearchSpace
 
 
@@ -96,3 +100,115 @@ def _layernorm_warnings(space: SearchSpace, coster: SpaceCoster, grid: list[Arch
         "warning: with LayerNorm, a bottleneck under 3 channels wide passes no gradient to the "
         f"pooling (LN of 1 value is constant, of 2 a sign): {where}"
     ]
+
+
+def front_table(front: Sequence[TrialRecord]) -> str:
+    """The Pareto front as a fixed-width table, best accuracy first."""
+    lines = [f"{'trial':>5}  {'accuracy':>8}  {'MACs':>11}  {'params':>9}  configuration"]
+    for r in front:
+        acc = f"{r.accuracy:.4f}" if r.accuracy is not None else "-"
+        lines.append(f"{r.number:>5}  {acc:>8}  {_si(r.macs):>11}  {r.params:>9,d}  {r.arch.label()}")
+    return "\n".join(lines)
+
+
+def summary(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
+    """``gcsearch show``: trials by state, best per objective, time spent, what pruning saved."""
+    from gcsearch.rundir import pareto_front, trained
+
+    runs = trained(records)
+    by_state = {s: sum(r.state == s for r in runs) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
+    answered = len(records) - len(runs)
+    epochs_run = sum(r.epochs for r in runs)
+    epochs_full = len(runs) * space.train.epochs
+    saved = 1 - epochs_run / epochs_full if epochs_full else 0.0
+    seconds = sum(r.seconds for r in runs)
+    complete = [r for r in runs if r.state == "COMPLETE" and r.accuracy is not None]
+    lines = [
+        f"trials trained: {len(runs)} of a budget of {space.search.trials} ("
+        + ", ".join(f"{n} {s.lower()}" for s, n in by_state.items() if n)
+        + ")"
+        + (f"; {answered} more answered without training (duplicates, over budget)" if answered else ""),
+        f"training time: {seconds:.0f} s summed over trials; {epochs_run} of {epochs_full} trial-epochs run: "
+        f"pruning saved {saved:.0%}",
+    ]
+    if complete:
+        best = max(complete, key=lambda r: (r.accuracy, -r.macs))
+        cheapest = min(complete, key=lambda r: (r.macs, -(r.accuracy or 0)))
+        lines.append(f"best accuracy: {best.accuracy:.4f} (trial {best.number}, {best.arch.label()})")
+        lines.append(f"fewest MACs:   {_si(cheapest.macs)} (trial {cheapest.number}, {cheapest.arch.label()})")
+        lines.append(f"Pareto front: {len(pareto_front(space, records))} trials")
+    fails = [r for r in runs if r.state == "FAIL"]
+    lines += [f"failed trial {r.number}: {r.reason}" for r in fails]
+    return "\n".join(lines)
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_pareto(space: SearchSpace, records: Sequence[TrialRecord], out: str) -> None:
+    """Every COMPLETE trial (MACs on a log axis, accuracy), PRUNED ones faint at their last accuracy,
+    the front as a step line, the baseline and the paper default marked when present."""
+    from gcsearch.rundir import pareto_front, trained
+
+    plt = _pyplot()
+    runs = trained(records)
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    pruned = [r for r in runs if r.state == "PRUNED" and r.accuracy is not None]
+    done = [r for r in runs if r.state == "COMPLETE" and r.accuracy is not None]
+    ax.scatter([r.macs for r in pruned], [r.accuracy for r in pruned], s=18, c="0.75", label="pruned (last epoch)")
+    ax.scatter([r.macs for r in done], [r.accuracy for r in done], s=26, c="tab:blue", label="complete")
+    front = sorted(pareto_front(space, records), key=lambda r: r.macs)
+    if front:
+        ax.step([r.macs for r in front], [r.accuracy for r in front], where="post", c="tab:red", lw=1.5)
+        ax.scatter([r.macs for r in front], [r.accuracy for r in front], s=60, facecolors="none",
+                   edgecolors="tab:red", label="Pareto front")  # fmt: skip
+        for r in front:
+            ax.annotate(
+                f"#{r.number}", (r.macs, r.accuracy or 0), textcoords="offset points", xytext=(4, 4), fontsize=8
+            )
+    marks = {"baseline (no GC)": ArchConfig(), "paper default": space.reference()}
+    for (name, arch), style in zip(marks.items(), (("s", "black"), ("*", "tab:orange")), strict=True):
+        hits = [r for r in done if r.arch == arch]
+        if hits:
+            ax.scatter([r.macs for r in hits], [r.accuracy for r in hits], marker=style[0], s=120, c=style[1],
+                       label=name, zorder=5)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("MACs per image (log scale)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"{Path(space.path).stem}: {len(done)} complete, {len(pruned)} pruned trials")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, out)
+    plt.close(fig)
+
+
+def plot_importance(importances: dict[str, float], out: str, title: str) -> None:
+    plt = _pyplot()
+    names = list(importances)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5), dpi=120)
+    ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    ax.set_xlabel("importance for accuracy (PED-ANOVA, sums to 1)")
+    ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, out)
+    plt.close(fig)
+
+
+def importance_table(importances: dict[str, float]) -> str:
+    return "\n".join(f"  {name:<9} {value:6.3f}  {'#' * round(40 * value)}" for name, value in importances.items())
+
+
+def _save(fig, out: str) -> None:  # type: ignore[no-untyped-def]
+    """Atomic: a kill mid-write never leaves a truncated PNG."""
+    import os
+
+    tmp = f"{out}.tmp.png"
+    fig.savefig(tmp)
+    os.replace(tmp, out)

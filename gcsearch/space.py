@@ -217,9 +217,7 @@ class SearchSpace:
                 seen.setdefault(ArchConfig(), None)
                 continue
             a = self.axes
-            for pool, fusion, ratio, norm, position in itertools.product(
-                a.pool, a.fusion, a.ratio, a.norm, a.position
-            ):
+            for pool, fusion, ratio, norm, position in itertools.product(a.pool, a.fusion, a.ratio, a.norm, a.position):
                 seen.setdefault(ArchConfig(stages, pool, fusion, ratio, norm, position), None)
         return list(seen)
 
@@ -303,11 +301,7 @@ def _float(low: float, high: float | None = None, allow_none: bool = False, open
         too_low = value <= low if open_low else value < low
         if too_low or (high is not None and value > high):
             lo = f"({low}" if open_low else f"[{low}"
-            rule = (
-                f"must be in {lo}, {high}]"
-                if high is not None
-                else f"must be {'>' if open_low else '>='} {low}"
-            )
+            rule = f"must be in {lo}, {high}]" if high is not None else f"must be {'>' if open_low else '>='} {low}"
             raise ConfigError(key, rule, value, where)
         return float(value)
 
@@ -395,9 +389,7 @@ def _plain_stage(value: Any) -> bool:
     return isinstance(value, str) and "," not in value and value != "none"
 
 
-def _per_stage(
-    section: _Section, raw: dict[Any, Any], backbone: BackboneConfig
-) -> tuple[tuple[str, ...], ...]:
+def _per_stage(section: _Section, raw: dict[Any, Any], backbone: BackboneConfig) -> tuple[tuple[str, ...], ...]:
     """``stages: {c3: [on, off], c4: [on, off], c5: on}`` -> every combination of on/off per stage."""
     options: list[list[bool]] = []
     names: list[str] = []
@@ -417,9 +409,7 @@ def _per_stage(
         names.append(str(stage))
     if not names:
         raise ConfigError("stages", "must name at least one stage", raw, section.at("stages"))
-    sets = {
-        tuple(s for s, on in zip(names, combo, strict=True) if on) for combo in itertools.product(*options)
-    }
+    sets = {tuple(s for s, on in zip(names, combo, strict=True) if on) for combo in itertools.product(*options)}
     return tuple(sorted((tuple(sorted(s, key=STAGES.index)) for s in sets), key=lambda s: (-len(s), s)))
 
 
@@ -507,9 +497,7 @@ def _read_search(path: str, raw: object) -> SearchConfig:
     if "accuracy" not in objectives:
         raise ConfigError("objectives", "must include accuracy", list(objectives), sec.at("objectives"))
     pruner = sec.get("pruner", d.pruner, _choice(PRUNERS))
-    settings_sec = _Section(
-        path, "search.pruner_settings", sec.data.get("pruner_settings"), PRUNER_SETTINGS[pruner]
-    )
+    settings_sec = _Section(path, "search.pruner_settings", sec.data.get("pruner_settings"), PRUNER_SETTINGS[pruner])
     settings: dict[str, float] = {}
     for key in settings_sec.data:
         settings[key] = settings_sec.get(key, None, _int(1) if key != "reduction_factor" else _int(2))
@@ -545,9 +533,7 @@ def parse_space(data: object, path: str = "<space>") -> SearchSpace:
             raise _unknown_key(key, SECTIONS, f"{path}: {key}")
     data_cfg = _read_data(path, data.get("data"))
     backbone = _read_backbone(path, data.get("backbone"), data_cfg.dataset)
-    space_sec = _Section(
-        path, "space", data.get("space"), ("pool", "fusion", "ratio", "norm", "stages", "position")
-    )
+    space_sec = _Section(path, "space", data.get("space"), ("pool", "fusion", "ratio", "norm", "stages", "position"))
     output = _Section(path, "output", data.get("output"), ("dir",))
     return SearchSpace(
         path=path,
@@ -568,9 +554,7 @@ def load_space(path: str | Path) -> SearchSpace:
     except FileNotFoundError:
         raise ConfigError("path", "must name an existing space file", path) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
-        raise ConfigError(
-            "path", f"must be a readable UTF-8 YAML file ({type(err).__name__})", path
-        ) from None
+        raise ConfigError("path", f"must be a readable UTF-8 YAML file ({type(err).__name__})", path) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -127,9 +127,7 @@ def train(
     batch = min(cfg.batch_size, n)
     steps_per_epoch = n // batch  # the last partial batch is dropped: BatchNorm dislikes tiny batches
     total_steps = steps_per_epoch * epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(cfg.schedule, step, total_steps)
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg.schedule, step, total_steps))
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     normalize = datasets.Normalize(splits.mean, splits.std, device, channels_last=True)
 

@@ -113,9 +113,7 @@ def test_augment_flips_and_crops_per_image():
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).view(2, 1, 4, 4)
     same = datasets.augment(x, flip=False, crop_padding=0, generator=torch.Generator().manual_seed(0))
     assert torch.equal(same, x)
-    outs = [
-        datasets.augment(x.repeat(50, 1, 1, 1), True, 1, torch.Generator().manual_seed(s)) for s in range(2)
-    ]
+    outs = [datasets.augment(x.repeat(50, 1, 1, 1), True, 1, torch.Generator().manual_seed(s)) for s in range(2)]
     assert outs[0].shape == (100, 1, 4, 4)
     # Seeded: the same generator seed gives the same batch; different images get different crops.
     again = datasets.augment(x.repeat(50, 1, 1, 1), True, 1, torch.Generator().manual_seed(0))

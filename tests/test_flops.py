@@ -24,13 +24,9 @@ def test_resnet50_matches_published_cost(resnet50_cost):
     assert abs(macs - 4.09e9) / 4.09e9 < 0.01
 
 
-@pytest.mark.parametrize(
-    "ratio,added_params,added_macs", [(1 / 16, 2_521_741, 8.71e6), (1 / 4, 10_000_909, 16.18e6)]
-)
+@pytest.mark.parametrize("ratio,added_params,added_macs", [(1 / 16, 2_521_741, 8.71e6), (1 / 4, 10_000_909, 16.18e6)])
 def test_gc_c3_c5_adds_paper_reference_cost(resnet50_cost, ratio, added_params, added_macs):
-    macs, params = count_macs(
-        build_model(backbone="resnet50", gc={**GC_C3_C5, "ratio": ratio}), (1, 3, 224, 224)
-    )
+    macs, params = count_macs(build_model(backbone="resnet50", gc={**GC_C3_C5, "ratio": ratio}), (1, 3, 224, 224))
     assert params - resnet50_cost[1] == added_params
     assert abs((macs - resnet50_cost[0]) - added_macs) / added_macs < 0.02
 

@@ -16,9 +16,7 @@ BACKBONES = {
     "resnet50": dict(num_classes=5),
     "resnet101": dict(num_classes=5),
     "proxy_resnet": dict(num_classes=10, in_channels=1, width=8, depth=[1, 2, 1, 1]),
-    "proxy_resnet-bottleneck": dict(
-        num_classes=10, in_channels=1, width=8, depth=[1, 1, 2, 1], block="bottleneck"
-    ),
+    "proxy_resnet-bottleneck": dict(num_classes=10, in_channels=1, width=8, depth=[1, 1, 2, 1], block="bottleneck"),
 }
 
 

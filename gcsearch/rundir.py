@@ -1,0 +1,149 @@
+"""The run directory: its layout, its Optuna studies and the records read from them. No Ray.
+
+    <run>/space.yaml       the resolved space file (every default filled in)
+    <run>/optuna.log       Optuna journal: the study "gcsearch" (objectives) and its single-objective
+                           twin "gcsearch-accuracy" (per-epoch accuracy, for the pruners);
+                           `optuna-dashboard <run>/optuna.log` opens it
+    <run>/checkpoints/     trial-NNNN.pt, each trial's last finished epoch (resume, retries)
+    <run>/tune/            the Ray Tune experiments, one per `gcsearch run` invocation
+    <run>/trials.csv       every trial: config, state, epochs, accuracy, MACs, params, seconds, reason
+    <run>/pareto.csv       the non-dominated COMPLETE trials
+
+The Optuna study is the one source of truth: trials.csv, pareto.csv and every command that inspects a
+run read it, so they also work while a search is still running.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+import yaml
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from gcsearch.arch import ArchConfig, ratio_text
+from gcsearch.errors import ConfigError
+from gcsearch.pareto import TrialRecord, front
+from gcsearch.space import SearchSpace, load_space, space_to_dict
+
+MAIN_STUDY = "gcsearch"
+TWIN_STUDY = "gcsearch-accuracy"
+TRIAL_COLUMNS = (
+    "number", "state", "epochs", "accuracy", "macs", "params", "seconds",
+    "stages", "pool", "fusion", "ratio", "norm", "position", "reason",
+)  # fmt: skip
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file, then rename: a kill never leaves a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def storage(run_dir: Path) -> JournalStorage:
+    return JournalStorage(JournalFileBackend(str(run_dir / "optuna.log")))
+
+
+def save_space(run_dir: Path, space: SearchSpace) -> None:
+    write_atomic(run_dir / "space.yaml", yaml.safe_dump(space_to_dict(space), sort_keys=False))
+
+
+def load_run_space(run_dir: Path) -> SearchSpace:
+    return load_space(check_run_dir(run_dir) / "space.yaml")
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ConfigError("run", "must be an existing run directory", str(path))
+    if not (path / "optuna.log").is_file() or not (path / "space.yaml").is_file():
+        raise ConfigError("run", "must be a run directory holding optuna.log and space.yaml", str(path))
+    return path
+
+
+def load_main_study(run_dir: Path) -> optuna.Study:
+    try:
+        return optuna.load_study(study_name=MAIN_STUDY, storage=storage(run_dir))
+    except KeyError:
+        raise ConfigError("run", "holds no gcsearch study yet", str(run_dir)) from None
+
+
+def record_of(trial: FrozenTrial) -> TrialRecord:
+    attrs = trial.user_attrs
+    arch = ArchConfig.from_dict(attrs.get("arch", {"stages": []}))
+    accuracy = trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else attrs.get("accuracy")
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        arch=arch,
+        accuracy=accuracy,
+        macs=int(attrs.get("macs", 0)),
+        params=int(attrs.get("params", 0)),
+        epochs=int(attrs.get("epochs", 0)),
+        seconds=float(attrs.get("seconds", 0.0)),
+        reason=str(attrs.get("reason", "")),
+        extra={k: v for k, v in attrs.items() if k in ("duplicate_of", "skipped")},
+    )
+
+
+def records(study: optuna.Study) -> list[TrialRecord]:
+    return [record_of(t) for t in study.get_trials(deepcopy=False)]
+
+
+def trained(records_: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """Trials that cost training (not duplicates answered from an earlier trial, not skipped)."""
+    return [r for r in records_ if not r.extra]
+
+
+def pareto_front(space: SearchSpace, records_: Sequence[TrialRecord]) -> list[TrialRecord]:
+    return front(trained(records_), space.search.objectives, space.search.directions)
+
+
+def _csv(rows: Sequence[TrialRecord]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(TRIAL_COLUMNS)
+    for r in rows:
+        a = r.arch
+        writer.writerow([
+            r.number, r.state, r.epochs, "" if r.accuracy is None else f"{r.accuracy:.6f}", r.macs, r.params,
+            f"{r.seconds:.1f}", ",".join(a.stages) or "none", a.pool or "", a.fusion or "",
+            ratio_text(a.ratio) if a.ratio else "", a.norm or "", a.position or "", r.reason,
+        ])  # fmt: skip
+    return out.getvalue()
+
+
+def write_tables(run_dir: Path, space: SearchSpace, records_: Sequence[TrialRecord]) -> None:
+    write_atomic(run_dir / "trials.csv", _csv(records_))
+    write_atomic(run_dir / "pareto.csv", _csv(pareto_front(space, records_)))
+
+
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """Which axes mattered for accuracy (Optuna's PED-ANOVA over COMPLETE trials: no scikit-learn
+    needed, unlike fANOVA), largest first."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "twin" in t.user_attrs]
+    if len(complete) < 2:
+        raise ConfigError("run", "needs at least 2 COMPLETE trials for parameter importance", len(complete))
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PED-ANOVA's reminder that it favours low targets: we negate
+            importances = optuna.importance.get_param_importances(
+                study, evaluator=evaluator, target=lambda t: -t.values[0], normalize=True
+            )
+    except (RuntimeError, ValueError) as err:  # e.g. no parameter varies across the COMPLETE trials
+        raise ConfigError("run", f"has no importances to compute yet ({err})") from None
+    if not importances:
+        raise ConfigError("run", "has no parameter that varies across its COMPLETE trials")
+    return importances

@@ -1,0 +1,45 @@
+import pathlib
+
+import optuna
+import pytest
+
+from gcsearch import rundir
+from gcsearch.flops import SpaceCoster
+from gcsearch.space import load_space
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    """A run directory with a real Optuna journal holding hand-made trials (no Ray, no training):
+    trials are (arch dict, state, accuracy)."""
+
+    def make(trials, name="run"):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        space = load_space(ROOT / "search_spaces" / "smoke.yaml")
+        rundir.save_space(run_dir, space)
+        coster = SpaceCoster(space.backbone)
+        study = optuna.create_study(
+            study_name=rundir.MAIN_STUDY, storage=rundir.storage(run_dir), directions=["maximize", "minimize"]
+        )
+        from gcsearch import ArchConfig
+
+        for number, (arch_dict, state, acc) in enumerate(trials):
+            arch = ArchConfig.from_dict(arch_dict)
+            macs, params = coster(arch)
+            # Sampled define-by-run like a real search, so the trial carries Optuna parameters.
+            study.enqueue_trial(space.params_of(arch))
+            t = study.ask()
+            assert space.suggest(t) == arch
+            for key, value in (("arch", arch.to_dict()), ("macs", macs), ("params", params), ("twin", number),
+                               ("epochs", 3 if state == "COMPLETE" else 1), ("accuracy", acc)):  # fmt: skip
+                t.set_user_attr(key, value)
+            if state == "COMPLETE":
+                study.tell(t, [acc, macs])
+            elif state == "PRUNED":
+                study.tell(t, state=optuna.trial.TrialState.PRUNED)
+        return run_dir
+
+    return make

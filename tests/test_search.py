@@ -1,0 +1,163 @@
+"""Searches with real Ray (local, and a two-node cluster on this machine) on smoke.yaml."""
+
+import csv
+import dataclasses
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from gcsearch import rundir
+from gcsearch.space import load_space
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "search_spaces" / "smoke.yaml"
+GCSEARCH = [sys.executable, "-m", "gcsearch"]
+
+pytestmark = pytest.mark.slow
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def finished(study):
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return {t.number: t for t in study.get_trials() if t.state in done}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    from gcsearch.search import run
+
+    run_dir = tmp_path_factory.mktemp("runs") / "smoke"
+    space = load_space(SMOKE)
+    records = run(space, run_dir)
+    return space, run_dir, records
+
+
+def test_search_completes_with_complete_and_pruned_trials(smoke_run):
+    space, _, records = smoke_run
+    trained = rundir.trained(records)
+    states = {r.state for r in trained}
+    assert {"COMPLETE", "PRUNED"} <= states and "RUNNING" not in states
+    # The budget counts trained trials; duplicates are answered from their original.
+    assert len(trained) == space.search.trials
+    # COMPLETE means the last epoch was reached; a pruned trial stopped before it.
+    assert all(r.epochs == space.train.epochs for r in trained if r.state == "COMPLETE")
+    assert all(r.epochs < space.train.epochs for r in trained if r.state == "PRUNED")
+
+
+def test_study_loads_with_plain_optuna_and_matches_trials_csv(smoke_run):
+    _, run_dir, _ = smoke_run
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "optuna.log")))
+    study = optuna.load_study(study_name="gcsearch", storage=storage)
+    rows = read_csv(run_dir / "trials.csv")
+    assert [int(r["number"]) for r in rows] == [t.number for t in study.trials]
+    for row, trial in zip(rows, study.trials, strict=True):
+        assert row["state"] == trial.state.name
+        if trial.state == TrialState.COMPLETE:
+            # Values are (accuracy, MACs): never a partial, mid-training accuracy.
+            assert float(row["accuracy"]) == pytest.approx(trial.values[0], abs=1e-6)
+            assert int(row["macs"]) == trial.values[1] == trial.user_attrs["macs"]
+
+
+def test_pruned_trials_are_pruned_in_optuna_with_their_epochs(smoke_run):
+    _, run_dir, records = smoke_run
+    pruned = [r for r in rundir.trained(records) if r.state == "PRUNED"]
+    assert pruned and all("pruned after epoch" in r.reason for r in pruned)
+    twin = optuna.load_study(study_name="gcsearch-accuracy", storage=rundir.storage(run_dir))
+    # The twin study holds the per-epoch accuracies the pruner acted on, one state per trained trial.
+    by_main = {t.user_attrs["main"]: t for t in twin.trials}
+    for r in pruned:
+        assert by_main[r.number].state == TrialState.PRUNED
+        assert len(by_main[r.number].intermediate_values) == r.epochs
+
+
+def test_pareto_front_holds_only_complete_trials(smoke_run):
+    _, run_dir, records = smoke_run
+    states = {r.number: r.state for r in records}
+    rows = read_csv(run_dir / "pareto.csv")
+    assert rows and all(states[int(r["number"])] == "COMPLETE" for r in rows)
+
+
+def _run_cli(args, cwd, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([*GCSEARCH, *args], cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+
+
+def test_resume_after_driver_sigkill_keeps_every_finished_trial(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*GCSEARCH, "run", str(SMOKE), "--name", "killed"], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    run_dir = tmp_path / "runs" / "killed"
+    deadline = time.monotonic() + 180
+    before = {}
+    try:
+        while time.monotonic() < deadline and len(before) < 3:
+            time.sleep(0.5)
+            if (run_dir / "optuna.log").exists():
+                try:
+                    before = finished(rundir.load_main_study(run_dir))
+                except Exception:  # the journal is being created
+                    before = {}
+        assert len(before) >= 3, "the search never finished 3 trials"
+    finally:
+        # The crash: the driver and the local Ray it started, all at once.
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = finished(rundir.load_main_study(run_dir))
+    out = _run_cli(["run", "--resume", str(run_dir)], cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    after = rundir.load_main_study(run_dir).trials
+    by_number = {t.number: t for t in after}
+    for number, trial in before.items():
+        # Present once, same state, same values, same configuration.
+        assert by_number[number].state == trial.state
+        assert by_number[number].values == trial.values
+        assert by_number[number].user_attrs["arch"] == trial.user_attrs["arch"]
+    assert len(by_number) == len(after)
+    trained = rundir.trained(rundir.records(rundir.load_main_study(run_dir)))
+    assert len(trained) == load_space(SMOKE).search.trials
+    assert all(r.state in ("COMPLETE", "PRUNED", "FAIL") for r in trained)
+
+
+def test_trials_run_on_both_nodes_of_a_two_node_cluster(tmp_path):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from gcsearch.search import run
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        space = load_space(SMOKE)
+        space = dataclasses.replace(space, search=dataclasses.replace(space.search, pruner="none", trials=6))
+        records = run(space, tmp_path / "cluster", address=cluster.address)
+        study = rundir.load_main_study(tmp_path / "cluster")
+        nodes = {t.user_attrs.get("node") for t in study.trials if "twin" in t.user_attrs}
+        # Two single-CPU nodes and concurrent trials: both nodes trained some.
+        assert len(nodes - {None, ""}) == 2
+        assert all(r.state == "COMPLETE" for r in rundir.trained(records))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_existing_run_name_is_refused_and_resume_needs_a_run(tmp_path):
+    (tmp_path / "runs" / "taken").mkdir(parents=True)
+    out = _run_cli(["run", str(SMOKE), "--name", "taken"], cwd=tmp_path)
+    assert out.returncode == 2 and "continue it with --resume" in out.stderr
+    out = _run_cli(["run", "--resume", str(tmp_path / "nope")], cwd=tmp_path)
+    assert out.returncode == 2 and "must be an existing run directory" in out.stderr
+    assert "Traceback" not in out.stderr
