@@ -25,8 +25,8 @@ $(FMNIST):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist
 
 run: install data
-	$(VENV)/bin/gcsearch --help
-	$(VENV)/bin/gcsearch macs resnet50 --gc stages=c3,c4,c5 ratio=1/16
+	$(VENV)/bin/gcsearch validate search_spaces/gc.yaml
+	$(VENV)/bin/gcsearch run search_spaces/gc.yaml
 
 test: install data
 	$(PY) -m pytest -q

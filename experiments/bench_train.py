@@ -35,9 +35,7 @@ def hand_loop(space, splits, device, epochs: int, channels_last: bool) -> float:
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(gc=space.reference(), **space.backbone.build_kwargs()).to(device, memory_format=fmt)
-    opt = torch.optim.SGD(
-        model.parameters(), lr=space.train.lr, momentum=0.9, nesterov=True, weight_decay=5e-4
-    )
+    opt = torch.optim.SGD(model.parameters(), lr=space.train.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     x_all = ((splits.train_x.float() / 255 - splits.mean[0]) / splits.std[0]).to(device, memory_format=fmt)
     y_all = splits.train_y.to(device)
     bs = space.train.batch_size
@@ -95,9 +93,7 @@ def main() -> None:
     ratio = statistics.median(ours) / statistics.median(theirs)
     ratio_cl = statistics.median(ours) / statistics.median(theirs_cl)
 
-    name = (
-        torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
-    )
+    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
     lines = [
         "# train() vs a minimal hand-written loop",
         "",

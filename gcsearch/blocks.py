@@ -13,7 +13,10 @@ Cao et al., "GCNet: Non-local Networks Meet Squeeze-Excitation Networks and Beyo
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gcsearch.arch import FUSIONS, NORMS, POOLS, check_choice, parse_ratio
@@ -77,21 +80,33 @@ class GlobalContext(nn.Module):
         return f"{self.channels}, pool={self.pool}, fusion={self.fusion}, ratio={self.ratio:g}, norm={self.norm}"
 
     def spatial_pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The context vector, [N, C]."""
         n, c, h, w = x.shape
         if self.pool == "avg":
-            return x.mean(dim=(2, 3), keepdim=True)  # [N, C, 1, 1]
-        mask = self.conv_mask(x).view(n, h * w, 1)  # [N, H*W, 1]
-        mask = mask.softmax(dim=1)
-        # One batched matmul over a view of x: [N, C, H*W] @ [N, H*W, 1]. The view costs no copy in
-        # NCHW (strides H*W, 1) nor in channels_last (strides 1, C), and BLAS reads either layout.
-        context = torch.bmm(x.view(n, c, h * w), mask)  # [N, C, 1]
-        return context.view(n, c, 1, 1)
+            return x.mean(dim=(2, 3))
+        # A view, no copy, in NCHW (strides H*W, 1) and in channels_last (strides 1, C); BLAS reads both.
+        flat = x.view(n, c, h * w)  # [N, C, H*W]
+        # The 1x1 mask conv as one matmul over that view. Its bias is left out: softmax ignores a shift.
+        logits = torch.matmul(self.conv_mask.weight.view(1, c), flat)  # [N, 1, H*W]
+        weights = logits.softmax(dim=2)
+        return torch.bmm(flat, weights.transpose(1, 2)).view(n, c)  # [N, C]
+
+    @staticmethod
+    def transform(seq: nn.Sequential, context: torch.Tensor) -> torch.Tensor:
+        """conv1x1 -> LayerNorm -> ReLU -> conv1x1 on [N, C, 1, 1], run as linear layers on [N, C]
+        (same weights and result; a 1x1 conv on a 1x1 map pays conv set-up for a matrix product)."""
+        first, norm, _, last = cast("tuple[nn.Conv2d, nn.Module, nn.Module, nn.Conv2d]", tuple(seq))
+        y = F.linear(context, first.weight.flatten(1), first.bias)  # [N, P]
+        if isinstance(norm, nn.LayerNorm):
+            y = F.layer_norm(y, y.shape[1:], norm.weight.flatten(), norm.bias.flatten(), norm.eps)  # type: ignore[union-attr]
+        return F.linear(F.relu(y), last.weight.flatten(1), last.bias)  # [N, C]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        context = self.spatial_pool(x)  # [N, C, 1, 1]
-        out = x
-        if self.channel_mul_conv is not None:
-            out = out * torch.sigmoid(self.channel_mul_conv(context))
-        if self.channel_add_conv is not None:
-            out = out + self.channel_add_conv(context)
-        return out
+        n, c = x.shape[:2]
+        context = self.spatial_pool(x)  # [N, C]
+        add = self.transform(self.channel_add_conv, context).view(n, c, 1, 1) if self.channel_add_conv else None
+        if self.channel_mul_conv is None:
+            assert add is not None
+            return x + add
+        scale = torch.sigmoid(self.transform(self.channel_mul_conv, context)).view(n, c, 1, 1)
+        return x * scale if add is None else torch.addcmul(add, x, scale)  # both: one pass over x

@@ -186,7 +186,7 @@ def cmd_pareto(args: argparse.Namespace) -> None:
         raise ConfigError("run", "has no COMPLETE trial yet", str(run_dir))
     print(front_table(front))
     out = run_dir / "pareto.png"
-    plot_pareto(space, records, str(out))
+    plot_pareto(space, records, str(out), title=run_dir.name)
     print(f"wrote {out}")
 
 

@@ -12,7 +12,18 @@ class GcsearchError(Exception):
     """Base class: a problem the user can fix; reported without a traceback."""
 
 
-NOTHING = object()  # ConfigError's "no value to show" (None is a value a user can write)
+class _Nothing:
+    """ConfigError's "no value to show" (None is a value a user can write); one object, even after
+    pickling (Ray ships errors between processes)."""
+
+    def __reduce__(self) -> str:
+        return "NOTHING"
+
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+
+NOTHING = _Nothing()
 
 
 class ConfigError(GcsearchError, ValueError):
@@ -26,6 +37,10 @@ class ConfigError(GcsearchError, ValueError):
         if where:
             msg += f" ({where})"
         super().__init__(msg)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, object, str | None]]:
+        # Rebuilt from its parts, so copy.copy and pickle (Ray does both) keep the message.
+        return (type(self), (self.key, self.rule, self.got, self.where))
 
 
 class DataError(GcsearchError):

@@ -151,9 +151,12 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def plot_pareto(space: SearchSpace, records: Sequence[TrialRecord], out: str) -> None:
-    """Every COMPLETE trial (MACs on a log axis, accuracy), PRUNED ones faint at their last accuracy,
-    the front as a step line, the baseline and the paper default marked when present."""
+def plot_pareto(space: SearchSpace, records: Sequence[TrialRecord], out: str, title: str = "") -> None:
+    """Every COMPLETE trial (MACs, accuracy), PRUNED ones faint at their last accuracy, the front as a
+    step line, the baseline and the paper default marked when present. MACs go on a log axis when they
+    span more than 3x; the accuracy axis centres on the COMPLETE trials, counting pruned ones below it."""
+    from matplotlib.ticker import FuncFormatter
+
     from gcsearch.rundir import pareto_front, trained
 
     plt = _pyplot()
@@ -161,28 +164,37 @@ def plot_pareto(space: SearchSpace, records: Sequence[TrialRecord], out: str) ->
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     pruned = [r for r in runs if r.state == "PRUNED" and r.accuracy is not None]
     done = [r for r in runs if r.state == "COMPLETE" and r.accuracy is not None]
-    ax.scatter([r.macs for r in pruned], [r.accuracy for r in pruned], s=18, c="0.75", label="pruned (last epoch)")
+    low = min((r.accuracy or 0.0 for r in done), default=0.0)
+    high = max((r.accuracy or 0.0 for r in done), default=1.0)
+    floor = max(0.0, low - max(0.05, 2 * (high - low)))
+    shown = [r for r in pruned if (r.accuracy or 0.0) >= floor]
+    below = len(pruned) - len(shown)
+    pruned_label = "pruned (at last epoch)" + (f"; {below} more below the axis" if below else "")
+    ax.scatter([r.macs for r in shown], [r.accuracy for r in shown], s=18, c="0.75", label=pruned_label)
     ax.scatter([r.macs for r in done], [r.accuracy for r in done], s=26, c="tab:blue", label="complete")
     front = sorted(pareto_front(space, records), key=lambda r: r.macs)
     if front:
         ax.step([r.macs for r in front], [r.accuracy for r in front], where="post", c="tab:red", lw=1.5)
-        ax.scatter([r.macs for r in front], [r.accuracy for r in front], s=60, facecolors="none",
+        ax.scatter([r.macs for r in front], [r.accuracy for r in front], s=70, facecolors="none",
                    edgecolors="tab:red", label="Pareto front")  # fmt: skip
-        for r in front:
-            ax.annotate(
-                f"#{r.number}", (r.macs, r.accuracy or 0), textcoords="offset points", xytext=(4, 4), fontsize=8
-            )
+        for i, r in enumerate(front):  # staggered, so neighbouring labels do not overlap
+            ax.annotate(f"#{r.number}", (r.macs, r.accuracy or 0), textcoords="offset points",
+                        xytext=(8, 9 * (i % 3 - 1)), va="center", fontsize=8, color="tab:red")  # fmt: skip
     marks = {"baseline (no GC)": ArchConfig(), "paper default": space.reference()}
     for (name, arch), style in zip(marks.items(), (("s", "black"), ("*", "tab:orange")), strict=True):
         hits = [r for r in done if r.arch == arch]
         if hits:
-            ax.scatter([r.macs for r in hits], [r.accuracy for r in hits], marker=style[0], s=120, c=style[1],
-                       label=name, zorder=5)  # fmt: skip
-    ax.set_xscale("log")
-    ax.set_xlabel("MACs per image (log scale)")
+            ax.scatter([r.macs for r in hits], [r.accuracy for r in hits], marker=style[0], s=90, c=style[1],
+                       label=name, zorder=5, alpha=0.8)  # fmt: skip
+    macs = [r.macs for r in shown + done] or [1]
+    if max(macs) > 3 * min(macs):
+        ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _si(v).replace(" ", "")))
+    ax.set_ylim(floor, high + 0.1 * (high - floor))
+    ax.set_xlabel("MACs per image")
     ax.set_ylabel("validation accuracy")
-    ax.set_title(f"{Path(space.path).stem}: {len(done)} complete, {len(pruned)} pruned trials")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(f"{title or Path(space.path).stem}: {len(done)} complete, {len(pruned)} pruned trials")
+    ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     _save(fig, out)

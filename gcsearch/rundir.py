@@ -21,6 +21,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
 import yaml
@@ -147,3 +148,52 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
     if not importances:
         raise ConfigError("run", "has no parameter that varies across its COMPLETE trials")
     return importances
+
+
+class RunLock:
+    """An exclusive lock on a run directory: a second `gcsearch run` on it refuses instead of corrupting
+    it. flock is released by the kernel when the holder dies, so a killed search can be resumed at once."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "lock"
+        self.file: Any = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.file = open(self.path, "a+")  # held open for the lock's lifetime
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise ConfigError(
+                "run", f"is in use by {holder}; wait for it or stop it first", str(self.path.parent)
+            ) from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"gcsearch pid {os.getpid()}")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+
+def repair_journal(run_dir: Path) -> int:
+    """Cut a half-written last record (a kill during a write) so new records do not glue onto it.
+    Returns the bytes dropped. Complete records are never touched; a trial whose last record was cut
+    is still RUNNING in the journal and is rerun from its checkpoint."""
+    path = run_dir / "optuna.log"
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    keep = data.rfind(b"\n") + 1
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return len(data) - keep

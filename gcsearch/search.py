@@ -38,7 +38,7 @@ from gcsearch.errors import ConfigError, TrainingDiverged
 from gcsearch.flops import SpaceCoster
 from gcsearch.pareto import TrialRecord
 from gcsearch.pruning import make_pruner
-from gcsearch.space import SearchSpace, parse_space, space_to_dict
+from gcsearch.space import SearchSpace
 
 MAX_ASKS = 200  # consecutive duplicate/over-budget proposals before the space counts as exhausted
 
@@ -176,8 +176,14 @@ class OptunaSearcher(Searcher):
             return False
         epoch, accuracy = int(result["epoch"]), float(result["accuracy"])
         live.twin.report(accuracy, epoch)
-        if "node" not in live.main.user_attrs:
-            live.main.set_user_attr("node", result.get("node", ""))
+        for key in ("node", "setup_seconds"):
+            if key in result and key not in live.main.user_attrs:
+                live.main.set_user_attr(key, result[key])
+        start = int(result.get("start_epoch", 0))
+        if start > 0 and epoch == min(start, self.space.train.epochs - 1):
+            # First report after a restart (a retry or a resumed search) that continued from a checkpoint.
+            resumed = [*live.main.user_attrs.get("resumed_at_epochs", []), start]
+            live.main.set_user_attr("resumed_at_epochs", resumed)
         for key, value in (
             ("epochs", epoch + 1),
             ("accuracy", accuracy),
@@ -231,29 +237,36 @@ class PruningScheduler(FIFOScheduler):
 
 
 def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
-    space_dict, space_path, ckpt_dir = space_to_dict(space), space.path, str(run_dir / "checkpoints")
+    ckpt_dir = str(run_dir / "checkpoints")  # the validated space travels as it is: no re-parsing
 
     def gcsearch_trial(config: dict[str, Any]) -> None:
+        started = time.perf_counter()
         import ray
         import torch
 
         from gcsearch.train import train
 
         torch.set_num_threads(threads)
-        trial_space = parse_space(space_dict, space_path)
         ckpt = Path(ckpt_dir) / f"trial-{config['number']:04d}.pt"
 
         node = ray.get_runtime_context().get_node_id()
 
         def report(metrics: dict[str, Any]) -> None:
-            tune.report({**{k: v for k, v in metrics.items() if v is not None}, "node": node})
+            extra: dict[str, Any] = {"node": node}
+            if "setup_seconds" not in extra_once:
+                # Imports, data load and model build before the first epoch: per-trial overhead.
+                extra_once["setup_seconds"] = time.perf_counter() - started - metrics["epoch_seconds"]
+                extra["setup_seconds"] = extra_once["setup_seconds"]
+            tune.report({**{k: v for k, v in metrics.items() if v is not None}, **extra})
+
+        extra_once: dict[str, float] = {}
 
         try:
             # Resumes from the checkpoint file when a retry or a resumed search reruns this trial.
-            train(ArchConfig.from_dict(config["arch"]), trial_space, report, checkpoint=ckpt)
+            train(ArchConfig.from_dict(config["arch"]), space, report, checkpoint=ckpt)
         except TrainingDiverged as err:
             # Reported, not raised: a retry would diverge the same way.
-            tune.report({"diverged": str(err), "epoch": -1})
+            tune.report({"diverged": str(err), "epoch": -1, "accuracy": float("nan")})
 
     return gcsearch_trial
 
@@ -269,6 +282,13 @@ class LiveView(tune.Callback):
         self.start = time.monotonic()
         self.tty = stream.isatty()
         self.last = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config; an open stream (pytest's capture, a pipe) cannot travel.
+        return {**self.__dict__, "stream": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, stream=sys.stdout)
 
     def line(self) -> str:
         recs = rundir.trained(rundir.records(self.searcher.main))
@@ -353,7 +373,18 @@ def run(
     """Run (or continue) the search in ``run_dir``; returns every trial's record."""
     run_dir = run_dir.resolve()  # Ray workers run in other working directories
     run_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.RunLock(run_dir):
+        return _run_locked(space, run_dir, address, stream)
+
+
+def _run_locked(space: SearchSpace, run_dir: Path, address: str | None, stream: TextIO) -> list[TrialRecord]:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
+    dropped = rundir.repair_journal(run_dir)
+    if dropped:
+        stream.write(
+            f"optuna.log ended in a half-written record ({dropped} bytes, from a kill mid-write): dropped it; "
+            "every complete record is kept, and a trial it left unfinished is rerun from its checkpoint\n"
+        )
     rundir.save_space(run_dir, space)
     new, rerun = plan(space, run_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view says what matters

@@ -497,7 +497,13 @@ def _read_search(path: str, raw: object) -> SearchConfig:
     if "accuracy" not in objectives:
         raise ConfigError("objectives", "must include accuracy", list(objectives), sec.at("objectives"))
     pruner = sec.get("pruner", d.pruner, _choice(PRUNERS))
-    settings_sec = _Section(path, "search.pruner_settings", sec.data.get("pruner_settings"), PRUNER_SETTINGS[pruner])
+    raw_settings = sec.data.get("pruner_settings")
+    if pruner == "none" and raw_settings:
+        where = f"{path}: search.pruner_settings"
+        raise ConfigError(
+            "pruner_settings", "must be empty with pruner none (nothing would use them)", raw_settings, where
+        )
+    settings_sec = _Section(path, "search.pruner_settings", raw_settings, PRUNER_SETTINGS[pruner])
     settings: dict[str, float] = {}
     for key in settings_sec.data:
         settings[key] = settings_sec.get(key, None, _int(1) if key != "reduction_factor" else _int(2))

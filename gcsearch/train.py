@@ -38,6 +38,7 @@ class Metrics:
     images_per_s: float  # training images per second in that epoch
     epoch_seconds: float
     seconds: float  # training seconds so far, all epochs (resumed ones included)
+    start_epoch: int = 0  # the epoch this call started at: > 0 when resumed from a checkpoint
     test_accuracy: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -131,14 +132,14 @@ def train(
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     normalize = datasets.Normalize(splits.mean, splits.std, device, channels_last=True)
 
-    start_epoch, seconds = 0, 0.0
+    start_epoch, seconds, train_loss = 0, 0.0, float("nan")
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path is not None and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_epoch, seconds = state["epoch"] + 1, state["seconds"]
+        start_epoch, seconds, train_loss = state["epoch"] + 1, state["seconds"], state["train_loss"]
 
     metrics: Metrics | None = None
     for epoch in range(start_epoch, epochs):
@@ -174,11 +175,13 @@ def train(
             images_per_s=steps_per_epoch * batch / train_seconds,
             epoch_seconds=epoch_seconds,
             seconds=seconds,
+            start_epoch=start_epoch,
         )
         if ckpt_path is not None:
             state = {
                 "epoch": epoch,
                 "seconds": seconds,
+                "train_loss": train_loss,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -189,9 +192,13 @@ def train(
         if report is not None:
             report(metrics.as_dict())
 
-    if metrics is None:  # resumed from a checkpoint that had already finished every epoch
+    if metrics is None:
+        # Resumed from a checkpoint that had finished every epoch (e.g. killed between its last save
+        # and its last report): report the final epoch again, so the caller still hears of it.
         accuracy, val_loss = evaluate(model, splits.val_x, splits.val_y, normalize)
-        metrics = Metrics(epochs - 1, accuracy, val_loss, float("nan"), 0.0, 0.0, seconds)
+        metrics = Metrics(epochs - 1, accuracy, val_loss, train_loss, 0.0, 0.0, seconds, start_epoch=start_epoch)
+        if report is not None:
+            report(metrics.as_dict())
     if test:
         assert splits.test_x is not None and splits.test_y is not None
         test_accuracy, _ = evaluate(model, splits.test_x, splits.test_y, normalize)

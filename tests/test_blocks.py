@@ -90,10 +90,12 @@ def test_gradients_reach_every_parameter():
     block = GlobalContext(8, fusion="both", ratio=1 / 2)
     randomise(block)
     block(torch.randn(2, 8, 4, 4)).square().sum().backward()
-    # conv_mask.bias shifts every logit equally, and softmax ignores that: its gradient is exactly 0.
+    # conv_mask.bias shifts every logit equally and softmax ignores that, so the block never uses it
+    # (it stays for the official code's weight layout): no gradient.
     dead = {"conv_mask.bias"}
     for name, p in block.named_parameters():
-        assert (p.grad.abs().sum() > 1e-6) == (name not in dead), name
+        live = p.grad is not None and p.grad.abs().sum() > 1e-6
+        assert live == (name not in dead), name
 
 
 @pytest.mark.parametrize(

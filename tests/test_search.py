@@ -142,7 +142,8 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(tmp_path):
     cluster.add_node(num_cpus=1)
     try:
         space = load_space(SMOKE)
-        space = dataclasses.replace(space, search=dataclasses.replace(space.search, pruner="none", trials=6))
+        search = dataclasses.replace(space.search, pruner="none", pruner_settings={}, trials=6)
+        space = dataclasses.replace(space, search=search)
         records = run(space, tmp_path / "cluster", address=cluster.address)
         study = rundir.load_main_study(tmp_path / "cluster")
         nodes = {t.user_attrs.get("node") for t in study.trials if "twin" in t.user_attrs}

@@ -178,3 +178,17 @@ def test_random_mutations_load_or_raise_the_projects_error(mutations):
         assert "\n" not in str(err)
     else:
         assert space.grid()
+
+
+@pytest.mark.parametrize("got", [1.5, None, "x"])
+def test_config_errors_survive_copy_and_pickle(got):
+    # Ray copies and pickles a trial's exception; the message must come through whole.
+    import copy
+    import pickle
+
+    from gcsearch.errors import NOTHING
+
+    for value in (got, NOTHING):
+        err = ConfigError("ratio", "must be in (0, 1]", value, "f.yaml: space.ratio[0]")
+        assert str(copy.copy(err)) == str(pickle.loads(pickle.dumps(err))) == str(err)
+    assert "but got" not in str(pickle.loads(pickle.dumps(ConfigError("k", "rule"))))

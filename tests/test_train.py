@@ -48,6 +48,11 @@ def test_resumed_training_reaches_the_same_weights(smoke, tmp_path):
     train(arch, smoke, resumed_reports.append, checkpoint=part)
     # Only the remaining epochs ran, and the weights match the uninterrupted run bit for bit.
     assert [r["epoch"] for r in resumed_reports] == [1, 2]
+    assert all(r["start_epoch"] == 1 for r in resumed_reports)
+    # Resuming a checkpoint that finished every epoch reports the final epoch again, same accuracy.
+    again = []
+    final = train(arch, smoke, again.append, checkpoint=part)
+    assert [r["epoch"] for r in again] == [2] and final.accuracy == resumed_reports[-1]["accuracy"]
     a = torch.load(full, weights_only=True)["model"]
     b = torch.load(part, weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
