@@ -83,11 +83,12 @@ class GlobalContext(nn.Module):
         """The context vector, [N, C]."""
         n, c, h, w = x.shape
         if self.pool == "avg":
-            return x.mean(dim=(2, 3))
+            return F.adaptive_avg_pool2d(x, 1).view(n, c)  # its backward kernel beats mean's on CPU
         # A view, no copy, in NCHW (strides H*W, 1) and in channels_last (strides 1, C); BLAS reads both.
         flat = x.view(n, c, h * w)  # [N, C, H*W]
-        # The 1x1 mask conv as one matmul over that view. Its bias is left out: softmax ignores a shift.
-        logits = torch.matmul(self.conv_mask.weight.view(1, c), flat)  # [N, 1, H*W]
+        # The 1x1 mask conv as one batched matmul over that view (bmm, not matmul: matmul would fold the
+        # broadcast through a transposed copy of x in NCHW). Its bias is left out: softmax ignores a shift.
+        logits = torch.bmm(self.conv_mask.weight.view(1, 1, c).expand(n, 1, c), flat)  # [N, 1, H*W]
         weights = logits.softmax(dim=2)
         return torch.bmm(flat, weights.transpose(1, 2)).view(n, c)  # [N, C]
 
