@@ -114,7 +114,7 @@ def worker_kill(tmp: Path, tally: Tally) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.2)
-        workers = _trial_workers() if ckpts.exists() and any(ckpts.glob("*.pt")) else []
+        workers = _trial_workers(proc.pid) if ckpts.exists() and any(ckpts.glob("*.pt")) else []
         if workers:
             before = finished(tmp / "runs" / name)
             os.kill(workers[0], signal.SIGKILL)
@@ -126,17 +126,30 @@ def worker_kill(tmp: Path, tally: Tally) -> None:
         check(tmp / "runs" / name, before, 3, tally)
 
 
-def _trial_workers() -> list[int]:
-    pids = []
+def _trial_workers(root: int) -> list[int]:
+    """PIDs of Ray workers running a gcsearch trial (Ray sets their process title) that descend from
+    process ``root``: other searches on the machine are left alone."""
+    parent, titles = {}, {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                stat = (entry / "stat").read_text()
+                titles[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if title.startswith("ray::") and ("ImplicitFunc" in title or "gcsearch_trial" in title):
-                pids.append(int(entry.name))
-    return pids
+            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parent.get(pid, 0)
+        return False
+
+    return [
+        pid for pid, title in titles.items()
+        if title.startswith("ray::") and ("ImplicitFunc" in title or "gcsearch_trial" in title) and descends(pid)
+    ]  # fmt: skip
 
 
 def node_removal(tmp: Path, tally: Tally) -> None:

@@ -115,10 +115,6 @@ class ArchConfig:
             position=check_choice("position", merged["position"], POSITIONS, _at(where, "position")),
         )
 
-    @classmethod
-    def paper_default(cls) -> ArchConfig:
-        return cls.from_dict(PAPER_DEFAULT)
-
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML-friendly: the inverse of ``from_dict``."""
         if self.is_baseline:

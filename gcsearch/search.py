@@ -70,10 +70,18 @@ class _Live:
 class OptunaSearcher(Searcher):
     """Proposes configurations from the main study and tells it what became of them."""
 
-    def __init__(self, space: SearchSpace, run_dir: Path, new_trials: int, rerun: list[int]):
+    def __init__(
+        self,
+        space: SearchSpace,
+        run_dir: Path,
+        new_trials: int,
+        rerun: list[int],
+        plan: list[tuple[ArchConfig, int]] | None = None,
+    ):
         super().__init__(metric="accuracy", mode="max")
         self.space, self.run_dir = space, run_dir
         self.new_trials, self.rerun = new_trials, list(rerun)
+        self.plan = list(plan) if plan is not None else None  # fixed (arch, seed) trials, e.g. an ablation
         self.coster = SpaceCoster(space.backbone)
         store = rundir.storage(run_dir)
         pruner = make_pruner(space.search, space.train.epochs)
@@ -100,7 +108,8 @@ class OptunaSearcher(Searcher):
         if live is None:
             return Searcher.FINISHED  # type: ignore[return-value]  # Tune's documented sentinel
         self.live[trial_id] = live
-        return {"number": live.main.number, "arch": live.arch.to_dict()}
+        seed = live.main.user_attrs.get("seed")
+        return {"number": live.main.number, "arch": live.arch.to_dict(), "seed": seed}
 
     def _resume_one(self) -> _Live:
         number = self.rerun.pop(0)
@@ -112,7 +121,27 @@ class OptunaSearcher(Searcher):
         return _Live(main, twin, ArchConfig.from_dict(frozen.user_attrs["arch"]),
                      int(frozen.user_attrs["macs"]), int(frozen.user_attrs["params"]))  # fmt: skip
 
+    def _ask_planned(self) -> _Live | None:
+        assert self.plan is not None
+        if not self.plan:
+            return None
+        arch, seed = self.plan.pop(0)
+        self.main.enqueue_trial(self.space.params_of(arch))
+        trial = self.main.ask()
+        assert self.space.suggest(trial) == arch
+        macs, params = self.coster(arch)
+        for key, value in (("arch", arch.to_dict()), ("label", arch.label()), ("macs", macs), ("params", params),
+                           ("seed", seed)):  # fmt: skip
+            trial.set_user_attr(key, value)
+        twin = self.twin.ask()
+        twin.set_user_attr("macs", macs)
+        twin.set_user_attr("main", trial.number)
+        trial.set_user_attr("twin", twin.number)
+        return _Live(trial, twin, arch, macs, params)
+
     def _ask_new(self) -> _Live | None:
+        if self.plan is not None:
+            return self._ask_planned()
         if self.asked >= self.new_trials or self.exhausted:
             return None
         max_macs = self.space.search.max_macs
@@ -263,7 +292,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
 
         try:
             # Resumes from the checkpoint file when a retry or a resumed search reruns this trial.
-            train(ArchConfig.from_dict(config["arch"]), space, report, checkpoint=ckpt)
+            train(ArchConfig.from_dict(config["arch"]), space, report, checkpoint=ckpt, seed=config.get("seed"))
         except TrainingDiverged as err:
             # Reported, not raised: a retry would diverge the same way.
             tune.report({"diverged": str(err), "epoch": -1, "accuracy": float("nan")})
@@ -352,15 +381,22 @@ def start_ray(address: str | None, stream: TextIO) -> bool:
     return True
 
 
-def plan(space: SearchSpace, run_dir: Path) -> tuple[int, list[int]]:
-    """(new trials to ask for, numbers of interrupted trials to rerun) from what the journal holds."""
+def plan(
+    space: SearchSpace, run_dir: Path, fixed: list[tuple[ArchConfig, int]] | None = None
+) -> tuple[int, list[int], list[tuple[ArchConfig, int]] | None]:
+    """(new trials to ask for, numbers of interrupted trials to rerun, fixed trials still to run)
+    from what the journal holds."""
     try:
         study = rundir.load_main_study(run_dir)
     except ConfigError:
-        return space.search.trials, []
-    recs = rundir.trained(rundir.records(study))
-    rerun = [r.number for r in recs if r.state == "RUNNING"]
-    return max(0, space.search.trials - len(recs)), rerun
+        return (space.search.trials if fixed is None else len(fixed)), [], fixed
+    trials = [t for t in study.get_trials(deepcopy=False) if "twin" in t.user_attrs]
+    rerun = [t.number for t in trials if t.state == TrialState.RUNNING]
+    if fixed is not None:
+        done = {(repr(t.user_attrs["arch"]), t.user_attrs.get("seed")) for t in trials}
+        todo = [(a, s) for a, s in fixed if (repr(a.to_dict()), s) not in done]
+        return len(todo), rerun, todo
+    return max(0, space.search.trials - len(trials)), rerun, None
 
 
 def run(
@@ -369,15 +405,23 @@ def run(
     *,
     address: str | None = None,
     stream: TextIO = sys.stdout,
+    fixed: list[tuple[ArchConfig, int]] | None = None,
 ) -> list[TrialRecord]:
-    """Run (or continue) the search in ``run_dir``; returns every trial's record."""
+    """Run (or continue) the search in ``run_dir``; returns every trial's record. ``fixed`` replaces
+    the sampler with a list of (architecture, seed) trials to run, as ``gcsearch ablate`` does."""
     run_dir = run_dir.resolve()  # Ray workers run in other working directories
     run_dir.mkdir(parents=True, exist_ok=True)
     with rundir.RunLock(run_dir):
-        return _run_locked(space, run_dir, address, stream)
+        return _run_locked(space, run_dir, address, stream, fixed)
 
 
-def _run_locked(space: SearchSpace, run_dir: Path, address: str | None, stream: TextIO) -> list[TrialRecord]:
+def _run_locked(
+    space: SearchSpace,
+    run_dir: Path,
+    address: str | None,
+    stream: TextIO,
+    fixed: list[tuple[ArchConfig, int]] | None,
+) -> list[TrialRecord]:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     dropped = rundir.repair_journal(run_dir)
     if dropped:
@@ -386,15 +430,16 @@ def _run_locked(space: SearchSpace, run_dir: Path, address: str | None, stream: 
             "every complete record is kept, and a trial it left unfinished is rerun from its checkpoint\n"
         )
     rundir.save_space(run_dir, space)
-    new, rerun = plan(space, run_dir)
+    new, rerun, todo = plan(space, run_dir, fixed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view says what matters
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Optuna's journal is the record
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = start_ray(address, stream)
     try:
-        searcher = OptunaSearcher(space, run_dir, new, rerun)
+        searcher = OptunaSearcher(space, run_dir, new, rerun, plan=todo)
         if new or rerun:
-            _tune(space, run_dir, searcher, new + len(rerun), stream)
+            budget = space.search.trials if fixed is None else len(fixed)
+            _tune(space, run_dir, searcher, new + len(rerun), stream, budget)
         recs = rundir.records(searcher.main)
         rundir.write_tables(run_dir, space, recs)
         return recs
@@ -405,7 +450,7 @@ def _run_locked(space: SearchSpace, run_dir: Path, address: str | None, stream: 
             ray.shutdown()
 
 
-def _tune(space: SearchSpace, run_dir: Path, searcher: OptunaSearcher, count: int, stream: TextIO) -> None:
+def _tune(space: SearchSpace, run_dir: Path, searcher: OptunaSearcher, count: int, stream: TextIO, budget: int) -> None:
     import ray
 
     s = space.search
@@ -415,7 +460,7 @@ def _tune(space: SearchSpace, run_dir: Path, searcher: OptunaSearcher, count: in
     trainable = tune.with_resources(make_trainable(space, run_dir, threads), {"cpu": s.cpu, "gpu": s.gpu})
     tune_dir = run_dir / "tune"
     name = f"run-{len(list(tune_dir.glob('run-*'))) if tune_dir.exists() else 0}"
-    view = LiveView(searcher, s.trials, stream)
+    view = LiveView(searcher, budget, stream)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

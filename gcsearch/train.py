@@ -100,6 +100,7 @@ def train(
     epochs: int | None = None,
     test: bool = False,
     splits: datasets.Splits | None = None,
+    seed: int | None = None,
 ) -> Metrics:
     """Train ``arch`` on the space's backbone and data for ``epochs`` (default: the file's).
 
@@ -110,6 +111,9 @@ def train(
     """
     cfg = space.train
     epochs = epochs or cfg.epochs
+    # `seed` varies initialisation and batch order (ablation repeats); the train/validation split
+    # always follows the file's train.seed, so every run is scored on the same images.
+    run_seed = cfg.seed if seed is None else seed
     device = pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -119,7 +123,7 @@ def train(
         )
     splits = splits.to(device)
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(run_seed)
     model = build_model(gc=arch, **space.backbone.build_kwargs())
     model.to(device)
     model.to(memory_format=torch.channels_last)
@@ -145,7 +149,7 @@ def train(
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         model.train()
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        g = torch.Generator().manual_seed(run_seed * 100_003 + epoch)
         order = torch.randperm(n, generator=g).to(device)
         loss_sum = torch.zeros((), device=device)
         for step in range(steps_per_epoch):

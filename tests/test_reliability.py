@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -92,19 +93,30 @@ def test_a_journal_cut_mid_record_resumes_without_losing_finished_trials(tmp_pat
     assert len(after) == len(full)
 
 
-def _trial_workers():
-    """PIDs of Ray worker processes running a gcsearch trial (Ray sets their process title)."""
-    pids = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if title.startswith("ray::") and ("ImplicitFunc" in title or "gcsearch_trial" in title):
-            pids.append(int(entry.name))
-    return pids
+def _trial_workers(root: int) -> list[int]:
+    """PIDs of Ray workers running a gcsearch trial (Ray sets their process title) that descend from
+    process ``root``: other searches on the machine are left alone."""
+    parent, titles = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                titles[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parent.get(pid, 0)
+        return False
+
+    return [
+        pid for pid, title in titles.items()
+        if title.startswith("ray::") and ("ImplicitFunc" in title or "gcsearch_trial" in title) and descends(pid)
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("retries", [1, 0])
@@ -124,7 +136,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_then_failed(tmp_path, re
     killed = []
     while time.monotonic() < deadline and not killed:
         time.sleep(0.1)
-        workers = _trial_workers()
+        workers = _trial_workers(proc.pid)
         # Every running trial has saved an epoch: whichever worker dies, its trial has a checkpoint.
         if workers and ckpts.exists() and len(list(ckpts.glob("trial-*.pt"))) >= len(workers):
             for pid in workers:
