@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from gcsearch.errors import ConfigError, GcsearchError
 from gcsearch.pareto import PICK_RULES  # pure Python: keeps --help instant
@@ -289,8 +289,20 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     print(f"\nwrote {run_dir}/ablation.md")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes get the same one line and exit code 2 as every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(message: str) -> str:
+    """Errors quote what the user gave, which may hold newlines: escape them, keep one line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gcsearch",
         description="Neural architecture search over Global Context (GCNet) block configurations.",
     )
@@ -370,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args) or 0
     except GcsearchError as err:
-        print(f"gcsearch: error: {err}", file=sys.stderr)
+        print(f"gcsearch: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gcsearch: interrupted", file=sys.stderr)
