@@ -306,7 +306,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
 class LiveView(tune.Callback):
     """One compact status line instead of Ray's tables."""
 
-    def __init__(self, searcher: OptunaSearcher, budget: int, stream: TextIO = sys.stdout):
+    def __init__(self, searcher: OptunaSearcher, budget: int, stream: TextIO):
         self.searcher, self.budget, self.stream = searcher, budget, stream
         self.start = time.monotonic()
         self.tty = stream.isatty()
@@ -404,7 +404,7 @@ def run(
     run_dir: Path,
     *,
     address: str | None = None,
-    stream: TextIO = sys.stdout,
+    stream: TextIO | None = None,
     fixed: list[tuple[ArchConfig, int]] | None = None,
 ) -> list[TrialRecord]:
     """Run (or continue) the search in ``run_dir``; returns every trial's record. ``fixed`` replaces
@@ -412,7 +412,8 @@ def run(
     run_dir = run_dir.resolve()  # Ray workers run in other working directories
     run_dir.mkdir(parents=True, exist_ok=True)
     with rundir.RunLock(run_dir):
-        return _run_locked(space, run_dir, address, stream, fixed)
+        # sys.stdout looked up now, not at import: it may have been replaced since (pytest, notebooks).
+        return _run_locked(space, run_dir, address, stream or sys.stdout, fixed)
 
 
 def _run_locked(
