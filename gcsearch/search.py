@@ -121,6 +121,24 @@ class OptunaSearcher(Searcher):
         return _Live(main, twin, ArchConfig.from_dict(frozen.user_attrs["arch"]),
                      int(frozen.user_attrs["macs"]), int(frozen.user_attrs["params"]))  # fmt: skip
 
+    def _new_trial(self, trial: Trial, arch: ArchConfig, seed: int | None = None) -> tuple[int, int]:
+        """Record what is known before training on a freshly asked trial; returns (MACs, params)."""
+        macs, params = self.coster(arch)
+        attrs: dict[str, Any] = {"arch": arch.to_dict(), "label": arch.label(), "macs": macs, "params": params}
+        if seed is not None:
+            attrs["seed"] = seed
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return macs, params
+
+    def _pair(self, trial: Trial, arch: ArchConfig, macs: int, params: int) -> _Live:
+        """Give a trial that will train its twin in the accuracy study, where the pruner acts."""
+        twin = self.twin.ask()
+        twin.set_user_attr("macs", macs)
+        twin.set_user_attr("main", trial.number)
+        trial.set_user_attr("twin", twin.number)
+        return _Live(trial, twin, arch, macs, params)
+
     def _ask_planned(self) -> _Live | None:
         assert self.plan is not None
         if not self.plan:
@@ -129,15 +147,7 @@ class OptunaSearcher(Searcher):
         self.main.enqueue_trial(self.space.params_of(arch))
         trial = self.main.ask()
         assert self.space.suggest(trial) == arch
-        macs, params = self.coster(arch)
-        for key, value in (("arch", arch.to_dict()), ("label", arch.label()), ("macs", macs), ("params", params),
-                           ("seed", seed)):  # fmt: skip
-            trial.set_user_attr(key, value)
-        twin = self.twin.ask()
-        twin.set_user_attr("macs", macs)
-        twin.set_user_attr("main", trial.number)
-        trial.set_user_attr("twin", twin.number)
-        return _Live(trial, twin, arch, macs, params)
+        return self._pair(trial, arch, *self._new_trial(trial, arch, seed))
 
     def _ask_new(self) -> _Live | None:
         if self.plan is not None:
@@ -148,14 +158,7 @@ class OptunaSearcher(Searcher):
         for _ in range(MAX_ASKS):
             trial = self.main.ask()
             arch = self.space.suggest(trial)
-            macs, params = self.coster(arch)
-            for key, value in (
-                ("arch", arch.to_dict()),
-                ("label", arch.label()),
-                ("macs", macs),
-                ("params", params),
-            ):
-                trial.set_user_attr(key, value)
+            macs, params = self._new_trial(trial, arch)
             if max_macs is not None:
                 trial.set_constraint("macs", macs - max_macs)
                 if macs > max_macs:
@@ -168,12 +171,8 @@ class OptunaSearcher(Searcher):
             if twin_of is not None:
                 self._answer_duplicate(trial, twin_of)
                 continue
-            twin = self.twin.ask()
-            twin.set_user_attr("macs", macs)
-            twin.set_user_attr("main", trial.number)
-            trial.set_user_attr("twin", twin.number)
             self.asked += 1
-            return _Live(trial, twin, arch, macs, params)
+            return self._pair(trial, arch, macs, params)
         self.exhausted = True  # the sampler keeps proposing configurations already tried
         return None
 
