@@ -280,6 +280,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     run_dir = Path(space.output_dir) / stem
     points = ablate.points(space)
     fixed = [(p.arch, seed) for p in points for seed in range(args.seeds)]
+    space = dataclasses.replace(space, search=dataclasses.replace(space.search, trials=len(fixed)))
     print(f"ablation of {space.path}: {len(points)} points x {args.seeds} seeds = {len(fixed)} trainings "
           f"of {space.train.epochs} epochs -> {run_dir}/ (rerun the same --name to continue)", flush=True)  # fmt: skip
     records = run(space, run_dir, address=args.address, fixed=fixed)

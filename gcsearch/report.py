@@ -118,8 +118,9 @@ def summary(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
     runs = trained(records)
     by_state = {s: sum(r.state == s for r in runs) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
     answered = len(records) - len(runs)
-    epochs_run = sum(r.epochs for r in runs)
-    epochs_full = len(runs) * space.train.epochs
+    ended = [r for r in runs if r.state in ("COMPLETE", "PRUNED", "FAIL")]  # running trials have not chosen yet
+    epochs_run = sum(r.epochs for r in ended)
+    epochs_full = len(ended) * space.train.epochs
     saved = 1 - epochs_run / epochs_full if epochs_full else 0.0
     seconds = sum(r.seconds for r in runs)
     complete = [r for r in runs if r.state == "COMPLETE" and r.accuracy is not None]
@@ -128,8 +129,8 @@ def summary(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
         + ", ".join(f"{n} {s.lower()}" for s, n in by_state.items() if n)
         + ")"
         + (f"; {answered} more answered without training (duplicates, over budget)" if answered else ""),
-        f"training time: {seconds:.0f} s summed over trials; {epochs_run} of {epochs_full} trial-epochs run: "
-        f"pruning saved {saved:.0%}",
+        f"training time: {seconds:.0f} s summed over trials; {epochs_run} of {epochs_full} trial-epochs run by the "
+        f"trials that ended: pruning saved {saved:.0%}",
     ]
     if complete:
         best = max(complete, key=lambda r: (r.accuracy, -r.macs))

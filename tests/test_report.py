@@ -33,7 +33,7 @@ def test_show_summarises_states_and_pruning(make_run, capsys):
     out = capsys.readouterr().out
     assert "(4 complete, 1 pruned)" in out and "best accuracy: 0.9000 (trial 0" in out
     # 4 complete trials ran 3 epochs, 1 pruned trial ran 1: 13 of 15 trial-epochs.
-    assert "13 of 15 trial-epochs run: pruning saved 13%" in out
+    assert "13 of 15 trial-epochs run by the trials that ended: pruning saved 13%" in out
 
 
 def test_importance_table_and_chart(make_run, capsys):
