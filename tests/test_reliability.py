@@ -188,3 +188,40 @@ def test_local_search_writes_nothing_outside_its_run_directory(tmp_path):
     # Nothing in $HOME (no ~/ray_results), nothing in the working directory but the run.
     assert list(home.iterdir()) == []
     assert sorted(p.name for p in work.iterdir()) == ["runs", "smoke.yaml"]
+
+
+def test_a_removed_worker_node_reschedules_its_trials(tmp_path):
+    import threading
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from gcsearch.search import run
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    worker = cluster.add_node(num_cpus=1)
+    space = load_space(space_file(tmp_path, data={"synthetic_size": 2048}, train={"epochs": 6},
+                                  search={"trials": 4, "pruner": "none", "retries": 2}))  # fmt: skip
+    removed = threading.Event()
+
+    def remove_when_busy():
+        ckpts = tmp_path / "runs" / "node" / "checkpoints"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (ckpts.exists() and len(list(ckpts.glob("*.pt"))) >= 2):
+            time.sleep(0.2)
+        cluster.remove_node(worker)  # mid-search: both nodes are training
+        removed.set()
+
+    remover = threading.Thread(target=remove_when_busy)
+    remover.start()
+    try:
+        records = run(space, tmp_path / "runs" / "node", address=cluster.address)
+    finally:
+        remover.join()
+        ray.shutdown()
+        cluster.shutdown()
+    assert removed.is_set()
+    trained = [r for r in records if not r.extra]
+    # The lost node's trial was rescheduled on the head node and the search completed.
+    assert len(trained) == 4 and all(r.state == "COMPLETE" for r in trained)
