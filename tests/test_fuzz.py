@@ -8,6 +8,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from yaml_paths import yaml_paths
 
 from gcsearch import GcsearchError
 from gcsearch.cli import main
@@ -92,16 +93,6 @@ def valid_export(fuzz_run, tmp_path_factory):
     return yaml.safe_load(out.read_text())
 
 
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _paths(v, (*prefix, i))
-
-
 JUNK = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=6),
     st.lists(st.integers(-1, 3), max_size=3), st.sampled_from(["c9", "att", "after_3x3", "1/0", [], {}, "x.pt"]),
@@ -114,7 +105,7 @@ JUNK = st.one_of(
 @given(data=st.data())
 def test_mutated_exports_load_or_raise_the_projects_error(valid_export, tmp_path, data):
     doc = copy.deepcopy(valid_export)
-    paths = [p for p in _paths(doc) if p]
+    paths = [p for p in yaml_paths(doc) if p]
     for _ in range(data.draw(st.integers(1, 3))):
         path = data.draw(st.sampled_from(paths))
         node = doc

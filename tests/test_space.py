@@ -6,6 +6,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from yaml_paths import yaml_paths
 
 from gcsearch import ArchConfig, ConfigError, GcsearchError
 from gcsearch.cli import main
@@ -144,17 +145,7 @@ JUNK = st.one_of(
 )
 
 
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _paths(v, (*prefix, i))
-
-
-ALL_PATHS = [p for p in _paths(VALID) if p]
+ALL_PATHS = [p for p in yaml_paths(VALID) if p]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
