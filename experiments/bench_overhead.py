@@ -48,7 +48,7 @@ def main() -> None:
         run(space, run_dir, stream=sys.stderr)
         wall = time.perf_counter() - t0
         study = rundir.load_main_study(run_dir)
-        trials = [t for t in study.get_trials() if "twin" in t.user_attrs]
+        trials = [t for t in study.get_trials() if rundir.was_trained(t)]
     ray.shutdown()
 
     epochs_s = sum(t.user_attrs.get("seconds", 0.0) for t in trials)

@@ -60,7 +60,7 @@ def check(run_dir: Path, before: dict[int, tuple], budget: int, tally: Tally) ->
     study = rundir.load_main_study(run_dir)
     now = {t.number: (t.state.name, t.values, t.user_attrs.get("arch")) for t in study.trials}
     tally.lost += sum(1 for n, v in before.items() if now.get(n) != v)
-    trained = [t for t in study.trials if "twin" in t.user_attrs]
+    trained = [t for t in study.trials if rundir.was_trained(t)]
     archs = [repr(t.user_attrs["arch"]) for t in trained]
     tally.duplicated += len(archs) - len(set(archs)) + (len(study.trials) - len({t.number for t in study.trials}))
     ok = len(trained) == budget and all(t.state.name in ("COMPLETE", "PRUNED", "FAIL") for t in trained)

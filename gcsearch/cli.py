@@ -8,10 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gcsearch.errors import ConfigError, GcsearchError
 from gcsearch.pareto import PICK_RULES  # pure Python: keeps --help instant
+
+if TYPE_CHECKING:
+    from gcsearch.arch import ArchConfig
+    from gcsearch.space import SearchSpace
 
 
 def _parse_gc(pairs: Sequence[str]) -> dict[str, object]:
@@ -72,12 +76,12 @@ def cmd_validate(args: argparse.Namespace) -> None:
     print(describe_space(load_space(args.space)))
 
 
-def _arch_from_flag(space: object, text: str | None) -> object:
+def _arch_from_flag(space: SearchSpace, text: str | None) -> ArchConfig:
     """--arch: paper-default (also the default), baseline, or key=value pairs like --gc."""
     from gcsearch.arch import ArchConfig
 
     if text in (None, "paper-default"):
-        return space.reference()  # type: ignore[attr-defined]
+        return space.reference()
     if text == "baseline":
         return ArchConfig()
     return ArchConfig.from_dict(_parse_gc(text.split()), where="--arch")

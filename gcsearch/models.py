@@ -27,6 +27,7 @@ from torchvision.models import resnet as tv
 from gcsearch.arch import STAGES, ArchConfig, check_choice
 from gcsearch.blocks import GlobalContext
 from gcsearch.errors import ConfigError
+from gcsearch.space import BACKBONES
 
 STAGE_LAYERS = dict(zip(STAGES, ("layer1", "layer2", "layer3", "layer4"), strict=True))
 
@@ -79,7 +80,6 @@ TORCHVISION_RESNETS: dict[str, tuple[type[nn.Module], list[int]]] = {
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
     "resnet101": (Bottleneck, [3, 4, 23, 3]),
 }
-BACKBONES = (*TORCHVISION_RESNETS, "proxy_resnet")
 BLOCK_TYPES: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 

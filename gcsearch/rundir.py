@@ -102,6 +102,12 @@ def records(study: optuna.Study) -> list[TrialRecord]:
     return [record_of(t) for t in study.get_trials(deepcopy=False)]
 
 
+def was_trained(trial: FrozenTrial) -> bool:
+    """The search pairs every trial it trains with a twin in the accuracy study; duplicates answered
+    from an earlier trial and configurations skipped as over budget have none."""
+    return "twin" in trial.user_attrs
+
+
 def trained(records_: Sequence[TrialRecord]) -> list[TrialRecord]:
     """Trials that cost training (not duplicates answered from an earlier trial, not skipped)."""
     return [r for r in records_ if not r.extra]
@@ -133,7 +139,7 @@ def write_tables(run_dir: Path, space: SearchSpace, records_: Sequence[TrialReco
 def param_importances(study: optuna.Study) -> dict[str, float]:
     """Which axes mattered for accuracy (Optuna's PED-ANOVA over COMPLETE trials: no scikit-learn
     needed, unlike fANOVA), largest first."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "twin" in t.user_attrs]
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if was_trained(t)]
     if len(complete) < 2:
         raise ConfigError("run", "needs at least 2 COMPLETE trials for parameter importance", len(complete))
     evaluator = optuna.importance.PedAnovaImportanceEvaluator()

@@ -178,7 +178,7 @@ class OptunaSearcher(Searcher):
 
     def _same_arch(self, arch: ArchConfig, number: int) -> optuna.trial.FrozenTrial | None:
         for t in self.main.get_trials(deepcopy=False):
-            if t.number != number and "twin" in t.user_attrs and t.user_attrs.get("arch") == arch.to_dict():
+            if t.number != number and rundir.was_trained(t) and t.user_attrs.get("arch") == arch.to_dict():
                 return t
         return None
 
@@ -389,7 +389,7 @@ def plan(
         study = rundir.load_main_study(run_dir)
     except ConfigError:
         return (space.search.trials if fixed is None else len(fixed)), [], fixed
-    trials = [t for t in study.get_trials(deepcopy=False) if "twin" in t.user_attrs]
+    trials = [t for t in study.get_trials(deepcopy=False) if rundir.was_trained(t)]
     rerun = [t.number for t in trials if t.state == TrialState.RUNNING]
     if fixed is not None:
         done = {(repr(t.user_attrs["arch"]), t.user_attrs.get("seed")) for t in trials}
