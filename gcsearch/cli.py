@@ -294,6 +294,52 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     print(f"\nwrote {run_dir}/ablation.md")
 
 
+def cmd_bench_record(args: argparse.Namespace) -> None:
+    import datetime
+    from pathlib import Path
+
+    from gcsearch import bench
+    from gcsearch.space import load_space
+
+    space = load_space(args.space)
+    sample = None if args.configs == "all" else _positive(args.configs, "--configs")
+    if args.seeds < 1:
+        raise ConfigError("--seeds", "must be >= 1", args.seeds)
+    stem = args.name or f"{Path(space.path).stem}-record-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = Path(space.output_dir) / stem
+    pairs = len(bench.plan(space, args.seeds, sample))
+    print(f"recording {space.path}: {pairs // args.seeds} configurations x {args.seeds} seeds = {pairs} trainings "
+          f"of {space.train.epochs} epochs, no pruning -> {run_dir}/ (rerun the same --name to continue)",
+          flush=True)  # fmt: skip
+    out = bench.record(space, run_dir, args.seeds, sample, address=args.address)
+    print(f"wrote {out}")
+
+
+def _positive(text: str, flag: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(flag, "must be 'all' or a positive integer", text) from None
+    if value < 1:
+        raise ConfigError(flag, "must be 'all' or a positive integer", text)
+    return value
+
+
+def cmd_bench_fidelity(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from gcsearch import bench
+    from gcsearch.files import write_atomic
+
+    picture = Path(args.out).with_suffix(".png") if args.out else Path(args.curves[0]).with_suffix(".fidelity.png")
+    text = bench.fidelity_report(args.curves, picture)
+    print(text)
+    if args.out:
+        write_atomic(Path(args.out), f"# Rank fidelity\n\n{text}\n![fidelity]({picture.name})\n")
+        print(f"wrote {args.out}")
+    print(f"wrote {picture}")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes get the same one line and exit code 2 as every other bad input."""
 
@@ -356,6 +402,20 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--name", help="run directory name under output.dir; an existing one is continued")
     ablate.add_argument("--address", help="a Ray cluster to join")
     ablate.set_defaults(func=cmd_ablate)
+
+    bench = sub.add_parser("bench", help="ground truth for the search: record curves, measure their fidelity")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH_COMMAND")
+    record = bench_sub.add_parser("record", help="train a plan of configurations x seeds to the end; curves.csv")
+    record.add_argument("space", help="a space file")
+    record.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
+    record.add_argument("--configs", default="all", help="'all' (the grid) or N: a balanced sample of N")
+    record.add_argument("--name", help="run directory name under output.dir; an existing one is continued")
+    record.add_argument("--address", help="a Ray cluster to join")
+    record.set_defaults(func=cmd_bench_record)
+    fid = bench_sub.add_parser("fidelity", help="how well each epoch ranks configurations by final accuracy")
+    fid.add_argument("curves", nargs="+", help="one or more curves.csv files (several: side by side)")
+    fid.add_argument("--out", help="also write the report here (markdown); the picture goes beside it")
+    fid.set_defaults(func=cmd_bench_fidelity)
 
     for name, func, text in (
         ("pareto", cmd_pareto, "the Pareto front of a run as a table; writes pareto.png"),

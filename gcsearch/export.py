@@ -16,8 +16,8 @@ import yaml
 from gcsearch import __version__
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
+from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord
-from gcsearch.rundir import write_atomic
 from gcsearch.space import SearchSpace, parse_space, space_to_dict
 
 COST_CONVENTION = "MACs of conv, linear and matmul (GC attention pooling included); params = sum(numel)"

@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.errors import ConfigError
+from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord, front
 from gcsearch.space import SearchSpace, load_space, space_to_dict
 
@@ -40,16 +41,6 @@ TRIAL_COLUMNS = (
     "number", "state", "epochs", "accuracy", "macs", "params", "seconds",
     "stages", "pool", "fusion", "ratio", "norm", "position", "reason",
 )  # fmt: skip
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file, then rename: a kill never leaves a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def storage(run_dir: Path) -> JournalStorage:

@@ -40,6 +40,7 @@ from gcsearch.pareto import TrialRecord
 from gcsearch.pruning import make_pruner
 from gcsearch.space import SearchSpace
 
+CURVE_KEYS = ("epoch", "accuracy", "loss", "train_loss", "seconds", "ema_accuracy", "ema_loss")
 MAX_ASKS = 200  # consecutive duplicate/over-budget proposals before the space counts as exhausted
 
 
@@ -218,6 +219,10 @@ class OptunaSearcher(Searcher):
             ("seconds", float(result["seconds"])),
         ):
             live.main.set_user_attr(key, value)
+        # The learning curve, for `gcsearch bench` (curves.csv): one entry per epoch, a rerun epoch replaced.
+        point = {k: result.get(k) for k in CURVE_KEYS}
+        curve = [p for p in live.main.user_attrs.get("curve", []) if p["epoch"] < epoch]
+        live.main.set_user_attr("curve", [*curve, point])
         if epoch + 1 < self.space.train.epochs and live.twin.should_prune():
             self.pruned.add(trial_id)
             live.main.set_user_attr("reason", f"pruned after epoch {epoch + 1} at accuracy {accuracy:.4f}")

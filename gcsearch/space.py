@@ -59,7 +59,7 @@ PRUNER_SETTINGS = {
 }
 OBJECTIVES = {"accuracy": "maximize", "macs": "minimize", "params": "minimize"}
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("onecycle", "cosine", "constant")
+SCHEDULES = ("onecycle", "cosine", "constant", "constant_decay")
 DEVICES = ("auto", "cpu", "cuda")
 SECTIONS = ("space", "backbone", "data", "train", "search", "output")
 
@@ -134,6 +134,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None  # torch threads per trial; None = the trial's CPU share
+    ema: float = 0.0  # decay of an EMA of the weights, also evaluated each epoch; 0 = off
 
 
 @dataclass(frozen=True)
@@ -483,6 +484,7 @@ def _read_train(path: str, raw: object) -> TrainConfig:
         seed=sec.get("seed", d.seed, _int(0)),
         device=sec.get("device", d.device, _choice(DEVICES)),
         threads=sec.get("threads", None, _int(1, allow_none=True)),
+        ema=sec.get("ema", d.ema, _float(0, 0.9999)),
     )
 
 

@@ -1,0 +1,95 @@
+"""`gcsearch bench`: ground truth for the search.
+
+- ``record``: trains a fixed plan of (configuration, seed) pairs to the last epoch, no pruning, through
+  ``search.run`` (the same Ray Tune machinery, progress line, resources and resume rules as ``run`` and
+  ``ablate``), and writes every trial's learning curve to ``<run>/curves.csv`` (``curves.py``).
+- ``fidelity``: how well each epoch ranks configurations by their final accuracy (``fidelity.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from gcsearch import curves, design
+from gcsearch.arch import ArchConfig
+from gcsearch.errors import ConfigError
+from gcsearch.space import SearchSpace
+
+
+def plan(space: SearchSpace, seeds: int, sample: int | None) -> list[tuple[ArchConfig, int]]:
+    """Every (configuration, seed) to record, configuration-major so a partial recording holds whole
+    configurations. The baseline and the paper default are always in it."""
+    grid = space.grid()
+    from gcsearch.ablate import reference_in
+
+    references = [reference_in(space), ArchConfig()]  # the paper default, or its nearest point in the space
+    archs = design.balanced(grid, sample, references) if sample else design.balanced(grid, len(grid), references)
+    return [(a, s) for a in archs for s in range(seeds)]
+
+
+def record_space(space: SearchSpace, trainings: int) -> SearchSpace:
+    """Full fidelity for every pair: no pruner, a budget of exactly the plan."""
+    search = dataclasses.replace(space.search, pruner="none", pruner_settings={}, trials=trainings)
+    return dataclasses.replace(space, search=search)
+
+
+def curve_points(space: SearchSpace, study: Any) -> list[curves.CurvePoint]:
+    """The curves of the COMPLETE trained trials of a run's main study."""
+    from gcsearch import rundir
+
+    recipe = curves.recipe_of(space)
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state.name != "COMPLETE" or not rundir.was_trained(t) or "curve" not in t.user_attrs:
+            continue
+        a = t.user_attrs
+        arch, seed = ArchConfig.from_dict(a["arch"]), int(a.get("seed", space.train.seed))
+        for p in a["curve"]:
+            out.append(curves.CurvePoint(arch, seed, int(p["epoch"]) + 1, p["accuracy"], p["loss"],
+                                         p["train_loss"], p["seconds"], int(a["macs"]), int(a["params"]), recipe,
+                                         p.get("ema_accuracy"), p.get("ema_loss")))  # fmt: skip
+    return out
+
+
+def record(
+    space: SearchSpace,
+    run_dir: Path,
+    seeds: int,
+    sample: int | None = None,
+    *,
+    address: str | None = None,
+    stream: TextIO | None = None,
+) -> Path:
+    """Record (or continue recording) the plan into ``run_dir``; returns the curves.csv path."""
+    from gcsearch import rundir, search
+
+    if seeds < 1:
+        raise ConfigError("--seeds", "must be >= 1", seeds)
+    fixed = plan(space, seeds, sample)
+    space = record_space(space, len(fixed))
+    search.run(space, run_dir, address=address, stream=stream, fixed=fixed)
+    points = curve_points(space, rundir.load_main_study(run_dir.resolve()))
+    out = run_dir / "curves.csv"
+    curves.write(out, points)
+    return out
+
+
+def fidelity_report(paths: Sequence[str | Path], picture: str | Path | None = None) -> str:
+    """The fidelity table of each curves file (several files side by side), and the picture."""
+    from gcsearch import fidelity
+
+    named = []
+    for path in paths:
+        c = curves.Curves.of(curves.read(path), str(path))
+        named.append((Path(path).stem, c, fidelity.fidelity(c)))
+    parts = []
+    for (name, _, report), path in zip(named, paths, strict=True):
+        parts += [f"## {name} ({path})", "", fidelity.table(report), ""]
+    if len(named) > 1:
+        parts += ["## Side by side: the first rung (epoch 1)", "", fidelity.rung_table(named, 1), ""]
+    if picture is not None:
+        fidelity.plot(named, str(picture))
+    return "\n".join(parts)

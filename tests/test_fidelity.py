@@ -1,0 +1,64 @@
+import math
+
+import pytest
+
+from gcsearch import ArchConfig, curves, fidelity
+from gcsearch.cli import main
+
+ARCHS = [ArchConfig(("c4",), "att", "add", r, "layernorm", "after_1x1") for r in (1, 1 / 2, 1 / 4, 1 / 8, 1 / 16)]
+
+
+def known_curves():
+    """5 configurations x 2 seeds x 2 epochs. Final accuracy ranks them 0 < 1 < 2 < 3 < 4 under both seeds
+    (seed 1 adds 0.01 to every one). At epoch 1, seed 0 ranks them the same way; seed 1 swaps the two
+    worst. Exact answers: Spearman 1 and 1 - 6*2/(5*24) = 0.9, mean 0.95; Kendall 1 and 8/10, mean 0.9."""
+    pts = []
+    for i, arch in enumerate(ARCHS):
+        for seed in (0, 1):
+            early = [0.30, 0.20, 0.40, 0.50, 0.60][i] if seed == 1 else 0.2 + 0.1 * i
+            final = 0.5 + 0.1 * i + 0.01 * seed
+            pts += [curves.CurvePoint(arch, seed, 1, early, 1 - early, 1.0, 5.0, 1, 1, "r"),
+                    curves.CurvePoint(arch, seed, 2, final, 1 - final, 0.5, 10.0, 1, 1, "r")]  # fmt: skip
+    return curves.Curves.of(pts)
+
+
+def test_known_correlations():
+    report = fidelity.fidelity(known_curves())
+    first = report.at("accuracy", 1)
+    assert first.spearman == pytest.approx(0.95)
+    assert first.kendall == pytest.approx(0.9)
+    assert first.top10 == 1.0  # k = 1: the best is the best at epoch 1 under both seeds
+    assert first.held_out == pytest.approx(0.95)  # the other seed's finals rank the same way
+    last = report.at("accuracy", 2)
+    assert last.spearman == pytest.approx(1.0) and last.kendall == pytest.approx(1.0)
+    # Validation loss here is 1 - accuracy: the same ranks.
+    assert report.at("-loss", 1).spearman == pytest.approx(0.95)
+
+
+def test_known_noise():
+    n = fidelity.fidelity(known_curves()).noise
+    assert n.seed_std == pytest.approx(0.01 / math.sqrt(2))
+    # Every configuration moves by the same 0.01 between seeds: paired differences have no spread, so
+    # nothing is tied with the best although the unpaired spread (0.007) is not zero.
+    assert n.paired_std == pytest.approx(0.0, abs=1e-12)
+    assert n.best == ARCHS[4] and n.tied_with_best == 0
+    assert n.seconds_per_trial == 10.0
+
+
+def test_rank_helpers():
+    assert fidelity.ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
+    assert fidelity.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # tau-b with one tie in x: 2 concordant, 0 discordant, one x-tie: 2 / sqrt(3 * 2).
+    assert fidelity.kendall([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    assert fidelity.top_overlap(list(range(20)), list(range(20))[::-1]) == 0.0
+
+
+def test_cli_writes_report_and_picture(tmp_path, capsys):
+    path = tmp_path / "curves.csv"
+    c = known_curves()
+    curves.write(path, [p for run in c.runs.values() for p in run])
+    out = tmp_path / "fid.md"
+    assert main(["bench", "fidelity", str(path), str(path), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| val accuracy | 1 | +0.950 | +0.900 | 1.00 | +0.950 |" in text and "Side by side" in text
+    assert (tmp_path / "fid.png").stat().st_size > 10_000
