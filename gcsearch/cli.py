@@ -340,6 +340,48 @@ def cmd_bench_fidelity(args: argparse.Namespace) -> None:
     print(f"wrote {picture}")
 
 
+def cmd_bench_replay(args: argparse.Namespace) -> None:
+    import shlex
+    import time
+    from pathlib import Path
+
+    from gcsearch import curves, replay
+    from gcsearch.files import write_atomic
+    from gcsearch.space import load_space
+
+    space = load_space(args.space)
+    c = curves.Curves.of(curves.read(args.curves), args.curves)
+    replay.check_space(c, space, args.curves)
+    if args.seeds < 1 or args.workers < 1:
+        raise ConfigError("--seeds" if args.seeds < 1 else "--workers", "must be >= 1", min(args.seeds, args.workers))
+    if not 0 < args.budget <= 1:
+        raise ConfigError("--budget", "must be in (0, 1]: a share of the recorded grid's total epochs", args.budget)
+    names = replay.strategies() if args.strategy == ["all"] else args.strategy
+    names = [f"{space.search.sampler}+{space.search.pruner}" if n == "default" else n for n in names]
+    truth = replay.Truth(c)
+    full = len(truth.archs) * c.epochs
+    budget = max(1, round(args.budget * full))
+    traces: dict[str, list] = {}
+    for name in names:
+        start = time.perf_counter()
+        traces[name] = [replay.replay(c, space, name, s, args.workers, budget, truth) for s in range(args.seeds)]
+        print(f"{name}: {args.seeds} replays in {time.perf_counter() - start:.1f} s", flush=True)
+    text = replay.table(traces, full)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        picture = out.with_suffix(".png")
+        replay.plot(traces, full, str(picture), budget)
+        head = (
+            f"# Replayed searches on {args.curves}\n\nCommand: `gcsearch {shlex.join(sys.argv[1:])}`\n\n"
+            f"{len(truth.archs)} recorded configurations x {len(c.common_seeds())} seeds, {c.epochs} epochs "
+            f"(grid total {full} epochs); space {space.path}; {args.seeds} replay seeds, {args.workers} workers, "
+            f"budget {budget} epochs. Median [quartiles] over replay seeds.\n\n"
+        )
+        write_atomic(out, head + text + f"\n\n![replay]({picture.name})\n")
+        print(f"wrote {out} and {picture}")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes get the same one line and exit code 2 as every other bad input."""
 
@@ -416,6 +458,20 @@ def build_parser() -> argparse.ArgumentParser:
     fid.add_argument("curves", nargs="+", help="one or more curves.csv files (several: side by side)")
     fid.add_argument("--out", help="also write the report here (markdown); the picture goes beside it")
     fid.set_defaults(func=cmd_bench_fidelity)
+    rep = bench_sub.add_parser("replay", help="replay search strategies against recorded curves, no training")
+    rep.add_argument("curves", help="a curves.csv")
+    rep.add_argument("--space", default="search_spaces/gc.yaml", help="the space the curves were recorded on")
+    rep.add_argument(
+        "--strategy",
+        nargs="+",
+        default=["default"],
+        help="SAMPLER+PRUNER (e.g. tpe+pareto), asha, grid, default (the space file's), or all",
+    )
+    rep.add_argument("--seeds", type=int, default=20, help="replay seeds per strategy (default 20)")
+    rep.add_argument("--workers", type=int, default=2, help="parallel trials on the simulated clock (default 2)")
+    rep.add_argument("--budget", type=float, default=0.5, help="epochs to spend, as a share of the recorded grid's")
+    rep.add_argument("--out", help="write the table (markdown) here and the picture beside it")
+    rep.set_defaults(func=cmd_bench_replay)
 
     for name, func, text in (
         ("pareto", cmd_pareto, "the Pareto front of a run as a table; writes pareto.png"),

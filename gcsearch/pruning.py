@@ -2,7 +2,8 @@
 
 Optuna refuses ``Trial.report`` and ``should_prune`` in multi-objective studies, so every search keeps
 a single-objective twin study ("accuracy") in the same storage: each trial of the main study has a twin
-that receives its per-epoch validation accuracy (step = 0-based epoch) and its MACs (user attr). Optuna's
+that receives its per-epoch validation accuracy (step = epochs finished, 1-based, so that a pruner's
+``min_resource`` of 1 decides after the first epoch) and its MACs (user attr). Optuna's
 own pruners (median, successive halving, hyperband) run unchanged on the twin; their state, like the
 intermediate values, lives in the storage, so a resumed search prunes the same way.
 
@@ -40,7 +41,7 @@ class ParetoPruner(BasePruner):
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
-        if step is None or step + 1 not in self.rungs():
+        if step is None or step not in self.rungs():
             return False
         peers = [
             t
@@ -65,9 +66,7 @@ def make_pruner(search: SearchConfig, epochs: int) -> BasePruner:
     min_epochs = int(s.get("min_epochs", 1))
     rf = int(s.get("reduction_factor", 3))
     if search.pruner == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=int(s.get("startup_trials", 3)), n_warmup_steps=min_epochs - 1
-        )
+        return optuna.pruners.MedianPruner(n_startup_trials=int(s.get("startup_trials", 3)), n_warmup_steps=min_epochs)
     if search.pruner == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_epochs, reduction_factor=rf)
     if search.pruner == "hyperband":

@@ -1,12 +1,11 @@
-"""`gcsearch run`: Ray Tune runs the proxy trainings, Optuna decides. The only place the two meet.
+"""`gcsearch run`: Ray Tune runs the proxy trainings; the decider (``decider.py``) decides. The only
+place Ray Tune and Optuna meet.
 
-- ``OptunaSearcher`` (a Tune Searcher) asks the main Optuna study for each configuration (define-by-run
-  through ``SearchSpace.suggest``), records MACs and params on the trial before it trains, and tells
-  Optuna the outcome: COMPLETE with (accuracy, MACs[, params]) only after the last epoch, PRUNED for a
-  stopped trial, FAIL for an error or a diverged loss. Ray's own OptunaSearch can do neither (it
-  hard-codes NopPruner and tells stopped trials COMPLETE with partial values).
-- ``PruningScheduler`` (a Tune scheduler on the driver) hands every epoch's accuracy to the twin
-  study's Optuna pruner and stops the trials it prunes (see ``pruning.py``).
+- ``DeciderSearcher`` (a Tune Searcher) turns the decider's proposals into Tune trials and tells it how
+  each ended. Ray's own OptunaSearch cannot serve: it hard-codes NopPruner and tells stopped trials
+  COMPLETE with partial values.
+- ``PruneOnReport`` (a Tune scheduler on the driver) hands every epoch to the decider, whose Optuna pruner
+  says whether to stop the trial.
 - Each invocation runs a fresh Tune experiment in ``<run>/tune/``; Optuna's journal is the one source
   of truth. A resume reruns the trials the journal shows RUNNING (from their checkpoint files) and asks
   for new ones up to the budget. Tune's own restore is not used: its experiment snapshot is written
@@ -21,12 +20,12 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import optuna
-from optuna.trial import Trial, TrialState
+from optuna.trial import TrialState
 from ray import tune
 from ray.tune.experiment import Trial as TuneTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -34,229 +33,42 @@ from ray.tune.search import Searcher
 
 from gcsearch import rundir
 from gcsearch.arch import ArchConfig
+from gcsearch.decider import Decider, grid_plan
 from gcsearch.errors import ConfigError, TrainingDiverged
-from gcsearch.flops import SpaceCoster
 from gcsearch.pareto import TrialRecord
-from gcsearch.pruning import make_pruner
 from gcsearch.space import SearchSpace
 
-CURVE_KEYS = ("epoch", "accuracy", "loss", "train_loss", "seconds", "ema_accuracy", "ema_loss")
-MAX_ASKS = 200  # consecutive duplicate/over-budget proposals before the space counts as exhausted
 
+class DeciderSearcher(Searcher):
+    """Tune's side of the decider: a Tune trial id names a decider trial number."""
 
-def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
-    s = space.search
-    if s.sampler == "tpe":
-        # multivariate + constant liar: joint modelling of the axes, and running trials count as
-        # pending so parallel workers do not all get the same proposal.
-        return optuna.samplers.TPESampler(seed=s.seed, multivariate=True, constant_liar=True, n_startup_trials=8)
-    if s.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=s.seed)
-    if s.sampler == "grid":
-        return optuna.samplers.BruteForceSampler(seed=s.seed)  # handles the conditional space
-    if s.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=s.seed)
-    return optuna.samplers.RandomSampler(seed=s.seed)
-
-
-@dataclass
-class _Live:
-    main: Trial
-    twin: Trial
-    arch: ArchConfig
-    macs: int
-    params: int
-
-
-class OptunaSearcher(Searcher):
-    """Proposes configurations from the main study and tells it what became of them."""
-
-    def __init__(
-        self,
-        space: SearchSpace,
-        run_dir: Path,
-        new_trials: int,
-        rerun: list[int],
-        plan: list[tuple[ArchConfig, int]] | None = None,
-    ):
+    def __init__(self, decider: Decider):
         super().__init__(metric="accuracy", mode="max")
-        self.space, self.run_dir = space, run_dir
-        self.new_trials, self.rerun = new_trials, list(rerun)
-        self.plan = list(plan) if plan is not None else None  # fixed (arch, seed) trials, e.g. an ablation
-        self.coster = SpaceCoster(space.backbone)
-        store = rundir.storage(run_dir)
-        pruner = make_pruner(space.search, space.train.epochs)
-        self.main = optuna.create_study(
-            study_name=rundir.MAIN_STUDY, storage=store, directions=space.search.directions,  # type: ignore[arg-type]
-            sampler=make_sampler(space), load_if_exists=True,
-        )  # fmt: skip
-        self.twin = optuna.create_study(
-            study_name=rundir.TWIN_STUDY,
-            storage=store,
-            direction="maximize",
-            pruner=pruner,
-            load_if_exists=True,
-        )
-        self.live: dict[str, _Live] = {}
-        self.pruned: set[str] = set()
-        self.asked = 0
-        self.exhausted = False
-
-    # ---------------------------------------------------------------- proposals
+        self.decider = decider
+        self.numbers: dict[str, int] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        live = self._resume_one() if self.rerun else self._ask_new()
-        if live is None:
+        proposal = self.decider.propose()
+        if proposal is None:
             return Searcher.FINISHED  # type: ignore[return-value]  # Tune's documented sentinel
-        self.live[trial_id] = live
-        seed = live.main.user_attrs.get("seed")
-        return {"number": live.main.number, "arch": live.arch.to_dict(), "seed": seed}
-
-    def _resume_one(self) -> _Live:
-        number = self.rerun.pop(0)
-        frozen = self.main.get_trials(deepcopy=False)[number]
-        twin_frozen = self.twin.get_trials(deepcopy=False)[frozen.user_attrs["twin"]]
-        # Optuna has no public handle for re-attaching to a RUNNING trial; Trial(study, id) is the one.
-        main = Trial(self.main, frozen._trial_id)
-        twin = Trial(self.twin, twin_frozen._trial_id)
-        return _Live(main, twin, ArchConfig.from_dict(frozen.user_attrs["arch"]),
-                     int(frozen.user_attrs["macs"]), int(frozen.user_attrs["params"]))  # fmt: skip
-
-    def _new_trial(self, trial: Trial, arch: ArchConfig, seed: int | None = None) -> tuple[int, int]:
-        """Record what is known before training on a freshly asked trial; returns (MACs, params)."""
-        macs, params = self.coster(arch)
-        attrs: dict[str, Any] = {"arch": arch.to_dict(), "label": arch.label(), "macs": macs, "params": params}
-        if seed is not None:
-            attrs["seed"] = seed
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        return macs, params
-
-    def _pair(self, trial: Trial, arch: ArchConfig, macs: int, params: int) -> _Live:
-        """Give a trial that will train its twin in the accuracy study, where the pruner acts."""
-        twin = self.twin.ask()
-        twin.set_user_attr("macs", macs)
-        twin.set_user_attr("main", trial.number)
-        trial.set_user_attr("twin", twin.number)
-        return _Live(trial, twin, arch, macs, params)
-
-    def _ask_planned(self) -> _Live | None:
-        assert self.plan is not None
-        if not self.plan:
-            return None
-        arch, seed = self.plan.pop(0)
-        self.main.enqueue_trial(self.space.params_of(arch))
-        trial = self.main.ask()
-        assert self.space.suggest(trial) == arch
-        return self._pair(trial, arch, *self._new_trial(trial, arch, seed))
-
-    def _ask_new(self) -> _Live | None:
-        if self.plan is not None:
-            return self._ask_planned()
-        if self.asked >= self.new_trials or self.exhausted:
-            return None
-        max_macs = self.space.search.max_macs
-        for _ in range(MAX_ASKS):
-            trial = self.main.ask()
-            arch = self.space.suggest(trial)
-            macs, params = self._new_trial(trial, arch)
-            if max_macs is not None:
-                trial.set_constraint("macs", macs - max_macs)
-                if macs > max_macs:
-                    # Known before training: no need to spend a trial to learn it is over budget.
-                    trial.set_user_attr("skipped", "over MAC budget")
-                    trial.set_user_attr("reason", f"{macs:,d} MACs over the budget of {max_macs:,.0f}")
-                    self.main.tell(trial, state=TrialState.PRUNED)
-                    continue
-            twin_of = self._same_arch(arch, trial.number)
-            if twin_of is not None:
-                self._answer_duplicate(trial, twin_of)
-                continue
-            self.asked += 1
-            return self._pair(trial, arch, macs, params)
-        self.exhausted = True  # the sampler keeps proposing configurations already tried
-        return None
-
-    def _same_arch(self, arch: ArchConfig, number: int) -> optuna.trial.FrozenTrial | None:
-        for t in self.main.get_trials(deepcopy=False):
-            if t.number != number and rundir.was_trained(t) and t.user_attrs.get("arch") == arch.to_dict():
-                return t
-        return None
-
-    def _answer_duplicate(self, trial: Trial, original: optuna.trial.FrozenTrial) -> None:
-        """Training is seeded, so a configuration already tried would give the same numbers again:
-        answer from the original instead of spending the compute (not counted in the budget)."""
-        trial.set_user_attr("duplicate_of", original.number)
-        trial.set_user_attr("reason", f"same configuration as trial {original.number}")
-        for key in ("epochs", "accuracy", "seconds"):
-            if key in original.user_attrs:
-                trial.set_user_attr(key, original.user_attrs[key])
-        if original.state == TrialState.COMPLETE:
-            self.main.tell(trial, original.values)
-        else:
-            self.main.tell(trial, state=TrialState.PRUNED if original.state != TrialState.FAIL else TrialState.FAIL)
-
-    # ---------------------------------------------------------------- outcomes
+        self.numbers[trial_id] = proposal.number
+        return {"number": proposal.number, "arch": proposal.arch.to_dict(), "seed": proposal.seed}
 
     def record(self, trial_id: str, result: dict[str, Any]) -> bool:
-        """Record one epoch (called by the scheduler before it decides); True = prune this trial."""
-        live = self.live.get(trial_id)
-        if live is None or "diverged" in result or "accuracy" not in result:
-            return False
-        epoch, accuracy = int(result["epoch"]), float(result["accuracy"])
-        live.twin.report(accuracy, epoch)
-        for key in ("node", "setup_seconds"):
-            if key in result and key not in live.main.user_attrs:
-                live.main.set_user_attr(key, result[key])
-        start = int(result.get("start_epoch", 0))
-        if start > 0 and epoch == min(start, self.space.train.epochs - 1):
-            # First report after a restart (a retry or a resumed search) that continued from a checkpoint.
-            resumed = [*live.main.user_attrs.get("resumed_at_epochs", []), start]
-            live.main.set_user_attr("resumed_at_epochs", resumed)
-        for key, value in (
-            ("epochs", epoch + 1),
-            ("accuracy", accuracy),
-            ("seconds", float(result["seconds"])),
-        ):
-            live.main.set_user_attr(key, value)
-        # The learning curve, for `gcsearch bench` (curves.csv): one entry per epoch, a rerun epoch replaced.
-        point = {k: result.get(k) for k in CURVE_KEYS}
-        curve = [p for p in live.main.user_attrs.get("curve", []) if p["epoch"] < epoch]
-        live.main.set_user_attr("curve", [*curve, point])
-        if epoch + 1 < self.space.train.epochs and live.twin.should_prune():
-            self.pruned.add(trial_id)
-            live.main.set_user_attr("reason", f"pruned after epoch {epoch + 1} at accuracy {accuracy:.4f}")
-            return True
-        return False
+        number = self.numbers.get(trial_id)
+        return number is not None and self.decider.report(number, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        live = self.live.pop(trial_id, None)
-        if live is None:
-            return
-        result = result or {}
-        epochs = int(result.get("epoch", -1)) + 1
-        if error or "diverged" in result:
-            reason = result.get("diverged") or "the trial raised an error (see the Tune logs under tune/)"
-            live.main.set_user_attr("reason", str(reason))
-            self.main.tell(live.main, state=TrialState.FAIL)
-            self.twin.tell(live.twin, state=TrialState.FAIL)
-        elif trial_id in self.pruned or epochs < self.space.train.epochs:
-            if trial_id not in self.pruned:
-                live.main.set_user_attr("reason", f"stopped after epoch {epochs} (time budget)")
-            self.main.tell(live.main, state=TrialState.PRUNED)
-            self.twin.tell(live.twin, state=TrialState.PRUNED)
-        else:
-            accuracy = float(result["accuracy"])
-            values = {"accuracy": accuracy, "macs": live.macs, "params": live.params}
-            self.main.tell(live.main, [values[o] for o in self.space.search.objectives])
-            self.twin.tell(live.twin, accuracy)
+        number = self.numbers.pop(trial_id, None)
+        if number is not None:
+            self.decider.finish(number, result, error)
 
 
-class PruningScheduler(FIFOScheduler):
-    """Hands each epoch to the searcher, which records it and consults the Optuna pruner, first:
-    Tune calls the scheduler before the searcher and skips the searcher once the scheduler says STOP."""
+class PruneOnReport(FIFOScheduler):
+    """Stops the trials the decider's pruner prunes. It hands each epoch to the decider itself: Tune calls
+    the scheduler before the searcher and skips the searcher once the scheduler says STOP."""
 
-    def __init__(self, searcher: OptunaSearcher):
+    def __init__(self, searcher: DeciderSearcher):
         super().__init__()
         self.searcher = searcher
 
@@ -310,8 +122,8 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
 class LiveView(tune.Callback):
     """One compact status line instead of Ray's tables."""
 
-    def __init__(self, searcher: OptunaSearcher, budget: int, stream: TextIO):
-        self.searcher, self.budget, self.stream = searcher, budget, stream
+    def __init__(self, decider: Decider, budget: int, stream: TextIO):
+        self.decider, self.budget, self.stream = decider, budget, stream
         self.start = time.monotonic()
         self.tty = stream.isatty()
         self.last = 0.0
@@ -324,10 +136,10 @@ class LiveView(tune.Callback):
         self.__dict__.update(state, stream=sys.stdout)
 
     def line(self) -> str:
-        recs = rundir.trained(rundir.records(self.searcher.main))
+        recs = rundir.trained(rundir.records(self.decider.main))
         count = {s: sum(r.state == s for r in recs) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
         best = max((r.accuracy for r in recs if r.accuracy is not None and r.state == "COMPLETE"), default=None)
-        front = rundir.pareto_front(self.searcher.space, recs)
+        front = rundir.pareto_front(self.decider.space, recs)
         finished = count["COMPLETE"] + count["PRUNED"] + count["FAIL"]
         width = 20
         filled = min(width, round(width * finished / max(1, self.budget)))
@@ -386,14 +198,14 @@ def start_ray(address: str | None, stream: TextIO) -> bool:
 
 
 def plan(
-    space: SearchSpace, run_dir: Path, fixed: list[tuple[ArchConfig, int]] | None = None
-) -> tuple[int, list[int], list[tuple[ArchConfig, int]] | None]:
+    space: SearchSpace, run_dir: Path, fixed: Sequence[tuple[ArchConfig, int | None]] | None = None
+) -> tuple[int, list[int], list[tuple[ArchConfig, int | None]] | None]:
     """(new trials to ask for, numbers of interrupted trials to rerun, fixed trials still to run)
     from what the journal holds."""
     try:
         study = rundir.load_main_study(run_dir)
     except ConfigError:
-        return (space.search.trials if fixed is None else len(fixed)), [], fixed
+        return (space.search.trials if fixed is None else len(fixed)), [], None if fixed is None else list(fixed)
     trials = [t for t in study.get_trials(deepcopy=False) if rundir.was_trained(t)]
     rerun = [t.number for t in trials if t.state == TrialState.RUNNING]
     if fixed is not None:
@@ -409,7 +221,7 @@ def run(
     *,
     address: str | None = None,
     stream: TextIO | None = None,
-    fixed: list[tuple[ArchConfig, int]] | None = None,
+    fixed: Sequence[tuple[ArchConfig, int | None]] | None = None,
 ) -> list[TrialRecord]:
     """Run (or continue) the search in ``run_dir``; returns every trial's record. ``fixed`` replaces
     the sampler with a list of (architecture, seed) trials to run, as ``gcsearch ablate`` does."""
@@ -425,7 +237,7 @@ def _run_locked(
     run_dir: Path,
     address: str | None,
     stream: TextIO,
-    fixed: list[tuple[ArchConfig, int]] | None,
+    fixed: Sequence[tuple[ArchConfig, int | None]] | None,
 ) -> list[TrialRecord]:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     dropped = rundir.repair_journal(run_dir)
@@ -435,17 +247,20 @@ def _run_locked(
             "every complete record is kept, and a trial it left unfinished is rerun from its checkpoint\n"
         )
     rundir.save_space(run_dir, space)
+    if fixed is None and space.search.sampler == "grid":
+        fixed = grid_plan(space)
     new, rerun, todo = plan(space, run_dir, fixed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view says what matters
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Optuna's journal is the record
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = start_ray(address, stream)
     try:
-        searcher = OptunaSearcher(space, run_dir, new, rerun, plan=todo)
-        if new or rerun:
+        decider = Decider(space, rundir.storage(run_dir), new, rerun, plan=todo)
+        if new or decider.rerun:
             budget = space.search.trials if fixed is None else len(fixed)
-            _tune(space, run_dir, searcher, new + len(rerun), stream, budget)
-        recs = rundir.records(searcher.main)
+            _tune(space, run_dir, decider, new + len(decider.rerun), stream, budget)
+            decider.stop_running()  # what a time budget stopped is PRUNED, not RUNNING for ever
+        recs = rundir.records(decider.main)
         rundir.write_tables(run_dir, space, recs)
         return recs
     finally:
@@ -455,7 +270,7 @@ def _run_locked(
             ray.shutdown()
 
 
-def _tune(space: SearchSpace, run_dir: Path, searcher: OptunaSearcher, count: int, stream: TextIO, budget: int) -> None:
+def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, stream: TextIO, budget: int) -> None:
     import ray
 
     s = space.search
@@ -465,12 +280,13 @@ def _tune(space: SearchSpace, run_dir: Path, searcher: OptunaSearcher, count: in
     trainable = tune.with_resources(make_trainable(space, run_dir, threads), {"cpu": s.cpu, "gpu": s.gpu})
     tune_dir = run_dir / "tune"
     name = f"run-{len(list(tune_dir.glob('run-*'))) if tune_dir.exists() else 0}"
-    view = LiveView(searcher, budget, stream)
+    view = LiveView(decider, budget, stream)
+    searcher = DeciderSearcher(decider)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=PruningScheduler(searcher),
+            scheduler=PruneOnReport(searcher),
             num_samples=count,
             max_concurrent_trials=concurrency,
             time_budget_s=s.time_budget_s,

@@ -173,13 +173,14 @@ class SearchSpace:
         return ",".join(stages) if stages else "none"
 
     def suggest(self, trial: TrialLike) -> ArchConfig:
-        """Define-by-run sampling on an Optuna trial; fixed axes are not suggested, and a baseline
-        (no stages) suggests nothing else, so the sampler never sees meaningless parameters."""
-        labels = [self.stage_label(s) for s in self.axes.stages]
-        label = _pick(trial, "stages", labels)
-        stages = self.axes.stages[labels.index(label)]
-        if not stages:
+        """Define-by-run sampling on an Optuna trial of the GC configurations; fixed axes are not
+        suggested. The baseline (no stages) is no category here: it is one configuration, trained once as
+        a reference trial, and a sampler that could draw it would keep returning to the cheapest point."""
+        sets = [s for s in self.axes.stages if s]
+        if not sets:
             return ArchConfig()
+        labels = [self.stage_label(s) for s in sets]
+        stages = sets[labels.index(_pick(trial, "stages", labels))]
         ratios = [ratio_text(r) for r in self.axes.ratio]
         return ArchConfig(
             stages=stages,
@@ -193,10 +194,10 @@ class SearchSpace:
     def params_of(self, arch: ArchConfig) -> dict[str, Any]:
         """The Optuna parameters ``suggest`` draws for ``arch`` (for FixedTrial and enqueue_trial)."""
         out: dict[str, Any] = {}
-        if len(self.axes.stages) > 1:
-            out["stages"] = self.stage_label(arch.stages)
         if arch.is_baseline:
-            return out
+            return out  # drawn by no sampler (see suggest)
+        if len([s for s in self.axes.stages if s]) > 1:
+            out["stages"] = self.stage_label(arch.stages)
         assert arch.ratio is not None
         values = {
             "pool": arch.pool,

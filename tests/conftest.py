@@ -30,9 +30,12 @@ def make_run(tmp_path):
             arch = ArchConfig.from_dict(arch_dict)
             macs, params = coster(arch)
             # Sampled define-by-run like a real search, so the trial carries Optuna parameters.
-            study.enqueue_trial(space.params_of(arch))
-            t = study.ask()
-            assert space.suggest(t) == arch
+            if arch.is_baseline:
+                t = study.ask()  # the baseline has no parameters to draw
+            else:
+                study.enqueue_trial(space.params_of(arch))
+                t = study.ask()
+                assert space.suggest(t) == arch
             for key, value in (("arch", arch.to_dict()), ("macs", macs), ("params", params), ("twin", number),
                                ("epochs", 3 if state == "COMPLETE" else 1), ("accuracy", acc)):  # fmt: skip
                 t.set_user_attr(key, value)

@@ -5,14 +5,14 @@ from gcsearch.pruning import ParetoPruner, make_pruner
 from gcsearch.space import SearchConfig
 
 
-def study_with(points_at_step0):
-    """A single-objective twin study: trials that reported accuracy at epoch 0 and carry MACs."""
+def study_with(points_at_step1):
+    """A single-objective twin study: trials that reported accuracy after epoch 1 and carry MACs."""
     study = optuna.create_study(direction="maximize")
     trials = []
-    for acc, macs in points_at_step0:
+    for acc, macs in points_at_step1:
         t = study.ask()
         t.set_user_attr("macs", macs)
-        t.report(acc, 0)
+        t.report(acc, 1)  # step = epochs finished
         trials.append(t)
     return study, trials
 
@@ -47,7 +47,7 @@ def test_pareto_pruner_only_acts_at_rungs():
     for acc in (0.9, 0.1):
         t = study.ask()
         t.set_user_attr("macs", 10)
-        t.report(acc, 2)  # epoch 3 of 4: no rung at 3 with min 1, factor 2
+        t.report(acc, 3)  # epoch 3 of 4: no rung at 3 with min 1, factor 2
     assert not ParetoPruner(1, 2, 4).prune(study, study.get_trials()[1])
 
 

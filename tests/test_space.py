@@ -59,18 +59,20 @@ def test_grid_sizes():
 @pytest.mark.parametrize("name", ["gc", "smoke"])
 def test_fixed_trial_reproduces_every_grid_point(name):
     space = load_space(f"search_spaces/{name}.yaml")
-    grid = space.grid()
+    grid = [a for a in space.grid() if not a.is_baseline]
     rebuilt = [space.suggest(optuna.trial.FixedTrial(space.params_of(arch))) for arch in grid]
     assert rebuilt == grid
     assert len(set(grid)) == len(grid)
 
 
-def test_baseline_suggests_no_gc_parameters():
+def test_the_baseline_is_no_category_of_the_sampler():
     space = load_space("search_spaces/smoke.yaml")
-    params = space.params_of(ArchConfig())
-    # Conditional space: the baseline draws only `stages`; fixed axes are never drawn.
-    assert params == {"stages": "none"}
+    # The baseline has no parameters: it is trained as a reference trial, never drawn.
+    assert space.params_of(ArchConfig()) == {}
     assert set(space.params_of(space.grid()[0])) == {"stages", "pool", "fusion"}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = [space.suggest(study.ask()) for _ in range(100)]
+    assert not any(a.is_baseline for a in drawn) and ArchConfig() in space.grid()
 
 
 def test_study_samples_only_valid_architectures():

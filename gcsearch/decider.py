@@ -1,0 +1,299 @@
+"""What decides a search, over Optuna alone: no Ray, no torch, no clock.
+
+The same ``Decider`` is driven by Ray Tune in ``gcsearch run`` (``search.py``: a Searcher and a scheduler of
+a few lines each) and by a simulated clock over recorded curves in ``gcsearch bench replay``
+(``replay.py``), so a replay is the real search, not a re-implementation. It
+
+- proposes configurations: the reference trials first (the baseline without GC and the paper default,
+  what users compare against), then the sampler's (``space.suggest``: the sampler explores the GC
+  configurations only), or a fixed plan of (configuration, seed) pairs (ablation, record, grid);
+- records each trial's MACs and params before it trains, and skips configurations over the MAC budget;
+- answers a proposal of a configuration already trained without training it again: the copy is told
+  FAIL (Optuna's samplers ignore FAIL trials, so a copy adds no false evidence), and the proposal is
+  replaced by a configuration not tried yet, drawn at random: a sampler stuck on one point costs two asks,
+  never a loop;
+- hands every epoch's score to the Optuna pruner of the single-objective twin study (step = epochs
+  finished, so ``min_epochs: 1`` decides after the first epoch for every pruner);
+- tells Optuna the outcome: COMPLETE with the objectives after the last epoch, PRUNED when stopped early,
+  FAIL for an error or a diverged loss.
+
+A trial's score is its validation accuracy, or the accuracy of the EMA of its weights when the recipe
+keeps one (``train.ema``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from gcsearch import rundir
+from gcsearch.arch import ArchConfig
+from gcsearch.pruning import make_pruner
+from gcsearch.space import SearchSpace
+
+CURVE_KEYS = ("epoch", "accuracy", "loss", "train_loss", "seconds", "ema_accuracy", "ema_loss")
+
+
+def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
+    s = space.search
+    if s.sampler == "tpe":
+        # multivariate + group: joint modelling of the axes that occur together (define-by-run spaces
+        # need group=True, or the joint space shrinks to the axes every trial has); constant liar: running
+        # trials count as pending so parallel workers do not all get the same proposal.
+        return optuna.samplers.TPESampler(
+            seed=s.seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=8
+        )
+    if s.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=s.seed)
+    if s.sampler == "gp":
+        # On a conditional (define-by-run) space Optuna's GP falls back to independent random draws.
+        return optuna.samplers.GPSampler(seed=s.seed, warn_independent_sampling=False)
+    return optuna.samplers.RandomSampler(seed=s.seed)  # random, and grid (whose trials are all enqueued)
+
+
+def grid_plan(space: SearchSpace) -> list[tuple[ArchConfig, int | None]]:
+    """``sampler: grid``: every configuration once (up to the trial budget), references first, the rest in
+    a seeded random order so a budget smaller than the grid still spreads over it."""
+    rest = [a for a in space.grid() if a not in (ArchConfig(), space.reference())]
+    random.Random(space.search.seed).shuffle(rest)
+    order = [a for a in (ArchConfig(), space.reference()) if a in space.grid()] + rest
+    return [(a, None) for a in order[: space.search.trials]]
+
+
+def score(metrics: Mapping[str, Any]) -> float:
+    """What the search ranks a trial by: the EMA weights' accuracy when recorded, else the accuracy."""
+    ema = metrics.get("ema_accuracy")
+    return float(ema if ema is not None else metrics["accuracy"])
+
+
+@dataclass(frozen=True)
+class Proposal:
+    number: int  # the main study's trial number: the trial's name everywhere
+    arch: ArchConfig
+    seed: int | None
+    macs: int
+    params: int
+
+
+@dataclass
+class _Live:
+    main: Trial
+    twin: Trial
+    proposal: Proposal
+
+
+class Decider:
+    """Proposals, duplicates, reference trials, pruning and outcomes of one search (see the module)."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        storage: str | BaseStorage,
+        new_trials: int,
+        rerun: list[int] | None = None,
+        plan: list[tuple[ArchConfig, int | None]] | None = None,
+        coster: Any = None,
+    ):
+        from gcsearch.flops import SpaceCoster
+
+        self.space = space
+        self.new_trials, self.rerun = new_trials, list(rerun or [])
+        self.plan = list(plan) if plan is not None else None
+        self.coster = coster or SpaceCoster(space.backbone)
+        self.main = optuna.create_study(
+            study_name=rundir.MAIN_STUDY, storage=storage, directions=space.search.directions,  # type: ignore[arg-type]
+            sampler=make_sampler(space), load_if_exists=True,
+        )  # fmt: skip
+        self.twin = optuna.create_study(
+            study_name=rundir.TWIN_STUDY, storage=storage, direction="maximize",
+            pruner=make_pruner(space.search, space.train.epochs), load_if_exists=True,
+        )  # fmt: skip
+        self.live: dict[int, _Live] = {}
+        self._close_pruned_reruns()
+        self.asked = 0
+        self.proposals = 0  # the sampler's proposals, duplicates included (what "duplicate share" divides by)
+        self.duplicates = 0
+        self.rng = random.Random(space.search.seed)
+        self.references = self._references_to_run() if self.plan is None else []
+
+    def _close_pruned_reruns(self) -> None:
+        """A trial pruned just before a crash was not told yet: tell it now instead of training it again."""
+        for number in list(self.rerun):
+            frozen = self.main.get_trials(deepcopy=False)[number]
+            if frozen.user_attrs.get("pruned"):
+                self.rerun.remove(number)
+                self._resume(number)
+                self.finish(number, {"epoch": int(frozen.user_attrs.get("epochs", 0)) - 1})
+
+    # ---------------------------------------------------------------- proposals
+
+    def _references_to_run(self) -> list[ArchConfig]:
+        """The baseline and the paper default (when the space holds them), unless already trained."""
+        grid = set(self.space.grid())
+        wanted = [a for a in (ArchConfig(), self.space.reference()) if a in grid]
+        done = {ArchConfig.from_dict(t.user_attrs["arch"]) for t in self._trained()}
+        return [a for a in wanted if a not in done]
+
+    def propose(self) -> Proposal | None:
+        """The next trial to train, or None when the budget (or the plan) is spent."""
+        if self.rerun:
+            return self._resume(self.rerun.pop(0))
+        if self.plan is not None:
+            if not self.plan:
+                return None
+            arch, seed = self.plan.pop(0)
+            return self._start(self._ask_fixed(arch), arch, seed)
+        if self.asked >= self.new_trials:
+            return None
+        if self.references:
+            arch = self.references.pop(0)
+            return self._start(self._ask_fixed(arch), arch, None)
+        for _ in range(len(self.space.grid()) + 1):  # each pass trains, skips one over budget, or ends
+            trial = self.main.ask()
+            self.proposals += 1
+            arch = self.space.suggest(trial)
+            if self._over_budget(trial, arch):
+                continue
+            original = self._trained_as(arch)
+            if original is None:
+                return self._start(trial, arch, None)
+            self.duplicates += 1
+            trial.set_user_attr("duplicate_of", original.number)
+            trial.set_user_attr("reason", f"same configuration as trial {original.number}; replaced by a random one")
+            self.main.tell(trial, state=TrialState.FAIL)  # FAIL: no sampler counts it as evidence
+            fresh = self._untried()
+            if fresh is None:
+                return None  # every configuration of the space has been trained
+            return self._start(self._ask_fixed(fresh), fresh, None)
+        return None
+
+    def _ask_fixed(self, arch: ArchConfig) -> Trial:
+        if arch.is_baseline:
+            return self.main.ask()  # the baseline has no parameters: nothing for a sampler to draw
+        self.main.enqueue_trial(self.space.params_of(arch))
+        trial = self.main.ask()
+        drawn = self.space.suggest(trial)  # records the Optuna params of the enqueued configuration
+        if drawn != arch:
+            raise RuntimeError(f"enqueued {arch.label()} but the space drew {drawn.label()}")
+        return trial
+
+    def _over_budget(self, trial: Trial, arch: ArchConfig) -> bool:
+        max_macs = self.space.search.max_macs
+        if max_macs is None:
+            return False
+        macs, params = self.coster(arch)
+        trial.set_constraint("macs", macs - max_macs)
+        if macs <= max_macs:
+            return False
+        # Known before training: no need to spend a trial to learn it is over budget.
+        for key, value in (("arch", arch.to_dict()), ("label", arch.label()), ("macs", macs), ("params", params),
+                           ("skipped", "over MAC budget"),
+                           ("reason", f"{macs:,d} MACs over the budget of {max_macs:,.0f}")):  # fmt: skip
+            trial.set_user_attr(key, value)
+        self.main.tell(trial, state=TrialState.PRUNED)
+        return True
+
+    def _trained(self) -> list[FrozenTrial]:
+        return [t for t in self.main.get_trials(deepcopy=False) if rundir.was_trained(t)]
+
+    def _trained_as(self, arch: ArchConfig) -> FrozenTrial | None:
+        return next((t for t in self._trained() if t.user_attrs.get("arch") == arch.to_dict()), None)
+
+    def _untried(self) -> ArchConfig | None:
+        tried = {ArchConfig.from_dict(t.user_attrs["arch"]) for t in self._trained()}
+        max_macs = self.space.search.max_macs
+        left = [a for a in self.space.grid() if a not in tried]
+        if max_macs is not None:
+            left = [a for a in left if self.coster(a)[0] <= max_macs]
+        return self.rng.choice(left) if left else None
+
+    def _start(self, trial: Trial, arch: ArchConfig, seed: int | None) -> Proposal:
+        """Record what is known before training and pair the trial with its twin, where the pruner acts."""
+        macs, params = self.coster(arch)
+        attrs: dict[str, Any] = {"arch": arch.to_dict(), "label": arch.label(), "macs": macs, "params": params}
+        if seed is not None:
+            attrs["seed"] = seed
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        twin = self.twin.ask()
+        twin.set_user_attr("macs", macs)
+        twin.set_user_attr("main", trial.number)
+        trial.set_user_attr("twin", twin.number)  # from here on the trial counts as trained
+        self.asked += 1
+        proposal = Proposal(trial.number, arch, seed, macs, params)
+        self.live[trial.number] = _Live(trial, twin, proposal)
+        return proposal
+
+    def _resume(self, number: int) -> Proposal:
+        frozen = self.main.get_trials(deepcopy=False)[number]
+        twin_frozen = self.twin.get_trials(deepcopy=False)[frozen.user_attrs["twin"]]
+        # Optuna has no public handle for re-attaching to a RUNNING trial; Trial(study, id) is the one.
+        main, twin = Trial(self.main, frozen._trial_id), Trial(self.twin, twin_frozen._trial_id)
+        a = frozen.user_attrs
+        proposal = Proposal(number, ArchConfig.from_dict(a["arch"]), a.get("seed"), int(a["macs"]), int(a["params"]))
+        self.live[number] = _Live(main, twin, proposal)
+        return proposal
+
+    # ---------------------------------------------------------------- epochs and outcomes
+
+    def report(self, number: int, result: Mapping[str, Any]) -> bool:
+        """Record one finished epoch (``epoch`` 0-based as train reports it); True = prune this trial."""
+        live = self.live.get(number)
+        if live is None or "diverged" in result or "accuracy" not in result:
+            return False
+        epoch, value = int(result["epoch"]), score(result)
+        done = epoch + 1  # epochs finished: the pruners' step
+        live.twin.report(value, done)
+        main = live.main
+        for key in ("node", "setup_seconds"):
+            if key in result and key not in main.user_attrs:
+                main.set_user_attr(key, result[key])
+        start = int(result.get("start_epoch", 0))
+        if start > 0 and epoch == min(start, self.space.train.epochs - 1):
+            # First report after a restart (a retry or a resumed search) that continued from a checkpoint.
+            main.set_user_attr("resumed_at_epochs", [*main.user_attrs.get("resumed_at_epochs", []), start])
+        for key, v in (("epochs", done), ("accuracy", value), ("seconds", float(result["seconds"]))):
+            main.set_user_attr(key, v)
+        # The learning curve, for `gcsearch bench` (curves.csv): one entry per epoch, a rerun epoch replaced.
+        curve = [p for p in main.user_attrs.get("curve", []) if p["epoch"] < epoch]
+        main.set_user_attr("curve", [*curve, {k: result.get(k) for k in CURVE_KEYS}])
+        if done < self.space.train.epochs and live.twin.should_prune():
+            main.set_user_attr("reason", f"pruned after epoch {done} at accuracy {value:.4f}")
+            main.set_user_attr("pruned", True)
+            return True
+        return False
+
+    def finish(self, number: int, result: Mapping[str, Any] | None = None, error: bool = False) -> None:
+        """Tell Optuna what became of a trial: the last report it made (None if none), or an error."""
+        live = self.live.pop(number, None)
+        if live is None:
+            return
+        result = result or {}
+        epochs = int(result.get("epoch", -1)) + 1
+        if error or "diverged" in result:
+            reason = result.get("diverged") or "the trial raised an error (see the Tune logs under tune/)"
+            live.main.set_user_attr("reason", str(reason))
+            self.main.tell(live.main, state=TrialState.FAIL)
+            self.twin.tell(live.twin, state=TrialState.FAIL)
+        elif live.main.user_attrs.get("pruned") or epochs < self.space.train.epochs:
+            if not live.main.user_attrs.get("pruned"):
+                live.main.set_user_attr("reason", f"stopped after epoch {epochs} (time budget)")
+            self.main.tell(live.main, state=TrialState.PRUNED)
+            self.twin.tell(live.twin, state=TrialState.PRUNED)
+        else:
+            p = live.proposal
+            value = score(result)
+            values = {"accuracy": value, "macs": p.macs, "params": p.params}
+            self.main.tell(live.main, [values[o] for o in self.space.search.objectives])
+            self.twin.tell(live.twin, value)
+
+    def stop_running(self) -> None:
+        """Tell every trial still live PRUNED (a time budget ran out): none stays RUNNING for ever."""
+        for number in list(self.live):
+            self.finish(number, {"epoch": int(self.live[number].main.user_attrs.get("epochs", 0)) - 1})

@@ -1,0 +1,301 @@
+"""`gcsearch bench replay`: a search replayed against recorded curves, in seconds, without training.
+
+The replay drives the real ``Decider`` (``decider.py``): the same sampler factory, pruners, duplicate
+handling and reference trials as ``gcsearch run``, over an in-memory Optuna storage. Only the trainings
+are replaced: a trial "trains" by reading its configuration's recorded curve under one recorded seed
+(chosen per replay seed), epoch by epoch, on a simulated clock with ``workers`` parallel workers driven
+by the recorded seconds, so pruners see trials reach their rungs in the order they would for real.
+
+A configuration the curves do not hold (a sample of a large grid was recorded) is answered by the
+recorded configuration nearest to it: fewest differing axes, then the first in label order. The metrics
+below are computed on the configuration actually read, against the truth of the recorded set: each
+configuration's final accuracy averaged over all recorded seeds.
+
+Per replay: the epochs spent until a top-3 configuration has been trained to the end; the hypervolume of
+the (true accuracy, MACs) front of the COMPLETE trials against epochs spent, normalised to the front of
+the whole recorded set; and the final regret of the pick a user would make (the COMPLETE trial with
+the best accuracy the search saw) against the best recorded configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import statistics
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gcsearch.arch import ArchConfig
+from gcsearch.curves import AXES, CurvePoint, Curves
+from gcsearch.errors import ConfigError
+from gcsearch.space import PRUNERS, SAMPLERS, SearchSpace
+
+ASHA = "asha"  # random search under ASHA with Ray Tune's ASHAScheduler defaults (grace 1, reduction factor 4)
+
+
+def strategies() -> list[str]:
+    """Every sampler with every pruner, ASHA, and grid (every configuration once, in random order)."""
+    return [f"{s}+{p}" for s in SAMPLERS if s != "grid" for p in PRUNERS] + [ASHA, "grid"]
+
+
+def strategy_space(space: SearchSpace, name: str, seed: int, trials: int) -> SearchSpace:
+    """The space file's search section with the strategy's sampler and pruner, and this replay's seed."""
+    search = space.search
+    settings: dict[str, float]
+    if name == ASHA:
+        # Optuna's SuccessiveHalvingPruner is asynchronous successive halving (Li et al. 2020), the
+        # algorithm of Ray Tune's ASHAScheduler; these are that scheduler's defaults.
+        sampler, pruner, settings = "random", "successive_halving", {"min_epochs": 1, "reduction_factor": 4}
+    elif name == "grid":
+        sampler, pruner, settings = "grid", "none", {}
+    else:
+        sampler, _, pruner = name.partition("+")
+        if sampler not in SAMPLERS or pruner not in PRUNERS:
+            raise ConfigError("--strategy", f"must be one of {strategies()} or 'default'", name)
+        settings = dict(search.pruner_settings) if pruner == search.pruner else {}
+        if pruner in ("successive_halving", "hyperband", "pareto") and not settings:
+            settings = {"min_epochs": 1, "reduction_factor": 2}
+        if pruner == "median" and not settings:
+            settings = {"min_epochs": 1}
+        if pruner == "none":
+            settings = {}
+    new = dataclasses.replace(search, sampler=sampler, pruner=pruner, pruner_settings=settings, seed=seed,
+                              trials=trials, max_macs=None)  # fmt: skip
+    return dataclasses.replace(space, search=new)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One replay: after each trial ended, (epochs spent so far, normalised hypervolume)."""
+
+    strategy: str
+    seed: int
+    hv: list[tuple[int, float]]
+    epochs_to_top3: float  # inf when no top-3 configuration was completed
+    regret: float
+    epochs: int  # epochs spent in all
+    trials: int  # trials started
+    proposals: int
+    duplicates: int
+    nearest: int  # proposals answered by a nearest recorded configuration
+
+    def hv_at(self, epochs: int) -> float:
+        return max((h for e, h in self.hv if e <= epochs), default=0.0)
+
+
+class Truth:
+    """What the recorded curves say about each configuration: mean final accuracy over seeds, MACs."""
+
+    def __init__(self, curves: Curves):
+        self.curves = curves
+        self.archs = curves.archs
+        self.mean = {a: curves.final_mean(a) for a in self.archs}
+        self.macs = {a: curves.runs[(a, curves.seeds(a)[0])][0].macs for a in self.archs}
+        ranked = sorted(self.archs, key=lambda a: -self.mean[a])
+        self.top3 = set(ranked[:3])
+        self.best = self.mean[ranked[0]]
+        accs, macs = list(self.mean.values()), list(self.macs.values())
+        self.acc_lo, self.acc_hi = min(accs), max(accs)
+        self.macs_lo, self.macs_hi = min(macs), max(macs)
+        self.full = self.hypervolume(self.archs)
+
+    def nearest(self, arch: ArchConfig) -> ArchConfig:
+        if arch in self.mean:
+            return arch
+        return min(self.archs, key=lambda a: (sum(getattr(a, x) != getattr(arch, x) for x in AXES), a.label()))
+
+    def hypervolume(self, archs: Sequence[ArchConfig]) -> float:
+        """Area dominated by the (accuracy, MACs) front, both scaled to [0, 1] over the recorded set,
+        against the reference point (worst accuracy, worst MACs) pushed out by 10%."""
+        points = sorted(
+            {(self._x(a), self._y(a)) for a in archs}, key=lambda p: (p[1], -p[0])
+        )  # by cost, cheapest first
+        area, best = 0.0, 0.0
+        ref_cost = 1.1
+        for i, (acc, cost) in enumerate(points):
+            best = max(best, acc)
+            next_cost = points[i + 1][1] if i + 1 < len(points) else ref_cost
+            area += best * (next_cost - cost)
+        return area
+
+    def _x(self, a: ArchConfig) -> float:  # accuracy, 0.1 at the worst recorded, 1.1 at the best
+        span = self.acc_hi - self.acc_lo or 1.0
+        return 0.1 + (self.mean[a] - self.acc_lo) / span
+
+    def _y(self, a: ArchConfig) -> float:  # cost, 0 at the cheapest recorded, 1 at the dearest
+        span = self.macs_hi - self.macs_lo or 1.0
+        return (self.macs[a] - self.macs_lo) / span
+
+
+def replay(
+    curves: Curves,
+    space: SearchSpace,
+    strategy: str,
+    seed: int,
+    workers: int = 2,
+    budget_epochs: int | None = None,
+    truth: Truth | None = None,
+) -> Trace:
+    import optuna
+
+    from gcsearch.decider import Decider, grid_plan
+
+    truth = truth or Truth(curves)
+    full = len(truth.archs) * curves.epochs
+    budget_epochs = budget_epochs or full
+    seeds = curves.common_seeds()
+    recorded_seed = seeds[seed % len(seeds)]
+    sp = strategy_space(space, strategy, seed, trials=len(space.grid()))
+    # The recording's fidelity is the replay's: its last epoch is what COMPLETE means.
+    sp = dataclasses.replace(sp, train=dataclasses.replace(sp.train, epochs=curves.epochs))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a replay makes thousands of trials
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental-feature notices of Optuna's samplers
+        plan = grid_plan(sp) if sp.search.sampler == "grid" else None
+        decider = Decider(sp, optuna.storages.InMemoryStorage(), sp.search.trials, plan=plan)
+        return _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_epochs)
+
+
+def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_epochs) -> Trace:  # type: ignore[no-untyped-def]
+    events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, 0-based epoch)
+    read: dict[int, tuple[ArchConfig, list[CurvePoint]]] = {}
+    order = spent = nearest = 0
+    complete: list[tuple[float, ArchConfig]] = []  # (accuracy the search saw, configuration read)
+    hv: list[tuple[int, float]] = [(0, 0.0)]
+    to_top3 = math.inf
+
+    def start(now: float) -> bool:
+        nonlocal order, nearest
+        if spent >= budget_epochs:
+            return False
+        proposal = decider.propose()
+        if proposal is None:
+            return False
+        arch = truth.nearest(proposal.arch)
+        nearest += arch != proposal.arch
+        curve = curves.runs[(arch, recorded_seed)]
+        read[proposal.number] = (arch, curve)
+        order += 1
+        heapq.heappush(events, (now + curve[0].seconds, order, proposal.number, 0))
+        return True
+
+    for _ in range(workers):
+        start(0.0)
+    while events:
+        now, _, number, e = heapq.heappop(events)
+        arch, curve = read[number]
+        p = curve[e]
+        result = {"epoch": e, "accuracy": p.accuracy, "loss": p.loss, "train_loss": p.train_loss,
+                  "seconds": p.seconds, "ema_accuracy": p.ema_accuracy, "ema_loss": p.ema_loss}  # fmt: skip
+        spent += 1
+        pruned = decider.report(number, result)
+        last = e + 1 == len(curve)
+        if pruned or last:
+            decider.finish(number, result)
+            if last and not pruned:
+                complete.append((decider.main.trials[number].values[0], arch))
+                if arch in truth.top3:
+                    to_top3 = min(to_top3, spent)
+                hv.append((spent, truth.hypervolume([a for _, a in complete]) / truth.full))
+            start(now)
+        else:
+            order += 1
+            heapq.heappush(events, (now + curve[e + 1].seconds - p.seconds, order, number, e + 1))
+    pick = max(complete, key=lambda c: c[0])[1] if complete else None
+    regret = truth.best - truth.mean[pick] if pick is not None else math.inf
+    return Trace(strategy, seed, hv, to_top3, regret, spent, len(read), decider.proposals, decider.duplicates, nearest)
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """(25th, 50th, 75th) percentiles, inf-aware (a search that never found a top-3 counts as inf)."""
+    v = sorted(values)
+    if len(v) == 1:
+        return v[0], v[0], v[0]
+    q = statistics.quantiles(v, n=4, method="inclusive") if all(math.isfinite(x) for x in v) else None
+    if q is not None:
+        return q[0], q[1], q[2]
+
+    def at(f: float) -> float:
+        return v[min(len(v) - 1, round(f * (len(v) - 1)))]
+
+    return at(0.25), at(0.5), at(0.75)
+
+
+def epochs_to_hv(trace: Trace, share: float) -> float:
+    return next((e for e, h in trace.hv if h >= share), math.inf)
+
+
+def same_epochs_win(a: Sequence[Trace], b: Sequence[Trace], epochs: int) -> float:
+    """Share of replay seeds where strategy a's hypervolume at ``epochs`` beats b's (ties count half):
+    the replays are paired by seed (the same recorded seed is read)."""
+    wins = [1.0 if x.hv_at(epochs) > y.hv_at(epochs) else 0.5 if x.hv_at(epochs) == y.hv_at(epochs) else 0.0
+            for x, y in zip(a, b, strict=True)]  # fmt: skip
+    return statistics.fmean(wins)
+
+
+def check_space(curves: Curves, space: SearchSpace, where: str) -> None:
+    """Curves of another space cannot be replayed: each recorded configuration must be a point of it."""
+    grid = set(space.grid())
+    stray = [a for a in curves.archs if a not in grid]
+    if stray:
+        raise ConfigError("curves", f"must hold configurations of {space.path}; {len(stray)} are not, e.g. "
+                          f"{stray[0].label()}", where=where)  # fmt: skip
+
+
+def table(traces: dict[str, list[Trace]], full: int, baseline: str = "random+none") -> str:
+    """Per strategy over replay seeds: median [quartiles] of each metric."""
+
+    def q(values: Sequence[float], scale: float = 1.0, spec: str = ".0f") -> str:
+        lo, mid, hi = quartiles(values)
+        f = lambda x: "never" if not math.isfinite(x) else format(x * scale, spec)  # noqa: E731
+        return f"{f(mid)} [{f(lo)}, {f(hi)}]"
+
+    lines = [
+        f"| strategy | epochs to a top-3 (% of {full}) | hypervolume at 10% | at 25% | at 50% | "
+        "% epochs to 95% HV | final regret | duplicate proposals | beats "
+        f"{baseline} at 25% (share of seeds) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    ref = traces.get(baseline)
+    for name, ts in traces.items():
+        dup = sum(t.duplicates for t in ts) / max(1, sum(t.proposals for t in ts))
+        win = f"{same_epochs_win(ts, ref, full // 4):.2f}" if ref is not None and name != baseline else "-"
+        lines.append(
+            f"| {name} | {q([t.epochs_to_top3 for t in ts], 100 / full)} | "
+            f"{q([t.hv_at(full // 10) for t in ts], 1, '.3f')} | {q([t.hv_at(full // 4) for t in ts], 1, '.3f')} | "
+            f"{q([t.hv_at(full // 2) for t in ts], 1, '.3f')} | {q([epochs_to_hv(t, 0.95) for t in ts], 100 / full)} | "
+            f"{q([t.regret for t in ts], 1, '.4f')} | {dup:.0%} | {win} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(traces: dict[str, list[Trace]], full: int, out: str, budget: int) -> None:
+    """Hypervolume against epochs, one line per strategy (median over seeds) with a quartile band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    xs = list(range(0, budget + 1, max(1, budget // 100)))
+    for i, (name, ts) in enumerate(traces.items()):
+        curves_ = [[t.hv_at(x) for t in ts] for x in xs]
+        qs = [quartiles(c) for c in curves_]
+        color = f"C{i % 10}"
+        style = "-" if i < 10 else "--" if i < 20 else ":"
+        ax.plot([100 * x / full for x in xs], [m for _, m, _ in qs], style, color=color, label=name, lw=1.2)
+        ax.fill_between([100 * x / full for x in xs], [lo for lo, _, _ in qs], [hi for _, _, hi in qs],
+                        color=color, alpha=0.08)  # fmt: skip
+    ax.axhline(0.95, color="grey", lw=0.8)
+    ax.axvline(25, color="grey", lw=0.8)
+    ax.set(xlabel="epochs spent (% of the recorded grid's total)", ylabel="hypervolume / recorded grid's",
+           title="replayed searches: median and quartiles over replay seeds")  # fmt: skip
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,115 @@
+"""The decider alone: Optuna in memory, no Ray, no training."""
+
+import dataclasses
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from gcsearch import ArchConfig
+from gcsearch.decider import Decider, grid_plan
+from gcsearch.space import load_space
+from tests.conftest import ROOT
+
+SMOKE = load_space(ROOT / "search_spaces" / "smoke.yaml")
+
+
+def space_with(**search):
+    return dataclasses.replace(SMOKE, search=dataclasses.replace(SMOKE.search, **search))
+
+
+def epoch(e, acc):
+    return {"epoch": e, "accuracy": acc, "seconds": float(e + 1)}
+
+
+def train_to_end(d, proposal, acc):
+    for e in range(d.space.train.epochs):
+        assert not d.report(proposal.number, epoch(e, acc))
+    d.finish(proposal.number, epoch(d.space.train.epochs - 1, acc))
+
+
+def test_references_first_then_the_budget_then_none():
+    d = Decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=4)
+    proposals = []
+    while (p := d.propose()) is not None:
+        proposals.append(p)
+        train_to_end(d, p, 0.5)
+    # The baseline first, once; smoke.yaml lacks the paper default (ratio 1/16), so it is not proposed.
+    assert proposals[0].arch == ArchConfig() and SMOKE.reference() not in [p.arch for p in proposals]
+    assert len(proposals) == 4 and len({p.arch for p in proposals}) == 4
+    # MACs and params were recorded before training, and the objectives told in the file's order.
+    t = d.main.trials[proposals[2].number]
+    assert t.values == [0.5, t.user_attrs["macs"]]
+
+
+def test_duplicates_are_failed_replaced_and_never_loop():
+    # Random sampling of a 9-point space: it keeps drawing configurations already trained.
+    space = space_with(pruner="none", pruner_settings={}, sampler="random")
+    d = Decider(space, optuna.storages.InMemoryStorage(), new_trials=len(space.grid()))
+    trained = []
+    while (p := d.propose()) is not None:
+        trained.append(p.arch)
+        train_to_end(d, p, 0.5)
+    # Every configuration trained exactly once, the whole space covered within the budget.
+    assert sorted(a.label() for a in trained) == sorted(a.label() for a in space.grid())
+    copies = [t for t in d.main.trials if "duplicate_of" in t.user_attrs]
+    assert d.duplicates == len(copies) > 0
+    # Copies are FAIL (no sampler reads them as evidence), never COMPLETE with the original's values.
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in copies)
+    complete = [t for t in d.main.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == len(space.grid())
+
+
+# Hyperband and pareto are left out: Hyperband's brackets may start at epoch 2 for a given trial, and the
+# pareto pruner keeps a cheap trial whatever its accuracy (test_pruning.py covers its rungs).
+@pytest.mark.parametrize("pruner", ["successive_halving", "median"])
+def test_optunas_pruners_decide_after_the_first_epoch_with_min_epochs_1(pruner):
+    settings = {"min_epochs": 1} | ({"startup_trials": 1} if pruner == "median" else {"reduction_factor": 2})
+    d = Decider(space_with(pruner=pruner, pruner_settings=settings), optuna.storages.InMemoryStorage(), 6)
+    for _ in range(3):
+        p = d.propose()
+        for e in range(d.space.train.epochs):
+            d.report(p.number, epoch(e, 0.9))
+        d.finish(p.number, epoch(d.space.train.epochs - 1, 0.9))
+    weak = d.propose()
+    # Epoch 1 of 3, far below every peer at that rung: pruned now, not one epoch late.
+    assert d.report(weak.number, epoch(0, 0.1))
+    d.finish(weak.number, epoch(0, 0.1))
+    assert d.main.trials[weak.number].state == optuna.trial.TrialState.PRUNED
+
+
+def test_a_trial_pruned_before_a_crash_is_told_pruned_not_rerun(tmp_path):
+    from gcsearch import rundir
+
+    storage = rundir.storage(tmp_path)
+    d = Decider(space_with(pruner="none", pruner_settings={}), storage, new_trials=2)
+    p = d.propose()
+    d.report(p.number, epoch(0, 0.3))
+    d.live[p.number].main.set_user_attr("pruned", True)  # the decision was recorded, then the crash
+    again = Decider(d.space, rundir.storage(tmp_path), new_trials=1, rerun=[p.number])
+    assert again.rerun == []
+    assert again.main.trials[p.number].state == optuna.trial.TrialState.PRUNED
+
+
+def test_grid_plan_covers_the_space_once_references_first():
+    plan = grid_plan(space_with(sampler="grid", trials=100))
+    archs = [a for a, _ in plan]
+    assert archs[0] == ArchConfig()  # the references first (smoke.yaml holds only the baseline of the two)
+    assert sorted(a.label() for a in archs) == sorted(a.label() for a in SMOKE.grid())
+    assert len(grid_plan(space_with(sampler="grid", trials=3))) == 3
+
+
+def test_planned_trials_keep_their_parameters_under_python_O():
+    # The configuration drawn for an enqueued trial was once computed inside an assert, which -O removes.
+    code = (
+        "import optuna; from gcsearch.decider import Decider; from gcsearch.space import load_space\n"
+        f"s = load_space({str(ROOT / 'search_spaces' / 'smoke.yaml')!r})\n"
+        "a = [x for x in s.grid() if not x.is_baseline][1]\n"
+        "d = Decider(s, optuna.storages.InMemoryStorage(), 0, plan=[(a, 0)])\n"
+        "p = d.propose(); t = d.main.trials[p.number]\n"
+        "assert t.params == s.params_of(a), t.params\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "ok", out.stderr[-1500:]
