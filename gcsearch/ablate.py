@@ -2,10 +2,11 @@
 
 Around a reference configuration (the paper default: c3-c5, att + add, ratio 1/16, LayerNorm,
 after_1x1, or the nearest point of the space when it lacks one of those values) each axis of the space
-is varied alone; the baseline without GC is added. Every point is
-trained to full fidelity with several seeds (``search.run`` with a fixed plan, no pruning); the table
-gives accuracy mean and spread per point, MACs, params, and per axis the best value and whether its
-lead over the runner-up exceeds the seed noise (lead > 2 standard errors of the difference).
+is varied alone; the baseline without GC is added. Every point is trained to full fidelity with the same
+seeds (``search.run`` with a fixed plan, no pruning). A seed gives every point the same initial backbone
+weights and batch order, so points are compared by their per-seed differences: per axis, each value
+against the axis's best with a paired t interval, an exact sign-flip p-value, and a Holm-Bonferroni
+correction over all comparisons of the ablation ("separable" = Holm-adjusted p <= 0.05).
 """
 
 from __future__ import annotations
@@ -16,12 +17,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gcsearch import stats
 from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.errors import ConfigError
 from gcsearch.pareto import TrialRecord
 from gcsearch.space import SearchSpace
 
 AXES = ("pool", "fusion", "norm", "ratio", "stages", "position")
+# The standard deviation of the same-seed difference in final accuracy between two configurations,
+# measured on gc.yaml's proxy (experiments/results/fidelity-gc.md), and the smallest effect worth finding:
+# the default number of seeds detects it with 80% power (paired t-test at 5%), and is never below 5.
+PAIRED_SD = 0.0047
+EFFECT = 0.005
+MIN_SEEDS = 5
+
+
+def default_seeds(effect: float = EFFECT, sd: float = PAIRED_SD) -> int:
+    return max(MIN_SEEDS, stats.seeds_needed(sd, effect))
 
 
 @dataclass(frozen=True)
@@ -70,21 +82,31 @@ def points(space: SearchSpace, reference: ArchConfig | None = None) -> list[Poin
 @dataclass(frozen=True)
 class Row:
     point: Point
-    accuracies: tuple[float, ...]
+    accuracies: dict[int, float]  # seed -> final accuracy: seeds pair the comparisons
     macs: int
     params: int
 
     @property
     def mean(self) -> float:
-        return statistics.mean(self.accuracies) if self.accuracies else math.nan
+        return statistics.fmean(self.accuracies.values()) if self.accuracies else math.nan
 
     @property
     def std(self) -> float:
-        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else math.nan
+        return statistics.stdev(self.accuracies.values()) if len(self.accuracies) > 1 else math.nan
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The axis's best value against one other value, paired by seed."""
+
+    value: str
+    interval: stats.Interval | None  # best - value: mean, 95% t interval, p (None with < 2 common seeds)
+    holm_p: float  # the p-value adjusted over every comparison of the ablation
+    sign_p: float  # exact sign-flip p-value, for few seeds
 
     @property
-    def stderr(self) -> float:
-        return self.std / math.sqrt(len(self.accuracies)) if len(self.accuracies) > 1 else math.nan
+    def separable(self) -> bool:
+        return self.interval is not None and self.holm_p <= ALPHA
 
 
 @dataclass(frozen=True)
@@ -92,40 +114,67 @@ class AxisResult:
     axis: str
     ranking: tuple[str, ...]  # values, best first (reference value included)
     best: str
-    runner_up: str | None
-    lead: float
-    noise: float  # standard error of the difference between best and runner-up
+    comparisons: tuple[Comparison, ...]  # best against each other value, runner-up first
+
+    @property
+    def runner_up(self) -> str | None:
+        return self.comparisons[0].value if self.comparisons else None
+
+    @property
+    def lead(self) -> float:
+        c = self.comparisons[0] if self.comparisons else None
+        return c.interval.mean if c is not None and c.interval is not None else math.nan
 
     @property
     def separable(self) -> bool:
-        return self.runner_up is not None and self.lead > 2 * self.noise
+        """The best leads its runner-up beyond seed noise (paired t-test, Holm-adjusted over the ablation)."""
+        return bool(self.comparisons) and self.comparisons[0].separable
+
+
+ALPHA = 0.05
 
 
 def axis_results(rows: Sequence[Row]) -> list[AxisResult]:
-    """Per axis: its variants plus the reference (the reference's value on that axis), best first."""
+    """Per axis: its variants plus the reference (the reference's value on that axis), best first; each
+    value compared with the best, paired by seed; Holm-Bonferroni over all comparisons of the ablation."""
     ref = next(r for r in rows if r.point.axis == "reference")
-    results = []
+    ranked_axes = []
     for axis in AXES:
         candidates = [r for r in rows if r.point.axis == axis]
         if not candidates:
             continue
-        ref_row = Row(
-            Point(axis, value_text(axis, ref.point.arch), ref.point.arch), ref.accuracies, ref.macs, ref.params
+        ref_row = Row(Point(axis, value_text(axis, ref.point.arch), ref.point.arch), ref.accuracies, ref.macs,
+                      ref.params)  # fmt: skip
+        ranked_axes.append((axis, sorted([ref_row, *candidates], key=lambda r: -r.mean)))
+    pending = []  # (axis, value, interval, sign p)
+    for axis, ranked in ranked_axes:
+        best = ranked[0]
+        for other in ranked[1:]:
+            diffs = stats.paired(best.accuracies, other.accuracies)
+            interval = stats.t_interval(diffs) if len(diffs) >= 2 else None
+            sign = stats.sign_flip_p(diffs) if 1 <= len(diffs) <= 20 else math.nan
+            pending.append((axis, other.point.value, interval, sign))
+    adjusted = stats.holm([i.p if i is not None else 1.0 for _, _, i, _ in pending])
+    out = []
+    for axis, ranked in ranked_axes:
+        comps = tuple(
+            Comparison(value, interval, p, sign)
+            for (a, value, interval, sign), p in zip(pending, adjusted, strict=True)
+            if a == axis
         )
-        ranked = sorted([ref_row, *candidates], key=lambda r: -r.mean)
-        best, second = ranked[0], ranked[1]
-        noise = math.sqrt(best.stderr**2 + second.stderr**2)
-        results.append(
-            AxisResult(
-                axis,
-                tuple(r.point.value for r in ranked),
-                best.point.value,
-                second.point.value,
-                best.mean - second.mean,
-                noise,
-            )
-        )
-    return results
+        out.append(AxisResult(axis, tuple(r.point.value for r in ranked), ranked[0].point.value, comps))
+    return out
+
+
+def paired_sd(rows: Sequence[Row]) -> float:
+    """Standard deviation of same-seed differences between two points, pooled over all pairs of points."""
+    variances = []
+    for i, a in enumerate(rows):
+        for b in rows[i + 1 :]:
+            diffs = stats.paired(a.accuracies, b.accuracies)
+            if len(diffs) >= 2:
+                variances.append(statistics.variance(diffs))
+    return math.sqrt(statistics.fmean(variances)) if variances else math.nan
 
 
 def kendall_tau(order_a: Sequence[str], order_b: Sequence[str]) -> float | None:
@@ -154,13 +203,28 @@ def table(rows: Sequence[Row]) -> str:
             f"| {r.point.axis} | {r.point.value} | {r.mean:.4f} | {r.std:.4f} | {len(r.accuracies)} | "
             f"{r.macs:,d} | {r.params:,d} |"
         )
-    lines += ["", "| axis | ranking (best first) | best | lead over runner-up | 2 x noise | separable |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
-    for a in axis_results(rows):
-        lines.append(
-            f"| {a.axis} | {' > '.join(a.ranking)} | {a.best} | {a.lead:+.4f} | {2 * a.noise:.4f} | "
-            f"{'yes' if a.separable else 'no'} |"
-        )
+    results = axis_results(rows)
+    m = sum(len(a.comparisons) for a in results)
+    lines += ["", "Each value against its axis's best, paired by seed: mean difference (best - value) with its 95% "
+              f"Student-t interval, p-value, Holm-adjusted p over the {m} comparisons of this ablation, exact "
+              "sign-flip p. Separable: Holm-adjusted p <= 0.05.", "",
+              "| axis | best | value | difference [95% interval] | p | Holm p | sign-flip p | separable |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for a in results:
+        for c in a.comparisons:
+            if c.interval is None:
+                lines.append(f"| {a.axis} | {a.best} | {c.value} | - (fewer than 2 paired seeds) | - | - | - | no |")
+                continue
+            lines.append(
+                f"| {a.axis} | {a.best} | {c.value} | {c.interval.text()} | {c.interval.p:.3f} | {c.holm_p:.3f} | "
+                f"{c.sign_p:.3f} | {'yes' if c.separable else 'no'} |"
+            )
+    seeds = min((len(r.accuracies) for r in rows), default=0)
+    sd = paired_sd(rows)
+    if seeds >= 2 and math.isfinite(sd):
+        lines += ["", f"Power: with {seeds} seeds and the paired standard deviation seen here ({sd:.4f}), a paired "
+                  f"t-test at 5% detects a difference of {stats.detectable(sd, seeds):.4f} with 80% power "
+                  f"(before the Holm correction, which asks for more)."]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -169,7 +233,7 @@ def rows(points_: Sequence[Point], records: Sequence[TrialRecord]) -> list[Row]:
     out = []
     for p in points_:
         mine = [r for r in records if r.arch == p.arch and not r.extra]
-        accs = tuple(r.accuracy for r in mine if r.state == "COMPLETE" and r.accuracy is not None)
+        accs = {r.seed or 0: r.accuracy for r in mine if r.state == "COMPLETE" and r.accuracy is not None}
         macs, params = (mine[0].macs, mine[0].params) if mine else (0, 0)
         out.append(Row(p, accs, macs, params))
     return out

@@ -190,8 +190,14 @@ def cmd_pareto(args: argparse.Namespace) -> None:
     if not front:
         raise ConfigError("run", "has no COMPLETE trial yet", str(run_dir))
     print(front_table(front))
+    from gcsearch import confirm
+
+    confirmed = confirm.load(run_dir)
+    if confirmed is not None:
+        print("\nConfirmed with more seeds (gcsearch confirm):")
+        print(confirm.table(confirmed))
     out = run_dir / "pareto.png"
-    plot_pareto(space, records, str(out), title=run_dir.name)
+    plot_pareto(space, records, str(out), title=run_dir.name, confirmed=confirmed)
     print(f"wrote {out}")
 
 
@@ -234,9 +240,18 @@ def cmd_export(args: argparse.Namespace) -> None:
             raise ConfigError("--trial", f"must be a trial number of this run (0..{len(records) - 1})", args.trial)
         pick = f"trial {args.trial}"
     else:
+        import dataclasses
+
+        from gcsearch import confirm
+
         trained = rundir.trained(records)
         if not any(r.state == "COMPLETE" for r in trained):
             raise ConfigError("run", "has no COMPLETE trial yet", str(run_dir))
+        confirmed = confirm.load(run_dir)
+        if confirmed is not None:
+            # Choose among the confirmed candidates, by their mean accuracy over seeds.
+            means = {c.number: c.mean for c in confirmed.candidates}
+            trained = [dataclasses.replace(r, accuracy=means[r.number]) for r in trained if r.number in means]
         if args.pick == "max-accuracy":
             chosen = pareto.pick_max_accuracy(trained, args.max_macs, args.max_params)
         elif args.pick == "min-macs":
@@ -247,6 +262,13 @@ def cmd_export(args: argparse.Namespace) -> None:
             budget = f"--max-macs {args.max_macs:g}" if args.max_macs else f"--max-params {args.max_params:g}"
             raise ConfigError("--pick", f"selects no COMPLETE trial within {budget}", args.pick)
         pick = args.pick
+        if confirmed is not None:
+            tied = confirmed.tied_with(chosen.number)
+            seeds = len(confirmed.by_number(chosen.number).accuracies)  # type: ignore[union-attr]
+            pick += f" among confirmed points ({seeds} seeds)"
+            print(f"picked among {len(confirmed.candidates)} confirmed candidates by mean accuracy over {seeds} "
+                  "seeds; " + (f"tied within noise with trials {', '.join(map(str, tied))}" if tied
+                               else "distinguishable from every other candidate"))  # fmt: skip
     weights = None
     if args.weights:
         from gcsearch.models import save_weights
@@ -272,8 +294,16 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     from gcsearch.search import run
     from gcsearch.space import load_space
 
-    if args.seeds < 1:
-        raise ConfigError("--seeds", "must be >= 1", args.seeds)
+    if args.effect is not None and not 0 < args.effect < 1:
+        raise ConfigError("--effect", "must be an accuracy difference in (0, 1)", args.effect)
+    if args.seeds is None:
+        args.seeds = ablate.default_seeds(args.effect or ablate.EFFECT)
+        print(
+            f"--seeds {args.seeds}: a paired t-test then detects a difference of {args.effect or ablate.EFFECT:g} "
+            f"with 80% power, given the paired seed noise {ablate.PAIRED_SD:g} measured on gc.yaml's proxy"
+        )
+    if args.seeds < 2:
+        raise ConfigError("--seeds", "must be >= 2: paired comparisons need two seeds or more", args.seeds)
     space = load_space(args.space)
     # Full fidelity for every point: no pruning.
     search = dataclasses.replace(space.search, pruner="none", pruner_settings={})
@@ -292,6 +322,24 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     rundir.write_atomic(run_dir.resolve() / "ablation.md", f"# Ablation of {space.path}\n\n{text}\n")
     print(text)
     print(f"\nwrote {run_dir}/ablation.md")
+
+
+def cmd_confirm(args: argparse.Namespace) -> None:
+    from gcsearch import confirm, rundir
+
+    if args.seeds < 2:
+        raise ConfigError("--seeds", "must be >= 2 more seeds: fewer cannot tell candidates apart", args.seeds)
+    if args.top < 2:
+        raise ConfigError("--top", "must be >= 2: confirming compares candidates", args.top)
+    run_dir, space, study = _open_run(args.run)
+    front = [r for r in rundir.pareto_front(space, rundir.records(study)) if r.state == "COMPLETE"]
+    if not front:
+        raise ConfigError("run", "has no COMPLETE trial to confirm", str(run_dir))
+    print(f"confirming the top {min(args.top, len(front))} front points of {run_dir} with {args.seeds} more seeds "
+          f"each -> {run_dir}/confirm/", flush=True)  # fmt: skip
+    result = confirm.confirm(space, run_dir.resolve(), front, args.top, args.seeds, address=args.address)
+    print(confirm.table(result))
+    print(f"\nwrote {run_dir}/{confirm.FILE}: `gcsearch pareto` draws its intervals, `gcsearch export` picks from it")
 
 
 def cmd_bench_record(args: argparse.Namespace) -> None:
@@ -439,11 +487,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     ablate = sub.add_parser("ablate", help="the paper's one-factor-at-a-time ablation, on your space and data")
     ablate.add_argument("space", help="a space file")
-    ablate.add_argument("--seeds", type=int, default=3, help="trainings per point (default 3)")
+    ablate.add_argument("--seeds", type=int, help="trainings per point (default: from a power estimate, >= 5)")
+    ablate.add_argument("--effect", type=float, help="accuracy difference the default --seeds should detect (0.005)")
     ablate.add_argument("--epochs", type=int, help="override train.epochs (fidelity)")
     ablate.add_argument("--name", help="run directory name under output.dir; an existing one is continued")
     ablate.add_argument("--address", help="a Ray cluster to join")
     ablate.set_defaults(func=cmd_ablate)
+
+    conf = sub.add_parser("confirm", help="retrain the front's top points with more seeds; which differ?")
+    conf.add_argument("run", help="a run directory")
+    conf.add_argument("--top", type=int, default=5, help="front points to confirm, best accuracy first (5)")
+    conf.add_argument("--seeds", type=int, default=4, help="more seeds per point, on top of the search's (4)")
+    conf.add_argument("--address", help="a Ray cluster to join")
+    conf.set_defaults(func=cmd_confirm)
 
     bench = sub.add_parser("bench", help="ground truth for the search: record curves, measure their fidelity")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH_COMMAND")

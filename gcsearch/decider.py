@@ -110,10 +110,12 @@ class Decider:
             study_name=rundir.MAIN_STUDY, storage=storage, directions=space.search.directions,  # type: ignore[arg-type]
             sampler=make_sampler(space), load_if_exists=True,
         )  # fmt: skip
+        self.main.set_metric_names(list(space.search.objectives))  # rundir and optuna-dashboard read them
         self.twin = optuna.create_study(
             study_name=rundir.TWIN_STUDY, storage=storage, direction="maximize",
             pruner=make_pruner(space.search, space.train.epochs), load_if_exists=True,
         )  # fmt: skip
+        self.twin.set_metric_names(["accuracy"])
         self.live: dict[int, _Live] = {}
         self._close_pruned_reruns()
         self.asked = 0

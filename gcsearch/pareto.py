@@ -30,6 +30,7 @@ class TrialRecord:
     epochs: int  # epochs finished
     seconds: float
     reason: str = ""  # why a trial was pruned, failed or skipped
+    seed: int | None = None  # the training seed of a planned trial (ablation, record); None = train.seed
     extra: dict[str, Any] = field(default_factory=dict)
 
     def objective(self, name: str) -> float:

@@ -195,7 +195,7 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
         if pruned or last:
             decider.finish(number, result)
             if last and not pruned:
-                complete.append((decider.main.trials[number].values[0], arch))
+                complete.append((decider.main.trials[number].user_attrs["accuracy"], arch))
                 if arch in truth.top3:
                     to_top3 = min(to_top3, spent)
                 hv.append((spent, truth.hypervolume([a for _, a in complete]) / truth.full))

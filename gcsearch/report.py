@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.flops import SpaceCoster
@@ -152,9 +153,12 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def plot_pareto(space: SearchSpace, records: Sequence[TrialRecord], out: str, title: str = "") -> None:
+def plot_pareto(
+    space: SearchSpace, records: Sequence[TrialRecord], out: str, title: str = "", confirmed: Any = None
+) -> None:
     """Every COMPLETE trial (MACs, accuracy), PRUNED ones faint at their last accuracy, the front as a
-    step line, the baseline and the paper default marked when present. MACs go on a log axis when they
+    step line, the baseline and the paper default marked when present, and the confirmed candidates'
+    mean over seeds with its 95% interval (``gcsearch confirm``). MACs go on a log axis when they
     span more than 3x; the accuracy axis centres on the COMPLETE trials, counting pruned ones below it."""
     from matplotlib.ticker import FuncFormatter
 
@@ -187,6 +191,12 @@ def plot_pareto(space: SearchSpace, records: Sequence[TrialRecord], out: str, ti
         if hits:
             ax.scatter([r.macs for r in hits], [r.accuracy for r in hits], marker=style[0], s=90, c=style[1],
                        label=name, zorder=5, alpha=0.8)  # fmt: skip
+    if confirmed is not None:
+        cs = confirmed.candidates
+        seeds = max(len(c.accuracies) for c in cs)
+        ax.errorbar([c.macs for c in cs], [c.mean for c in cs], yerr=[c.half_width for c in cs], fmt="D",
+                    ms=5, c="tab:green", capsize=3, label=f"confirmed: mean of {seeds} seeds, 95% interval",
+                    zorder=6)  # fmt: skip
     macs = [r.macs for r in shown + done] or [1]
     if max(macs) > 3 * min(macs):
         ax.set_xscale("log")

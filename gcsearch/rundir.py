@@ -71,10 +71,18 @@ def load_main_study(run_dir: Path) -> optuna.Study:
         raise ConfigError("run", "holds no gcsearch study yet", str(run_dir)) from None
 
 
-def record_of(trial: FrozenTrial) -> TrialRecord:
+def accuracy_index(study: optuna.Study) -> int:
+    """Where accuracy sits among a study's objectives (``search.objectives`` may list it anywhere): the
+    study's metric names say; a study from before they were set has accuracy first."""
+    names = study.metric_names
+    return names.index("accuracy") if names and "accuracy" in names else 0
+
+
+def record_of(trial: FrozenTrial, accuracy_at: int = 0) -> TrialRecord:
     attrs = trial.user_attrs
     arch = ArchConfig.from_dict(attrs.get("arch", {"stages": []}))
-    accuracy = trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else attrs.get("accuracy")
+    complete = trial.state == TrialState.COMPLETE and trial.values
+    accuracy = trial.values[accuracy_at] if complete else attrs.get("accuracy")
     return TrialRecord(
         number=trial.number,
         state=trial.state.name,
@@ -85,12 +93,14 @@ def record_of(trial: FrozenTrial) -> TrialRecord:
         epochs=int(attrs.get("epochs", 0)),
         seconds=float(attrs.get("seconds", 0.0)),
         reason=str(attrs.get("reason", "")),
+        seed=attrs.get("seed"),
         extra={k: v for k, v in attrs.items() if k in ("duplicate_of", "skipped")},
     )
 
 
 def records(study: optuna.Study) -> list[TrialRecord]:
-    return [record_of(t) for t in study.get_trials(deepcopy=False)]
+    at = accuracy_index(study)
+    return [record_of(t, at) for t in study.get_trials(deepcopy=False)]
 
 
 def was_trained(trial: FrozenTrial) -> bool:
@@ -134,11 +144,12 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
     if len(complete) < 2:
         raise ConfigError("run", "needs at least 2 COMPLETE trials for parameter importance", len(complete))
     evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    at = accuracy_index(study)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PED-ANOVA's reminder that it favours low targets: we negate
             importances = optuna.importance.get_param_importances(
-                study, evaluator=evaluator, target=lambda t: -t.values[0], normalize=True
+                study, evaluator=evaluator, target=lambda t: -t.values[at], normalize=True
             )
     except (RuntimeError, ValueError) as err:  # e.g. no parameter varies across the COMPLETE trials
         raise ConfigError("run", f"has no importances to compute yet ({err})") from None

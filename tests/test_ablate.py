@@ -22,19 +22,51 @@ def test_points_vary_one_axis_at_a_time_around_the_paper_default():
 
 
 def row(axis, value, accs):
-    return ablate.Row(ablate.Point(axis, value, ArchConfig()), tuple(accs), 1, 1)
+    return ablate.Row(ablate.Point(axis, value, ArchConfig()), dict(enumerate(accs)), 1, 1)
 
 
 def test_axis_results_rank_and_separate_by_noise():
     rows = [
-        row("reference", "reference", [0.80, 0.81, 0.79]),  # pool=att, fusion=add
-        row("pool", "avg", [0.70, 0.71, 0.69]),  # far below: separable
-        row("fusion", "mul", [0.805, 0.80, 0.81]),  # within noise of the reference
+        row("reference", "reference", [0.80, 0.81, 0.79, 0.80, 0.82]),  # pool=att, fusion=add
+        row("pool", "avg", [0.70, 0.71, 0.69, 0.70, 0.72]),  # far below: separable
+        row("fusion", "mul", [0.805, 0.80, 0.81, 0.79, 0.83]),  # within noise of the reference
     ]
     results = {r.axis: r for r in ablate.axis_results(rows)}
     assert results["pool"].ranking[0] != "avg" and results["pool"].separable
     assert not results["fusion"].separable
     assert results["pool"].lead == pytest.approx(0.10)
+
+
+def test_a_small_consistent_paired_lead_is_separable_where_the_unpaired_rule_was_not():
+    # Seeds move both points together (seed 3 is a good seed for both); att leads by 0.002-0.004 in every
+    # seed. Unpaired: lead 0.003 against 2 x sqrt(se_a^2 + se_b^2) = 0.0114, "not separable".
+    # Paired: differences 0.002, 0.003, 0.004, 0.003, 0.003, 0.003: t = 10.6 on 5 df, p = 0.0001.
+    att = [0.860, 0.852, 0.871, 0.880, 0.865, 0.858]
+    avg = [a - d for a, d in zip(att, [0.002, 0.003, 0.004, 0.003, 0.003, 0.003], strict=True)]
+    rows = [row("reference", "reference", att), row("pool", "avg", avg)]
+    (pool,) = ablate.axis_results(rows)
+    a, b = rows
+    unpaired_noise = (a.std**2 / 6 + b.std**2 / 6) ** 0.5
+    assert pool.lead < 2 * unpaired_noise  # the old rule's verdict: not separable
+    assert pool.best != "avg" and pool.separable
+    assert pool.comparisons[0].interval.low > 0 and pool.comparisons[0].sign_p == pytest.approx(2 / 64)
+
+
+def test_holm_corrects_over_the_whole_ablation():
+    # One comparison at p ~ 0.03 alone is separable; among 3 comparisons Holm multiplies it by up to 3.
+    base = [0.80, 0.81, 0.79, 0.80, 0.82]
+    marginal = [b - d for b, d in zip(base, [0.004, 0.0, 0.006, 0.003, 0.002], strict=True)]
+    alone = ablate.axis_results([row("reference", "reference", base), row("pool", "avg", marginal)])
+    assert alone[0].comparisons[0].interval.p < 0.05 and alone[0].separable
+    noisy = [b + d for b, d in zip(base, [0.01, -0.01, 0.005, -0.004, 0.0], strict=True)]
+    family = ablate.axis_results([row("reference", "reference", base), row("pool", "avg", marginal),
+                                  row("fusion", "mul", noisy), row("norm", "none", noisy)])  # fmt: skip
+    pool = next(r for r in family if r.axis == "pool")
+    p = pool.comparisons[0].interval.p
+    assert 0.05 / 3 < p < 0.05  # separable alone, not after multiplying by the 3 comparisons
+    # The smallest of the 3 p-values is multiplied by 3 (the noisy ones have larger p).
+    assert pool.comparisons[0].holm_p == pytest.approx(3 * p)
+    assert not pool.separable
 
 
 @pytest.mark.parametrize(

@@ -113,3 +113,16 @@ def test_planned_trials_keep_their_parameters_under_python_O():
     )
     out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "ok", out.stderr[-1500:]
+
+
+def test_objectives_in_any_order_keep_accuracy_as_the_accuracy():
+    from gcsearch import rundir
+
+    d = Decider(space_with(pruner="none", pruner_settings={}, objectives=("macs", "accuracy")),
+                optuna.storages.InMemoryStorage(), new_trials=2)  # fmt: skip
+    for _ in range(2):
+        train_to_end(d, d.propose(), 0.75)
+    records = rundir.records(d.main)
+    # Read from values[0] this was the MACs (millions) in trials.csv, the front, the picks and importance.
+    assert [r.accuracy for r in records] == [0.75, 0.75]
+    assert d.main.metric_names == ["macs", "accuracy"]

@@ -1,0 +1,154 @@
+"""`gcsearch confirm RUN`: retrain the front's candidates with more seeds, and say which differ.
+
+A search trains each configuration once, under one seed: the front it reports mixes real differences
+with seed luck. ``confirm`` takes the top ``K`` points of the front (by accuracy), retrains each with
+``S`` more seeds (the same seeds for all, so they are paired) through ``search.run`` in ``<run>/confirm``,
+and compares every pair of candidates by their per-seed differences (paired t-test, Holm-Bonferroni over
+all pairs). The search's own trial counts as the seed it was trained with. ``confirm.json`` holds the
+result; ``pareto`` draws its intervals and ``export --pick`` chooses among confirmed points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from gcsearch import stats
+from gcsearch.arch import ArchConfig
+from gcsearch.errors import ConfigError
+from gcsearch.files import write_atomic
+from gcsearch.pareto import TrialRecord
+from gcsearch.space import SearchSpace
+
+FILE = "confirm.json"
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Candidate:
+    number: int  # the search's trial
+    arch: ArchConfig
+    macs: int
+    accuracies: dict[int, float]  # seed -> final accuracy
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracies.values())
+
+    @property
+    def half_width(self) -> float:
+        """Half the 95% t interval of the mean over seeds."""
+        n = len(self.accuracies)
+        if n < 2:
+            return math.nan
+        return stats.t_quantile(1 - ALPHA / 2, n - 1) * statistics.stdev(self.accuracies.values()) / math.sqrt(n)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    candidates: list[Candidate]
+    # (trial a, trial b) -> (paired interval of a - b, Holm-adjusted p)
+    pairs: dict[tuple[int, int], tuple[stats.Interval, float]]
+
+    def distinguishable(self, a: int, b: int) -> bool:
+        key = (a, b) if (a, b) in self.pairs else (b, a)
+        return self.pairs[key][1] <= ALPHA
+
+    def tied_with(self, number: int) -> list[int]:
+        return [c.number for c in self.candidates if c.number != number and not self.distinguishable(number, c.number)]
+
+    def by_number(self, number: int) -> Candidate | None:
+        return next((c for c in self.candidates if c.number == number), None)
+
+
+def candidates(front: list[TrialRecord], top: int) -> list[TrialRecord]:
+    """The top ``top`` points of the front by accuracy (the front is what a user picks from)."""
+    return sorted(front, key=lambda r: -(r.accuracy or 0.0))[:top]
+
+
+def compare(cands: list[Candidate]) -> Confirmation:
+    keys, intervals = [], []
+    for a, b in itertools.combinations(cands, 2):
+        diffs = stats.paired(a.accuracies, b.accuracies)
+        if len(diffs) < 2:
+            raise ConfigError("--seeds", "must give every candidate at least 2 common seeds", len(diffs))
+        keys.append((a.number, b.number))
+        intervals.append(stats.t_interval(diffs))
+    adjusted = stats.holm([i.p for i in intervals])
+    return Confirmation(cands, {k: (i, p) for k, i, p in zip(keys, intervals, adjusted, strict=True)})
+
+
+def confirm(
+    space: SearchSpace,
+    run_dir: Path,
+    front: list[TrialRecord],
+    top: int,
+    seeds: int,
+    *,
+    address: str | None = None,
+    stream: TextIO | None = None,
+) -> Confirmation:
+    """Retrain the candidates with ``seeds`` more seeds in ``<run>/confirm`` (resumable), then compare."""
+    from gcsearch import rundir, search
+
+    if seeds < 1:
+        raise ConfigError("--seeds", "must be >= 1 (more seeds on top of the search's own)", seeds)
+    chosen = candidates(front, top)
+    if len(chosen) < 2:
+        raise ConfigError("--top", "must leave at least 2 COMPLETE front points to compare", len(chosen))
+    own = space.train.seed
+    extra = [own + 1 + i for i in range(seeds)]
+    fixed: list[tuple[ArchConfig, int | None]] = [(r.arch, s) for r in chosen for s in extra]
+    no_pruning = dataclasses.replace(space.search, pruner="none", pruner_settings={}, trials=len(fixed),
+                                     sampler="random")  # fmt: skip
+    records = search.run(dataclasses.replace(space, search=no_pruning), run_dir / "confirm", address=address,
+                         stream=stream, fixed=fixed)  # fmt: skip
+    cands = []
+    for r in chosen:
+        accs = {own: float(r.accuracy)} if r.accuracy is not None else {}
+        for x in rundir.trained(records):
+            if x.arch == r.arch and x.state == "COMPLETE" and x.accuracy is not None and x.seed is not None:
+                accs[x.seed] = x.accuracy
+        cands.append(Candidate(r.number, r.arch, r.macs, accs))
+    result = compare(cands)
+    save(run_dir, result)
+    return result
+
+
+def save(run_dir: Path, c: Confirmation) -> None:
+    data = {
+        "candidates": [{"number": x.number, "arch": x.arch.to_dict(), "macs": x.macs,
+                        "accuracies": {str(k): v for k, v in x.accuracies.items()}} for x in c.candidates],
+    }  # fmt: skip
+    write_atomic(run_dir / FILE, json.dumps(data, indent=1))
+
+
+def load(run_dir: Path) -> Confirmation | None:
+    path = run_dir / FILE
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    cands = [Candidate(d["number"], ArchConfig.from_dict(d["arch"]), int(d["macs"]),
+                       {int(k): float(v) for k, v in d["accuracies"].items()}) for d in data["candidates"]]  # fmt: skip
+    return compare(cands)
+
+
+def table(c: Confirmation) -> str:
+    lines = ["| trial | configuration | MACs | seeds | accuracy mean [95% interval] | tied within noise with |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for x in sorted(c.candidates, key=lambda x: -x.mean):
+        tied = ", ".join(str(n) for n in c.tied_with(x.number)) or "none (distinguishable from every other)"
+        lines.append(f"| {x.number} | {x.arch.label()} | {x.macs:,d} | {len(x.accuracies)} | {x.mean:.4f} "
+                     f"[{x.mean - x.half_width:.4f}, {x.mean + x.half_width:.4f}] | {tied} |")  # fmt: skip
+    lines += ["", "Pairs compared by their per-seed differences (paired t-test), Holm-Bonferroni over all "
+              f"{len(c.pairs)} pairs; tied = Holm-adjusted p > 0.05.", "",
+              "| a | b | a - b [95% interval] | p | Holm p |", "|---|---|---|---|---|"]  # fmt: skip
+    for (a, b), (interval, p) in c.pairs.items():
+        lines.append(f"| {a} | {b} | {interval.text()} | {interval.p:.3f} | {p:.3f} |")
+    return "\n".join(lines)
