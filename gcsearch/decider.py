@@ -166,6 +166,8 @@ class Decider:
             if original is None:
                 return self._start(trial, arch, None)
             self.duplicates += 1
+            trial.set_user_attr("arch", arch.to_dict())
+            trial.set_user_attr("label", arch.label())
             trial.set_user_attr("duplicate_of", original.number)
             trial.set_user_attr("reason", f"same configuration as trial {original.number}; replaced by a random one")
             self.main.tell(trial, state=TrialState.FAIL)  # FAIL: no sampler counts it as evidence
