@@ -28,7 +28,8 @@ run: install data
 	$(VENV)/bin/gcsearch validate search_spaces/gc.yaml
 	$(VENV)/bin/gcsearch run search_spaces/gc.yaml
 
-test: install data
+# Lint first: a lint or type error fails `make test`, and so CI.
+test: install data lint
 	$(PY) -m pytest -q
 
 lint: install

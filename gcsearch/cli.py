@@ -70,7 +70,7 @@ def cmd_macs(args: argparse.Namespace) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from gcsearch.report import describe_space
+    from gcsearch.describe import describe_space
     from gcsearch.space import load_space
 
     print(describe_space(load_space(args.space)))

@@ -6,101 +6,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gcsearch.arch import ArchConfig, ratio_text
-from gcsearch.flops import SpaceCoster
+from gcsearch.arch import ArchConfig
 from gcsearch.pareto import TrialRecord
 from gcsearch.space import SearchSpace
 
 
-def _si(n: float) -> str:
+def si(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= scale:
             return f"{n / scale:.3f} {unit}"
     return f"{n:g}"
-
-
-def describe_space(space: SearchSpace) -> str:
-    """What a space file means, for ``gcsearch validate``."""
-    a, b, d, t, s = space.axes, space.backbone, space.data, space.train, space.search
-    grid = space.grid()
-    coster = SpaceCoster(b)
-    costs = {arch: coster(arch) for arch in grid}
-    cheapest = min(grid, key=lambda x: costs[x])
-    dearest = max(grid, key=lambda x: costs[x])
-    reference = space.reference()
-    ref_cost = costs.get(reference) or coster(reference)
-    size = "x".join(map(str, (1, *b.input_size)))
-
-    def axis(name: str, values: list[str], sep: str = ", ") -> str:
-        fixed = "   (fixed)" if len(values) == 1 else ""
-        return f"  {name:<9} {sep.join(values)}{fixed}"
-
-    def cost(label: str, arch: ArchConfig, macs_params: tuple[int, int]) -> str:
-        macs, params = macs_params
-        return f"  {label:<14} {_si(macs):>11} MACs {params:>13,d} params   {arch.label()}"
-
-    lines = [
-        f"{space.path}: valid",
-        f"space: {len(grid)} distinct architectures",
-        axis("pool", list(a.pool)),
-        axis("fusion", list(a.fusion)),
-        axis("ratio", [ratio_text(r) for r in a.ratio]),
-        axis("norm", list(a.norm)),
-        axis("stages", [space.stage_label(st) + (" (baseline)" if not st else "") for st in a.stages], " | "),
-        axis("position", list(a.position)),
-        f"cost at input {size} (MACs: conv + linear + matmul, GC attention pooling included)",
-        cost("min", cheapest, costs[cheapest]),
-        cost("max", dearest, costs[dearest]),
-        cost("paper default", reference, ref_cost),
-        "backbone: "
-        + (
-            f"proxy_resnet, {b.block} blocks, width {b.width}, depth {list(b.depth)}"
-            if b.name == "proxy_resnet"
-            else b.name
-        )
-        + f", stages {','.join(b.stages)}, input {'x'.join(map(str, b.input_size))}, {b.num_classes} classes",
-        f"data: {d.dataset}"
-        + (f" from {d.root}" if d.root else "")
-        + f", train subset {d.train_subset or 'all'}, {d.val_size} validation images held out of the "
-        f"training split (test split unused), augment flip={d.flip} crop_padding={d.crop_padding}",
-        f"train: {t.epochs} epochs, batch {t.batch_size}, {t.optimizer} lr {t.lr:g} {t.schedule}, "
-        f"weight decay {t.weight_decay:g}, label smoothing {t.label_smoothing:g}, seed {t.seed}, "
-        f"device {t.device}",
-    ]
-    images = f" = {t.epochs * d.train_subset:,d} training images" if d.train_subset else ""
-    settings = ", ".join(f"{k} {v:g}" for k, v in s.pruner_settings.items())
-    objectives = ", ".join(f"{o} ({d[:3]})" for o, d in zip(s.objectives, s.directions, strict=True))
-    lines += [
-        f"budget: one trial at most {t.epochs} epochs{images}; the search at most "
-        f"{s.trials} trials x {t.epochs} epochs = {s.trials * t.epochs} trial-epochs"
-        + (f", stopped after {s.time_budget_s:g} s" if s.time_budget_s else ""),
-        f"search: objectives {objectives}; "
-        f"sampler {s.sampler}; pruner {s.pruner}"
-        + (f" ({settings})" if settings else "")
-        + f"; per trial {s.cpu:g} CPU {s.gpu:g} GPU; seed {s.seed}"
-        + (f"; MAC budget {_si(s.max_macs)}" if s.max_macs else ""),
-        f"output: {space.output_dir}/",
-    ]
-    lines += _layernorm_warnings(space, coster, grid)
-    return "\n".join(lines)
-
-
-def _layernorm_warnings(space: SearchSpace, coster: SpaceCoster, grid: list[ArchConfig]) -> list[str]:
-    narrow: dict[tuple[str, str, str], int] = {}
-    for arch in grid:
-        if arch.is_baseline or arch.norm != "layernorm":
-            continue
-        assert arch.ratio and arch.position
-        for stage, width in coster.bottleneck_widths(arch).items():
-            if width < 3:
-                narrow[(ratio_text(arch.ratio), arch.position, stage)] = width
-    if not narrow:
-        return []
-    where = "; ".join(f"ratio {r} at {p} in {st} ({w} wide)" for (r, p, st), w in sorted(narrow.items()))
-    return [
-        "warning: with LayerNorm, a bottleneck under 3 channels wide passes no gradient to the "
-        f"pooling (LN of 1 value is constant, of 2 a sign): {where}"
-    ]
 
 
 def front_table(front: Sequence[TrialRecord]) -> str:
@@ -108,7 +23,7 @@ def front_table(front: Sequence[TrialRecord]) -> str:
     lines = [f"{'trial':>5}  {'accuracy':>8}  {'MACs':>11}  {'params':>9}  configuration"]
     for r in front:
         acc = f"{r.accuracy:.4f}" if r.accuracy is not None else "-"
-        lines.append(f"{r.number:>5}  {acc:>8}  {_si(r.macs):>11}  {r.params:>9,d}  {r.arch.label()}")
+        lines.append(f"{r.number:>5}  {acc:>8}  {si(r.macs):>11}  {r.params:>9,d}  {r.arch.label()}")
     return "\n".join(lines)
 
 
@@ -137,7 +52,7 @@ def summary(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
         best = max(complete, key=lambda r: (r.accuracy, -r.macs))
         cheapest = min(complete, key=lambda r: (r.macs, -(r.accuracy or 0)))
         lines.append(f"best accuracy: {best.accuracy:.4f} (trial {best.number}, {best.arch.label()})")
-        lines.append(f"fewest MACs:   {_si(cheapest.macs)} (trial {cheapest.number}, {cheapest.arch.label()})")
+        lines.append(f"fewest MACs:   {si(cheapest.macs)} (trial {cheapest.number}, {cheapest.arch.label()})")
         lines.append(f"Pareto front: {len(pareto_front(space, records))} trials")
     fails = [r for r in runs if r.state == "FAIL"]
     lines += [f"failed trial {r.number}: {r.reason}" for r in fails]
@@ -200,7 +115,7 @@ def plot_pareto(
     macs = [r.macs for r in shown + done] or [1]
     if max(macs) > 3 * min(macs):
         ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _si(v).replace(" ", "")))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v).replace(" ", "")))
     ax.set_ylim(floor, high + 0.1 * (high - floor))
     ax.set_xlabel("MACs per image")
     ax.set_ylabel("validation accuracy")

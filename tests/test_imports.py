@@ -1,0 +1,36 @@
+"""Imports run one way: the pure modules load no torch, no ray and (mostly) no optuna, checked in a fresh
+interpreter, so `gcsearch validate`-free commands and the library's light parts stay fast."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+PURE = ["arch", "space", "pareto", "export", "ablate", "curves", "design", "fidelity", "stats", "files", "confirm",
+        "bench", "replay", "report", "errors"]  # fmt: skip
+
+
+def loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in ('torch', 'ray', 'optuna') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-1500:]
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_load_no_torch_and_no_ray(module):
+    heavy = loaded_after(f"import gcsearch.{module}")
+    assert heavy == set(), f"gcsearch.{module} imports {heavy}"
+
+
+def test_the_decider_loads_optuna_but_no_ray_and_no_torch():
+    assert loaded_after("import gcsearch.decider") == {"optuna"}
+
+
+@pytest.mark.parametrize("command", ["show", "pareto"])
+def test_show_and_pareto_load_no_torch(make_run, command):
+    run_dir = make_run([({"stages": []}, "COMPLETE", 0.8)])
+    heavy = loaded_after(f"from gcsearch.cli import main\nassert main([{command!r}, {str(run_dir)!r}]) == 0")
+    assert "torch" not in heavy and "ray" not in heavy
