@@ -383,7 +383,10 @@ def cmd_bench_fidelity(args: argparse.Namespace) -> None:
     text = bench.fidelity_report(args.curves, picture)
     print(text)
     if args.out:
-        write_atomic(Path(args.out), f"# Rank fidelity\n\n{text}\n![fidelity]({picture.name})\n")
+        import shlex
+
+        head = f"# Rank fidelity\n\nCommand: `gcsearch {shlex.join(sys.argv[1:])}`\n\n"
+        write_atomic(Path(args.out), f"{head}{text}\n![fidelity]({picture.name})\n")
         print(f"wrote {args.out}")
     print(f"wrote {picture}")
 

@@ -189,6 +189,17 @@ class RunLock:
         self.file.close()
 
 
+def clear_stale_journal_lock(run_dir: Path) -> bool:
+    """Remove the journal's lock file (``optuna.log.lock``) left by a process killed while appending.
+    Only under the run lock, which proves no other process writes: Optuna would otherwise wait out its
+    30 s grace period before taking the lock by force. True if one was removed."""
+    lock = run_dir / "optuna.log.lock"
+    if lock.is_symlink() or lock.exists():
+        lock.unlink()
+        return True
+    return False
+
+
 def repair_journal(run_dir: Path) -> int:
     """Cut a half-written last record (a kill during a write) so new records do not glue onto it.
     Returns the bytes dropped. Complete records are never touched; a trial whose last record was cut

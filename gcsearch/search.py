@@ -240,6 +240,7 @@ def _run_locked(
     fixed: Sequence[tuple[ArchConfig, int | None]] | None,
 ) -> list[TrialRecord]:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
+    rundir.clear_stale_journal_lock(run_dir)  # we hold the run lock: no one else can be writing
     dropped = rundir.repair_journal(run_dir)
     if dropped:
         stream.write(

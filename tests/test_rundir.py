@@ -1,0 +1,34 @@
+import os
+import time
+
+import optuna
+
+from gcsearch import rundir
+
+
+def test_a_stale_journal_lock_is_cleared_under_the_run_lock(tmp_path):
+    storage = rundir.storage(tmp_path)
+    optuna.create_study(study_name="s", storage=storage)
+    # What a SIGKILL during an append leaves: the journal's lock, held by no one.
+    os.symlink(str(tmp_path / "optuna.log"), tmp_path / "optuna.log.lock")
+    with rundir.RunLock(tmp_path):
+        assert rundir.clear_stale_journal_lock(tmp_path)
+        start = time.monotonic()
+        optuna.load_study(study_name="s", storage=rundir.storage(tmp_path)).ask()
+        # Optuna would otherwise wait out its 30 s grace period before forcing the lock.
+        assert time.monotonic() - start < 5
+    assert not rundir.clear_stale_journal_lock(tmp_path)
+
+
+def test_repair_journal_cuts_only_a_half_written_last_record(tmp_path):
+    (tmp_path / "optuna.log").write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": ')
+    assert rundir.repair_journal(tmp_path) == len(b'{"c": ')
+    assert (tmp_path / "optuna.log").read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    assert rundir.repair_journal(tmp_path) == 0
+
+
+def test_accuracy_index_follows_metric_names():
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    assert rundir.accuracy_index(study) == 0  # a study from before metric names: accuracy first
+    study.set_metric_names(["macs", "accuracy"])
+    assert rundir.accuracy_index(study) == 1
