@@ -62,10 +62,18 @@ def arch_value(axis: str, arch_dict: dict) -> str:
     return str(arch_dict.get(axis))
 
 
+def _runner_up_text(res: ablate.AxisResult) -> str:
+    """The best against its runner-up: paired difference, 95% interval, Holm-adjusted p."""
+    c = res.comparisons[0] if res.comparisons else None
+    if c is None or c.interval is None:
+        return "no paired seeds"
+    return f"vs {c.value}: {c.interval.text()}, Holm p {c.holm_p:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--space", default="search_spaces/gc.yaml")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--fidelity-epochs", type=int, default=8)
     parser.add_argument("--top", type=int, default=5, help="top configurations per search for the per-axis mode")
@@ -140,7 +148,7 @@ def main() -> None:
         "## Agreement",
         "",
         "| axis | paper's best | proxy ablation's best | search's best (top-"
-        f"{args.top} mode) | separable from noise? | verdict | Kendall tau vs paper order | "
+        f"{args.top} mode) | separable (paired, Holm)? | verdict | Kendall tau vs paper order | "
         f"at {args.fidelity_epochs} epochs |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -155,7 +163,7 @@ def main() -> None:
         fid_text = f"{fid.best} ({'sep.' if fid.separable else 'not sep.'})" if fid else "-"
         lines.append(
             f"| {axis} | {paper_best or 'unresolved'} | {res.best} (lead {res.lead:+.4f}) | {search_best} | "
-            f"{'yes' if res.separable else 'no'} (2 x noise {2 * res.noise:.4f}) | "
+            f"{'yes' if res.separable else 'no'} ({_runner_up_text(res)}) | "
             f"{verdict(paper_best, res.best, res.separable)} | {'-' if tau is None else f'{tau:+.2f}'} | {fid_text} |"
         )
     ref = next(r for r in rows if r.point.axis == "reference")
