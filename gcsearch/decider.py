@@ -117,12 +117,29 @@ class Decider:
         )  # fmt: skip
         self.twin.set_metric_names(["accuracy"])
         self.live: dict[int, _Live] = {}
+        self._close_half_started()
         self._close_pruned_reruns()
         self.asked = 0
         self.proposals = 0  # the sampler's proposals, duplicates included (what "duplicate share" divides by)
         self.duplicates = 0
         self.rng = random.Random(space.search.seed)
         self.references = self._references_to_run() if self.plan is None else []
+
+    def _close_half_started(self) -> None:
+        """Repair what a kill between two journal writes leaves: a main trial asked but never paired with
+        its twin (it never trained: FAIL), and a twin still RUNNING whose main trial was already told."""
+        twins = self.twin.get_trials(deepcopy=False)
+        for t in self.main.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if "twin" not in t.user_attrs:
+                self.main.tell(t.number, state=TrialState.FAIL)
+        for t in self.main.get_trials(deepcopy=False):
+            twin_number = t.user_attrs.get("twin")
+            if t.state.is_finished() and twin_number is not None and twin_number < len(twins):
+                twin = twins[twin_number]
+                if twin.state == TrialState.RUNNING:
+                    value = t.user_attrs.get("accuracy") if t.state == TrialState.COMPLETE else None
+                    state = t.state if t.state != TrialState.COMPLETE or value is None else None
+                    self.twin.tell(twin.number, value, state=state)
 
     def _close_pruned_reruns(self) -> None:
         """A trial pruned just before a crash was not told yet: tell it now instead of training it again."""

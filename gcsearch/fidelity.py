@@ -147,7 +147,7 @@ def noise(curves: Curves, archs: Sequence[ArchConfig], seeds: Sequence[int]) -> 
     seconds = statistics.fmean(c[-1].seconds for c in curves.runs.values())
     best = max(archs, key=lambda a: statistics.fmean(finals[a].values()))
     if len(seeds) < 2:
-        return Noise(len(seeds), len(archs), math.nan, math.nan, best, 0, seconds)
+        return Noise(len(seeds), len(archs), math.nan, math.nan, best, -1, seconds)  # -1: one seed cannot tell
     seed_var = statistics.fmean(statistics.variance(finals[a].values()) for a in archs)
     pair_var = statistics.fmean(
         statistics.variance(stats.paired(finals[a], finals[b])) for a, b in itertools.combinations(archs, 2)
@@ -175,8 +175,13 @@ def table(report: Report) -> str:
         f"{n.configs} configurations x {n.seeds} seeds; {n.seconds_per_trial:.1f} training seconds per full curve.",
         f"Seed noise of final accuracy: std across seeds {_fmt(n.seed_std, '.4f')}, std of the same-seed "
         f"difference between two configurations {_fmt(n.paired_std, '.4f')}.",
-        f"Best by mean final accuracy: {n.best.label()}; {n.tied_with_best} of the other {n.configs - 1} "
-        "configurations are tied with it (paired t-test, 95% interval of the difference contains 0).",
+        f"Best by mean final accuracy: {n.best.label()}; "
+        + (
+            f"{n.tied_with_best} of the other {n.configs - 1} configurations are tied with it (paired t-test, "
+            "95% interval of the difference contains 0)."
+            if n.tied_with_best >= 0
+            else "with one seed, which others are tied with it cannot be told."
+        ),
     ]
     return "\n".join(lines)
 

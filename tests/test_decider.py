@@ -126,3 +126,24 @@ def test_objectives_in_any_order_keep_accuracy_as_the_accuracy():
     # Read from values[0] this was the MACs (millions) in trials.csv, the front, the picks and importance.
     assert [r.accuracy for r in records] == [0.75, 0.75]
     assert d.main.metric_names == ["macs", "accuracy"]
+
+
+def test_a_kill_between_journal_writes_leaves_nothing_running_for_ever(tmp_path):
+    from gcsearch import rundir
+
+    d = Decider(space_with(pruner="none", pruner_settings={}), rundir.storage(tmp_path), new_trials=3)
+    done = d.propose()
+    train_to_end(d, done, 0.6)
+    # Killed after the main study was told, before its twin was: the twin is still RUNNING.
+    half = d.propose()
+    for e in range(3):
+        d.report(half.number, epoch(e, 0.7))
+    d.main.tell(d.live[half.number].main, [0.7, half.macs])
+    # Killed between ask() and the twin link: a main trial with no twin.
+    orphan = d.main.ask()
+    again = Decider(d.space, rundir.storage(tmp_path), new_trials=1)
+    states = {t.number: t.state for t in again.main.trials}
+    assert states[orphan.number] == optuna.trial.TrialState.FAIL
+    twin_of_half = again.twin.trials[again.main.trials[half.number].user_attrs["twin"]]
+    assert twin_of_half.state == optuna.trial.TrialState.COMPLETE and twin_of_half.value == 0.7
+    assert not any(t.state == optuna.trial.TrialState.RUNNING for t in again.main.trials + again.twin.trials)
