@@ -24,6 +24,7 @@ keeps one (``train.ema``).
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,9 +47,11 @@ def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
         # multivariate + group: joint modelling of the axes that occur together (define-by-run spaces
         # need group=True, or the joint space shrinks to the axes every trial has); constant liar: running
         # trials count as pending so parallel workers do not all get the same proposal.
-        return optuna.samplers.TPESampler(
-            seed=s.seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=8
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # group: stable in practice
+            return optuna.samplers.TPESampler(
+                seed=s.seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=8
+            )
     if s.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=s.seed)
     if s.sampler == "gp":
@@ -110,12 +113,16 @@ class Decider:
             study_name=rundir.MAIN_STUDY, storage=storage, directions=space.search.directions,  # type: ignore[arg-type]
             sampler=make_sampler(space), load_if_exists=True,
         )  # fmt: skip
-        self.main.set_metric_names(list(space.search.objectives))  # rundir and optuna-dashboard read them
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.main.set_metric_names(list(space.search.objectives))  # rundir and optuna-dashboard read them
         self.twin = optuna.create_study(
             study_name=rundir.TWIN_STUDY, storage=storage, direction="maximize",
             pruner=make_pruner(space.search, space.train.epochs), load_if_exists=True,
         )  # fmt: skip
-        self.twin.set_metric_names(["accuracy"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.twin.set_metric_names(["accuracy"])
         self.live: dict[int, _Live] = {}
         self._close_half_started()
         self._close_pruned_reruns()
