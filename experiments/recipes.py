@@ -74,7 +74,7 @@ def job(args: tuple) -> list[curves.CurvePoint]:
         out.append(curves.CurvePoint(arch, seed, m["epoch"] + 1, m["accuracy"], m["loss"], m["train_loss"],
                                      m["seconds"], macs, params, recipe, m["ema_accuracy"], m["ema_loss"]))  # fmt: skip
 
-    train(arch, space, report, splits=_SPLITS[key], seed=seed)
+    train(arch, space, report, splits=_SPLITS[key], seed=seed, raw_too=True)
     return out
 
 

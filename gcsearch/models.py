@@ -237,8 +237,10 @@ def _build_export(path: str) -> nn.Module:
 
 
 def save_weights(checkpoint: Path, out: Path) -> None:
-    """A trial checkpoint's model weights alone, for an export (atomic: temporary file, then rename)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
+    """A trial checkpoint's model weights alone, for an export (atomic: temporary file, then rename): the
+    EMA of the weights when the recipe keeps one, since that is what the trial's accuracy measured."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = saved.get("ema") or saved["model"]
     tmp = out.with_name(f".{out.name}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, out)

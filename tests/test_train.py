@@ -87,3 +87,17 @@ def test_lr_schedules(schedule):
     if schedule == "onecycle":
         # Warm-up: the peak is reached at 20% of the steps.
         assert values.index(max(values)) == 20 and math.isclose(values[10], 0.5)
+
+
+def test_ema_is_what_is_scored_and_raw_too_evaluates_both(tmp_path):
+    space = load_space("search_spaces/smoke.yaml")
+    space = dataclasses.replace(space, train=dataclasses.replace(space.train, ema=0.9, epochs=2))
+    arch = ArchConfig()
+    only = train(arch, space, seed=1)
+    both = train(arch, space, seed=1, raw_too=True)
+    # The EMA weights are scored: accuracy is theirs unless the raw weights are asked for too.
+    assert only.accuracy == only.ema_accuracy == both.ema_accuracy
+    assert both.accuracy != both.ema_accuracy or both.loss != both.ema_loss
+    plain = train(arch, dataclasses.replace(space, train=dataclasses.replace(space.train, ema=0.0)), seed=1)
+    # The EMA does not change training: the raw weights end where a run without it ends.
+    assert plain.ema_accuracy is None and plain.loss == pytest.approx(both.loss, abs=1e-6)
