@@ -54,6 +54,11 @@ class CurvePoint:
     ema_accuracy: float | None = None
     ema_loss: float | None = None
 
+    @property
+    def score(self) -> float:
+        """What the search ranks a trial by: the EMA weights' accuracy when recorded (decider.score)."""
+        return self.ema_accuracy if self.ema_accuracy is not None else self.accuracy
+
     def metric(self, name: str) -> float:
         """A pruning metric as a score to maximise: accuracy, ema_accuracy, or -loss / -ema_loss."""
         value = getattr(self, name.removeprefix("-"))
@@ -208,7 +213,8 @@ class Curves:
         return sorted(set.intersection(*sets)) if sets else []
 
     def final(self, arch: ArchConfig, seed: int) -> float:
-        return self.runs[(arch, seed)][-1].accuracy
+        """The final score: the accuracy a search reports for this training (of the EMA weights if kept)."""
+        return self.runs[(arch, seed)][-1].score
 
     def final_mean(self, arch: ArchConfig) -> float:
         seeds = self.seeds(arch)
