@@ -251,6 +251,7 @@ class Decider:
             trial.set_user_attr(key, value)
         twin = self.twin.ask()
         twin.set_user_attr("macs", macs)
+        twin.set_user_attr("params", params)  # the pareto pruner's costs
         twin.set_user_attr("main", trial.number)
         trial.set_user_attr("twin", twin.number)  # from here on the trial counts as trained
         self.asked += 1

@@ -36,8 +36,9 @@ ASHA = "asha"  # random search under ASHA with Ray Tune's ASHAScheduler defaults
 
 
 def strategies() -> list[str]:
-    """Every sampler with every pruner, ASHA, and grid (every configuration once, in random order)."""
-    return [f"{s}+{p}" for s in SAMPLERS if s != "grid" for p in PRUNERS] + [ASHA, "grid"]
+    """Every sampler with every pruner, ASHA, grid (every configuration once, in random order), and the
+    pareto pruner's earlier rule (the whole first front kept) for comparison."""
+    return [f"{s}+{p}" for s in SAMPLERS if s != "grid" for p in PRUNERS] + [ASHA, "grid", "tpe+pareto-front-first"]
 
 
 def strategy_space(space: SearchSpace, name: str, seed: int, trials: int) -> SearchSpace:
@@ -50,6 +51,11 @@ def strategy_space(space: SearchSpace, name: str, seed: int, trials: int) -> Sea
         sampler, pruner, settings = "random", "successive_halving", {"min_epochs": 1, "reduction_factor": 4}
     elif name == "grid":
         sampler, pruner, settings = "grid", "none", {}
+    elif name.endswith("+pareto-front-first"):  # the pareto pruner's earlier rule, for comparison
+        sampler, pruner = name.split("+")[0], "pareto"
+        settings = {**(search.pruner_settings if search.pruner == "pareto" else {}), "front_first": 1}
+        settings.setdefault("min_epochs", 1)
+        settings.setdefault("reduction_factor", 2)
     else:
         sampler, _, pruner = name.partition("+")
         if sampler not in SAMPLERS or pruner not in PRUNERS:

@@ -63,3 +63,37 @@ def test_pareto_pruner_only_acts_at_rungs():
 )
 def test_make_pruner(name, cls):
     assert isinstance(make_pruner(SearchConfig(pruner=name, pruner_settings={"min_epochs": 1}), 4), cls)
+
+
+def test_an_overflowing_first_front_is_cut_by_crowding_distance_not_kept_whole():
+    # Six trials all on the first front (accuracy rises with MACs), keep = ceil(6 / 3) = 2.
+    front = [(0.50, 1), (0.60, 2), (0.61, 3), (0.62, 4), (0.63, 5), (0.90, 10)]
+    study, trials = study_with(front)
+    new = ParetoPruner(1, 3, 4)
+    kept = [not new.prune(study, study.get_trials()[t.number]) for t in trials]
+    # MO-ASHA / NSGA-II: the two extremes (infinite crowding distance) survive, the crowded middle goes.
+    assert kept == [True, False, False, False, False, True]
+    old = ParetoPruner(1, 3, 4, front_first=True)
+    # The earlier rule never pruned the first front, however large: no pruning at all here.
+    assert not any(old.prune(study, study.get_trials()[t.number]) for t in trials)
+
+
+def test_crowding_distance_by_hand():
+    from gcsearch.pruning import crowding
+
+    points = [(0.0, 0.0), (0.5, 0.25), (1.0, 1.0)]
+    d = crowding(points, [0, 1, 2])
+    # The middle point: (1.0 - 0.0) / 1 in the first objective + (1.0 - 0.0) / 1 in the second = 2.
+    assert d[0] == d[2] == float("inf") and d[1] == 2.0
+
+
+def test_params_is_a_cost_when_it_is_an_objective():
+    # A (0.9, 10 MACs, 1000 params) dominates E (0.85, 10, 5000); B (0.8, 10, 10) is the leanest in params.
+    study, (a, b, e) = study_with([(0.9, 10), (0.8, 10), (0.85, 10)])
+    for t, params in ((a, 1000), (b, 10), (e, 5000)):
+        t.set_user_attr("params", params)
+    two = ParetoPruner(1, 2, 4, objectives=("accuracy", "macs"))
+    three = ParetoPruner(1, 2, 4, objectives=("accuracy", "macs", "params"))
+    # keep = 2. On (accuracy, MACs) B is last (A, then E, dominate it); with params it joins A's front.
+    assert two.prune(study, study.get_trials()[b.number])
+    assert not three.prune(study, study.get_trials()[b.number])

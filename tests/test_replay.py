@@ -58,7 +58,7 @@ def test_with_a_perfect_first_rung_successive_halving_finds_a_top3_sooner_than_n
 
 def test_strategy_names():
     names = replay.strategies()
-    assert "tpe+pareto" in names and "asha" in names and "grid" in names and len(names) == 22
+    assert "tpe+pareto" in names and "asha" in names and "grid" in names and len(names) == 23
     with pytest.raises(Exception, match="--strategy"):
         replay.strategy_space(SMOKE, "annealing+none", 0, 10)
 
