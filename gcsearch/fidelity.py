@@ -5,7 +5,8 @@ versions when recorded), the metric of every configuration under one seed (what 
 rung) is compared with the configurations' final accuracy averaged over all recorded seeds (the best
 estimate of the truth; the final accuracy is the one a search reports, of the EMA weights when kept):
 Spearman's rho, Kendall's tau-b and the overlap of the top 10%, averaged over seeds. Because the mean
-over all seeds contains the seed being scored, the last epoch would look better than it is; ``held-out`` repeats Spearman against the mean final accuracy of the *other* seeds.
+over all seeds contains the seed being scored, the last epoch would look better than it is;
+``held_out`` repeats Spearman against the mean final accuracy of the *other* seeds.
 
 Seed noise: the standard deviation of final accuracy across seeds (pooled over configurations) and
 the standard deviation of the paired difference between two configurations trained with the same seed
