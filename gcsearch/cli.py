@@ -226,7 +226,7 @@ def cmd_importance(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from gcsearch import pareto, rundir
+    from gcsearch import confirm, export, rundir
     from gcsearch.export import export_dict, write_export
 
     run_dir, space, study = _open_run(args.run)
@@ -234,47 +234,17 @@ def cmd_export(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise ConfigError("--out", "names a file that exists; pass --force to overwrite it", str(out))
-    if args.trial is not None:
-        chosen = next((r for r in records if r.number == args.trial), None)
-        if chosen is None:
-            raise ConfigError("--trial", f"must be a trial number of this run (0..{len(records) - 1})", args.trial)
-        pick = f"trial {args.trial}"
-    else:
-        import dataclasses
-
-        from gcsearch import confirm
-
-        trained = rundir.trained(records)
-        if not any(r.state == "COMPLETE" for r in trained):
-            raise ConfigError("run", "has no COMPLETE trial yet", str(run_dir))
-        confirmed = confirm.load(run_dir)
-        if confirmed is not None:
-            # Choose among the confirmed candidates, by their mean accuracy over seeds.
-            means = {c.number: c.mean for c in confirmed.candidates}
-            trained = [dataclasses.replace(r, accuracy=means[r.number]) for r in trained if r.number in means]
-        if args.pick == "max-accuracy":
-            chosen = pareto.pick_max_accuracy(trained, args.max_macs, args.max_params)
-        elif args.pick == "min-macs":
-            chosen = pareto.pick_min_macs(trained, args.tolerance)
-        else:
-            chosen = pareto.pick_knee(trained)
-        if chosen is None:
-            budget = f"--max-macs {args.max_macs:g}" if args.max_macs else f"--max-params {args.max_params:g}"
-            raise ConfigError("--pick", f"selects no COMPLETE trial within {budget}", args.pick)
-        pick = args.pick
-        if confirmed is not None:
-            tied = confirmed.tied_with(chosen.number)
-            seeds = len(confirmed.by_number(chosen.number).accuracies)  # type: ignore[union-attr]
-            pick += f" among confirmed points ({seeds} seeds)"
-            print(f"picked among {len(confirmed.candidates)} confirmed candidates by mean accuracy over {seeds} "
-                  "seeds; " + (f"tied within noise with trials {', '.join(map(str, tied))}" if tied
-                               else "distinguishable from every other candidate"))  # fmt: skip
+    choice = export.choose(records, args.pick, trial=args.trial, max_macs=args.max_macs, max_params=args.max_params,
+                           tolerance=args.tolerance, confirmed=confirm.load(run_dir))  # fmt: skip
+    chosen, pick = choice.record, choice.pick
+    if choice.note:
+        print(choice.note)
     weights = None
     if args.weights:
         from gcsearch.models import save_weights
 
         source = int(chosen.extra.get("duplicate_of", chosen.number))
-        ckpt = run_dir / "checkpoints" / f"trial-{source:04d}.pt"
+        ckpt = rundir.checkpoint(run_dir, source)
         if not ckpt.is_file():
             raise ConfigError("--weights", "needs the trial's checkpoint, which this run does not hold", str(ckpt))
         weights = out.with_suffix(".pt").name

@@ -7,13 +7,15 @@ came from (run, trial, pick rule, gcsearch version, cost convention).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gcsearch import __version__
+from gcsearch import __version__, pareto
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
@@ -105,3 +107,56 @@ def load_export(path: str | Path) -> Export:
     if weights is not None and (not isinstance(weights, str) or "/" in weights or weights.startswith(".")):
         raise ConfigError("weights", "must be a file name next to the export", weights, f"{path}: weights")
     return Export(path, arch, space, metrics, source, weights)
+
+
+@dataclass(frozen=True)
+class Choice:
+    record: TrialRecord
+    pick: str  # how it was chosen, as the export records it
+    note: str = ""  # a line for the user, e.g. which confirmed candidates it is tied with
+
+
+def choose(
+    records: Sequence[TrialRecord],
+    rule: str,
+    *,
+    trial: int | None = None,
+    max_macs: float | None = None,
+    max_params: float | None = None,
+    tolerance: float = 0.005,
+    confirmed: Any = None,
+) -> Choice:
+    """The trial to export: ``trial`` by number, or by a pick rule among the trained COMPLETE trials within
+    the budgets (every rule honours them); with a confirmation (``gcsearch confirm``), among its candidates
+    by their mean accuracy over seeds."""
+    if trial is not None:
+        chosen = next((r for r in records if r.number == trial), None)
+        if chosen is None:
+            raise ConfigError("--trial", f"must be a trial number of this run (0..{len(records) - 1})", trial)
+        return Choice(chosen, f"trial {trial}")
+    trained = [r for r in records if not r.extra]
+    if not any(r.state == "COMPLETE" for r in trained):
+        raise ConfigError("run", "has no COMPLETE trial yet")
+    if confirmed is not None:
+        means = {c.number: c.mean for c in confirmed.candidates}
+        trained = [dataclasses.replace(r, accuracy=means[r.number]) for r in trained if r.number in means]
+    within = [r for r in trained if (max_macs is None or r.macs <= max_macs)
+              and (max_params is None or r.params <= max_params)]  # fmt: skip
+    if rule == "max-accuracy":
+        picked = pareto.pick_max_accuracy(within)
+    elif rule == "min-macs":
+        picked = pareto.pick_min_macs(within, tolerance)
+    else:
+        picked = pareto.pick_knee(within)
+    if picked is None:
+        budget = " and ".join(f"{flag} {v:g}" for flag, v in (("--max-macs", max_macs), ("--max-params", max_params))
+                              if v is not None)  # fmt: skip
+        raise ConfigError("--pick", f"selects no COMPLETE trial within {budget}", rule)
+    if confirmed is None:
+        return Choice(picked, rule)
+    seeds = len(confirmed.by_number(picked.number).accuracies)
+    tied = confirmed.tied_with(picked.number)
+    note = f"picked among {len(confirmed.candidates)} confirmed candidates by mean accuracy over {seeds} seeds; " + (
+        f"tied within noise with trials {', '.join(map(str, tied))}" if tied else "distinguishable from every other"
+    )
+    return Choice(picked, f"{rule} among confirmed points ({seeds} seeds)", note)

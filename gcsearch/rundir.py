@@ -43,6 +43,14 @@ TRIAL_COLUMNS = (
 )  # fmt: skip
 
 
+CHECKPOINT = "checkpoints/trial-{:04d}.pt"  # inside the run directory, by trial number
+
+
+def checkpoint(run_dir: Path, number: int) -> Path:
+    """Where trial ``number`` keeps its last finished epoch."""
+    return Path(run_dir) / CHECKPOINT.format(number)
+
+
 def storage(run_dir: Path) -> JournalStorage:
     return JournalStorage(JournalFileBackend(str(run_dir / "optuna.log")))
 

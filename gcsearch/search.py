@@ -82,7 +82,9 @@ class PruneOnReport(FIFOScheduler):
 
 
 def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
-    ckpt_dir = str(run_dir / "checkpoints")  # the validated space travels as it is: no re-parsing
+    # A plain string travels to the workers (no gcsearch.rundir, hence no Optuna, imported there); the
+    # validated space travels as it is: no re-parsing.
+    ckpt_template = str(run_dir / rundir.CHECKPOINT)
 
     def gcsearch_trial(config: dict[str, Any]) -> None:
         started = time.perf_counter()
@@ -92,7 +94,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
         from gcsearch.train import train
 
         torch.set_num_threads(threads)
-        ckpt = Path(ckpt_dir) / f"trial-{config['number']:04d}.pt"
+        ckpt = Path(ckpt_template.format(config["number"]))
 
         node = ray.get_runtime_context().get_node_id()
 

@@ -130,3 +130,16 @@ def test_export_is_pure_python():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=pathlib.Path(__file__).parent.parent)  # fmt: skip
     assert out.stdout.strip() == "False"
+
+
+def test_every_pick_rule_honours_the_mac_budget():
+    from gcsearch import ArchConfig
+    from gcsearch.export import choose
+    from gcsearch.pareto import TrialRecord
+
+    recs = [TrialRecord(n, "COMPLETE", ArchConfig(), acc, macs, 10, 4, 1.0)
+            for n, (acc, macs) in enumerate([(0.80, 100), (0.85, 200), (0.90, 400)])]  # fmt: skip
+    for rule in ("knee", "max-accuracy", "min-macs"):
+        # Once ignored by knee and min-macs: the pick must cost at most the budget.
+        assert choose(recs, rule, max_macs=250).record.macs <= 250
+    assert choose(recs, "max-accuracy", max_macs=250).record.number == 1
