@@ -27,7 +27,7 @@ def bottleneck_channels(channels: int, ratio: float) -> int:
     """round(C * ratio), at least 1: the width of the transform's bottleneck.
 
     At widths 1 and 2 LayerNorm returns its bias or a sign, so no gradient reaches the pooling: keep
-    round(C * ratio) >= 3 where norm is layernorm (the space validator warns).
+    round(C * ratio) >= 3 where norm is layernorm (`gcsearch validate` warns; a search does not stop for it).
     """
     return max(1, round(channels * ratio))
 
