@@ -52,7 +52,7 @@ def main() -> None:
         f"Command: `python {' '.join(sys.argv)}`",
         f"Machine: {platform.machine()}, {torch.get_num_threads()} thread, torch {torch.__version__}",
         "",
-        "| recipe | CPU-seconds per trial (mean of {}) | final accuracy |".format(args.repeats),
+        f"| recipe | CPU-seconds per trial (mean of {args.repeats}) | final accuracy |",
         "|---|---|---|",
         f"| before: train.ema 0 (raw weights evaluated) | {before:.1f} | {statistics.fmean(accuracy[0.0]):.4f} |",
         f"| now: train.ema 0.95 (EMA updated each step, only it evaluated) | {now:.1f} | "
