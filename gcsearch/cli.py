@@ -382,11 +382,12 @@ def cmd_bench_replay(args: argparse.Namespace) -> None:
     truth = replay.Truth(c)
     full = len(truth.archs) * c.epochs
     budget = max(1, round(args.budget * full))
-    traces: dict[str, list] = {}
-    for name in names:
-        start = time.perf_counter()
-        traces[name] = [replay.replay(c, space, name, s, args.workers, budget, truth) for s in range(args.seeds)]
-        print(f"{name}: {args.seeds} replays in {time.perf_counter() - start:.1f} s", flush=True)
+    if args.jobs < 1:
+        raise ConfigError("--jobs", "must be >= 1", args.jobs)
+    start = time.perf_counter()
+    traces = replay.replay_many(c, space, names, args.seeds, args.workers, budget, args.jobs)
+    print(f"{len(names)} strategies x {args.seeds} seeds replayed in {time.perf_counter() - start:.1f} s "
+          f"({args.jobs} processes)", flush=True)  # fmt: skip
     text = replay.table(traces, full)
     print(text)
     if args.out:
@@ -499,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=int, default=20, help="replay seeds per strategy (default 20)")
     rep.add_argument("--workers", type=int, default=2, help="parallel trials on the simulated clock (default 2)")
     rep.add_argument("--budget", type=float, default=0.5, help="epochs to spend, as a share of the recorded grid's")
+    rep.add_argument("--jobs", type=int, default=1, help="processes replaying in parallel (default 1)")
     rep.add_argument("--out", help="write the table (markdown) here and the picture beside it")
     rep.set_defaults(func=cmd_bench_replay)
 

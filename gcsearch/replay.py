@@ -26,6 +26,7 @@ import statistics
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gcsearch.arch import ArchConfig
 from gcsearch.curves import AXES, CurvePoint, Curves
@@ -212,6 +213,38 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
     pick = max(complete, key=lambda c: c[0])[1] if complete else None
     regret = truth.best - truth.mean[pick] if pick is not None else math.inf
     return Trace(strategy, seed, hv, to_top3, regret, spent, len(read), decider.proposals, decider.duplicates, nearest)
+
+
+_SHARED: dict[str, Any] = {}
+
+
+def _init(curves: Curves, space: SearchSpace, workers: int, budget: int) -> None:
+    _SHARED.update(curves=curves, space=space, workers=workers, budget=budget, truth=Truth(curves))
+
+
+def _one(job: tuple[str, int]) -> Trace:
+    g = _SHARED
+    return replay(g["curves"], g["space"], job[0], job[1], g["workers"], g["budget"], g["truth"])
+
+
+def replay_many(
+    curves: Curves, space: SearchSpace, names: Sequence[str], seeds: int, workers: int, budget: int, jobs: int = 1
+) -> dict[str, list[Trace]]:
+    """Every strategy under replay seeds 0..seeds-1, in ``jobs`` processes; traces in seed order."""
+    todo = [(name, seed) for name in names for seed in range(seeds)]
+    if jobs == 1:
+        _init(curves, space, workers, budget)
+        done = [_one(job) for job in todo]
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(jobs, initializer=_init, initargs=(curves, space, workers, budget)) as pool:
+            done = pool.map(_one, todo, chunksize=1)
+    out: dict[str, list[Trace]] = {name: [] for name in names}
+    for (name, _), trace in zip(todo, done, strict=True):
+        out[name].append(trace)
+    return out
 
 
 # --------------------------------------------------------------------------- summaries

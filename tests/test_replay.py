@@ -82,3 +82,10 @@ def test_cli_writes_table_and_picture(tmp_path):
     assert main(args) == 0
     text = out.read_text()
     assert "| tpe+pareto |" in text and "| random+none |" in text and (tmp_path / "replay.png").exists()
+
+
+def test_parallel_replays_equal_serial_ones():
+    c = perfect_curves()
+    serial = replay.replay_many(c, SMOKE, ["random+none", "tpe+pareto"], 2, 2, 27, jobs=1)
+    parallel = replay.replay_many(c, SMOKE, ["random+none", "tpe+pareto"], 2, 2, 27, jobs=2)
+    assert serial == parallel
