@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from gcsearch.search import run
 
     print(f"search {space.path} -> {run_dir}/ ({space.search.trials} trials)", flush=True)
-    records = run(space, Path(run_dir), address=args.address)
+    records = run(space, Path(run_dir), address=args.address, dashboard=args.ray_dashboard)
     front = rundir.pareto_front(space, records)
     print("\nPareto front (accuracy vs MACs, COMPLETE trials):")
     print(front_table(front))
@@ -457,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trials", type=int, help="override search.trials")
     run.add_argument("--name", help="run directory name under output.dir (default: <space>-<time>)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed search")
+    run.add_argument("--ray-dashboard", action="store_true", help="serve the local Ray's dashboard on 127.0.0.1")
     run.set_defaults(func=cmd_run)
 
     ablate = sub.add_parser("ablate", help="the paper's one-factor-at-a-time ablation, on your space and data")

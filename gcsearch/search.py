@@ -177,8 +177,10 @@ class LiveView(tune.Callback):
 # --------------------------------------------------------------------------- ray
 
 
-def start_ray(address: str | None, stream: TextIO) -> bool:
-    """Join a cluster (address or RAY_ADDRESS) or start a local Ray; True if we started it."""
+def start_ray(address: str | None, stream: TextIO, dashboard: bool = False) -> bool:
+    """Join a cluster (address or RAY_ADDRESS) or start a local Ray; True if we started it. A local Ray
+    serves no dashboard unless asked (then on 127.0.0.1 only). Ray still starts its head's API-server
+    process, minimal (usage-stats module only, no web frontend, no listening port); usage stats are off."""
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
@@ -193,9 +195,13 @@ def start_ray(address: str | None, stream: TextIO) -> bool:
             f"{res.get('GPU', 0):g} GPUs\n"
         )
         return False
-    # Local: no dashboard (nothing listens beyond this process tree), no token-auth files.
+    # Local: no token-auth files, no usage reports, no dashboard unless asked.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    context = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1", logging_level=logging.ERROR,
+                       log_to_driver=False)  # fmt: skip
+    if dashboard:
+        stream.write(f"Ray dashboard: http://{context.dashboard_url}\n")
     return True
 
 
@@ -224,14 +230,16 @@ def run(
     address: str | None = None,
     stream: TextIO | None = None,
     fixed: Sequence[tuple[ArchConfig, int | None]] | None = None,
+    dashboard: bool = False,
 ) -> list[TrialRecord]:
     """Run (or continue) the search in ``run_dir``; returns every trial's record. ``fixed`` replaces
-    the sampler with a list of (architecture, seed) trials to run, as ``gcsearch ablate`` does."""
+    the sampler with a list of (architecture, seed) trials to run, as ``gcsearch ablate`` does;
+    ``dashboard`` asks a local Ray for its dashboard."""
     run_dir = run_dir.resolve()  # Ray workers run in other working directories
     run_dir.mkdir(parents=True, exist_ok=True)
     with rundir.RunLock(run_dir):
         # sys.stdout looked up now, not at import: it may have been replaced since (pytest, notebooks).
-        return _run_locked(space, run_dir, address, stream or sys.stdout, fixed)
+        return _run_locked(space, run_dir, address, stream or sys.stdout, fixed, dashboard)
 
 
 def _run_locked(
@@ -240,6 +248,7 @@ def _run_locked(
     address: str | None,
     stream: TextIO,
     fixed: Sequence[tuple[ArchConfig, int | None]] | None,
+    dashboard: bool = False,
 ) -> list[TrialRecord]:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     rundir.clear_stale_journal_lock(run_dir)  # we hold the run lock: no one else can be writing
@@ -256,7 +265,7 @@ def _run_locked(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view says what matters
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Optuna's journal is the record
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    started = start_ray(address, stream)
+    started = start_ray(address, stream, dashboard)
     try:
         decider = Decider(space, rundir.storage(run_dir), new, rerun, plan=todo)
         if new or decider.rerun:

@@ -1,0 +1,69 @@
+"""What a default local search leaves listening: no dashboard, no web frontend."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "search_spaces" / "smoke.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def listening_ports() -> set[int]:
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def dashboards(root: int) -> list[str]:
+    """Command lines of Ray dashboard processes descending from process ``root``."""
+    parent, cmd = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmd[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parent.get(pid, 0)
+        return False
+
+    return [c for p, c in cmd.items() if "dashboard/dashboard.py" in c and descends(p)]
+
+
+def test_a_default_search_serves_no_dashboard(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gcsearch", "run", str(SMOKE), "--name", "d"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        seen: list[str] = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not (tmp_path / "runs" / "d" / "checkpoints").exists():
+            time.sleep(0.5)
+        time.sleep(3)  # Ray is up and trials are running
+        seen = dashboards(proc.pid)
+        ports = listening_ports()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # Nothing serves the dashboard's port; Ray's head keeps a minimal API server with no web frontend.
+    assert 8265 not in ports
+    assert all("--minimal" in c and "--disable-frontend" in c for c in seen)
