@@ -51,8 +51,9 @@ def dashboards(root: int) -> list[str]:
 
 def test_a_default_search_serves_no_dashboard(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gcsearch", "run", str(SMOKE), "--name", "d"], cwd=tmp_path,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    cmd = [sys.executable, "-m", "gcsearch", "run", str(SMOKE), "--name", "d"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
     try:
         seen: list[str] = []
         deadline = time.monotonic() + 180
