@@ -294,6 +294,20 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     print(f"\nwrote {run_dir}/ablation.md")
 
 
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    from gcsearch import rundir
+
+    run_dir, _, _ = _open_run(args.run)
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise ConfigError("dashboard", "needs optuna-dashboard: pip install 'gcsearch[dashboard]'") from None
+    print(f"optuna-dashboard on {run_dir}: http://127.0.0.1:{args.port}/ (Ctrl-C stops it). Study "
+          f"{rundir.MAIN_STUDY!r} holds the objectives, {rundir.TWIN_STUDY!r} each trial's accuracy per epoch "
+          "(its learning curves, which a multi-objective study cannot hold)", flush=True)  # fmt: skip
+    optuna_dashboard.run_server(rundir.storage(run_dir), host="127.0.0.1", port=args.port)
+
+
 def cmd_confirm(args: argparse.Namespace) -> None:
     from gcsearch import confirm, rundir
 
@@ -468,6 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--name", help="run directory name under output.dir; an existing one is continued")
     ablate.add_argument("--address", help="a Ray cluster to join")
     ablate.set_defaults(func=cmd_ablate)
+
+    dash = sub.add_parser("dashboard", help="serve optuna-dashboard on a run, on 127.0.0.1 (needs [dashboard])")
+    dash.add_argument("run", help="a run directory")
+    dash.add_argument("--port", type=int, default=8080)
+    dash.set_defaults(func=cmd_dashboard)
 
     conf = sub.add_parser("confirm", help="retrain the front's top points with more seeds; which differ?")
     conf.add_argument("run", help="a run directory")
