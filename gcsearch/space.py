@@ -15,6 +15,7 @@ File layout (README documents every key):
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ import yaml
 
 from gcsearch.arch import (
     FUSIONS,
+    PAPER_DEFAULT,
     NORMS,
     POOLS,
     POSITIONS,
@@ -75,7 +77,7 @@ class Axes:
     fusion: tuple[str, ...] = FUSIONS
     ratio: tuple[float, ...] = (1 / 4, 1 / 8, 1 / 16)
     norm: tuple[str, ...] = NORMS
-    stages: tuple[tuple[str, ...], ...] = (("c3", "c4", "c5"), ())
+    stages: tuple[tuple[str, ...], ...] = (tuple(PAPER_DEFAULT["stages"]), ())
     position: tuple[str, ...] = ("after_1x1",)
 
 
@@ -225,8 +227,8 @@ class SearchSpace:
 
     def reference(self) -> ArchConfig:
         """The paper's default, restricted to what this backbone has."""
-        stages = tuple(s for s in ("c3", "c4", "c5") if s in self.backbone.stages)
-        return ArchConfig(stages, "att", "add", 1 / 16, "layernorm", "after_1x1")
+        paper = ArchConfig.from_dict(PAPER_DEFAULT)
+        return dataclasses.replace(paper, stages=tuple(s for s in paper.stages if s in self.backbone.stages))
 
 
 class TrialLike(Protocol):
@@ -374,7 +376,7 @@ def _read_axes(section: _Section, backbone: BackboneConfig) -> Axes:
         # [c3, c4, c5] is one stage set, not three single-stage sets.
         stages = (stage_set(raw_stages, "stages", section.at("stages")),)
     else:
-        reference = tuple(s for s in ("c3", "c4", "c5") if s in backbone.stages)
+        reference = tuple(s for s in PAPER_DEFAULT["stages"] if s in backbone.stages)
         stages = _choices(section, "stages", stage_set) or (reference, ())
     defaults = Axes()
     return Axes(
