@@ -27,8 +27,8 @@ import yaml
 
 from gcsearch.arch import (
     FUSIONS,
-    PAPER_DEFAULT,
     NORMS,
+    PAPER_DEFAULT,
     POOLS,
     POSITIONS,
     STAGES,
