@@ -278,8 +278,19 @@ class Decider:
             return False
         epoch, value = int(result["epoch"]), score(result)
         done = epoch + 1  # epochs finished: the pruners' step
-        live.twin.report(value, done)
         main = live.main
+        curve = main.user_attrs.get("curve", [])
+        point = {k: result.get(k) for k in CURVE_KEYS}
+        if result.get("replayed"):
+            # An epoch finished before a restart, said again: fill what its first report may have missed
+            # (a kill between the epoch's checkpoint and its report), decide nothing on it.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna ignores, with a warning, a step already reported
+                live.twin.report(value, done)
+            if all(p["epoch"] != epoch for p in curve):
+                main.set_user_attr("curve", sorted([*curve, point], key=lambda p: p["epoch"]))
+            return False
+        live.twin.report(value, done)
         for key in ("node", "setup_seconds"):
             if key in result and key not in main.user_attrs:
                 main.set_user_attr(key, result[key])
@@ -290,8 +301,7 @@ class Decider:
         for key, v in (("epochs", done), ("accuracy", value), ("seconds", float(result["seconds"]))):
             main.set_user_attr(key, v)
         # The learning curve, for `gcsearch bench` (curves.csv): one entry per epoch, a rerun epoch replaced.
-        curve = [p for p in main.user_attrs.get("curve", []) if p["epoch"] < epoch]
-        main.set_user_attr("curve", [*curve, {k: result.get(k) for k in CURVE_KEYS}])
+        main.set_user_attr("curve", [*(p for p in curve if p["epoch"] < epoch), point])
         if done < self.space.train.epochs and live.twin.should_prune():
             main.set_user_attr("reason", f"pruned after epoch {done} at accuracy {value:.4f}")
             main.set_user_attr("pruned", True)

@@ -100,7 +100,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
 
         def report(metrics: dict[str, Any]) -> None:
             extra: dict[str, Any] = {"node": node}
-            if "setup_seconds" not in extra_once:
+            if "setup_seconds" not in extra_once and not metrics.get("replayed"):
                 # Imports, data load and model build before the first epoch: per-trial overhead.
                 extra_once["setup_seconds"] = time.perf_counter() - started - metrics["epoch_seconds"]
                 extra["setup_seconds"] = extra_once["setup_seconds"]

@@ -177,6 +177,7 @@ def train(
     scored = ema.model if ema is not None else model
 
     start_epoch, seconds, train_loss = 0, 0.0, float("nan")
+    history: list[dict[str, Any]] = []  # every finished epoch's metrics, kept in the checkpoint
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path is not None and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -187,6 +188,12 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, seconds, train_loss = state["epoch"] + 1, state["seconds"], state["train_loss"]
+        history = list(state.get("history", []))
+        if report is not None:
+            # A kill can fall between an epoch's checkpoint and its report: say the finished epochs again,
+            # marked replayed, so the caller's record of the curve has no gap (nothing is decided on them).
+            for past in history:
+                report({**past, "replayed": True})
 
     metrics: Metrics | None = None
     for epoch in range(start_epoch, epochs):
@@ -231,11 +238,13 @@ def train(
             ema_accuracy=ema_accuracy,
             ema_loss=ema_loss,
         )
+        history.append(metrics.as_dict())
         if ckpt_path is not None:
             state = {
                 "epoch": epoch,
                 "seconds": seconds,
                 "train_loss": train_loss,
+                "history": history,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),

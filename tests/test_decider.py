@@ -147,3 +147,15 @@ def test_a_kill_between_journal_writes_leaves_nothing_running_for_ever(tmp_path)
     twin_of_half = again.twin.trials[again.main.trials[half.number].user_attrs["twin"]]
     assert twin_of_half.state == optuna.trial.TrialState.COMPLETE and twin_of_half.value == 0.7
     assert not any(t.state == optuna.trial.TrialState.RUNNING for t in again.main.trials + again.twin.trials)
+
+
+def test_a_replayed_epoch_fills_a_gap_in_the_curve_and_decides_nothing():
+    d = Decider(space_with(pruner="successive_halving", pruner_settings={"min_epochs": 1, "reduction_factor": 2}),
+                optuna.storages.InMemoryStorage(), new_trials=2)  # fmt: skip
+    p = d.propose()
+    # Epoch 0's report was lost (a kill after its checkpoint); the restart says it again, then goes on.
+    assert not d.report(p.number, {**epoch(0, 0.01), "replayed": True})
+    d.report(p.number, epoch(1, 0.6))
+    curve = d.main.trials[p.number].user_attrs["curve"]
+    assert [c["epoch"] for c in curve] == [0, 1] and curve[0]["accuracy"] == 0.01
+    assert d.main.trials[p.number].user_attrs["epochs"] == 2
