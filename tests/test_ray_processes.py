@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import descendants
+
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "search_spaces" / "smoke.yaml"
 
@@ -28,25 +30,8 @@ def listening_ports() -> set[int]:
 
 
 def dashboards(root: int) -> list[str]:
-    """Command lines of Ray dashboard processes descending from process ``root``."""
-    parent, cmd = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                cmd[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-
-    def descends(pid: int) -> bool:
-        while pid > 1:
-            if pid == root:
-                return True
-            pid = parent.get(pid, 0)
-        return False
-
-    return [c for p, c in cmd.items() if "dashboard/dashboard.py" in c and descends(p)]
+    """Command lines of Ray dashboard processes below process ``root``."""
+    return [c for c in descendants(root).values() if "dashboard/dashboard.py" in c]
 
 
 def test_a_default_search_serves_no_dashboard(tmp_path):

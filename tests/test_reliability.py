@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from gcsearch import rundir
 from gcsearch.space import load_space
+from tests.processes import descendants
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "search_spaces" / "smoke.yaml"
@@ -94,28 +94,10 @@ def test_a_journal_cut_mid_record_resumes_without_losing_finished_trials(tmp_pat
 
 
 def _trial_workers(root: int) -> list[int]:
-    """PIDs of Ray workers running a gcsearch trial (Ray sets their process title) that descend from
-    process ``root``: other searches on the machine are left alone."""
-    parent, titles = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                titles[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-
-    def descends(pid: int) -> bool:
-        while pid > 1:
-            if pid == root:
-                return True
-            pid = parent.get(pid, 0)
-        return False
-
+    """PIDs of Ray workers running a gcsearch trial (Ray sets their process title) below process ``root``."""
     return [
-        pid for pid, title in titles.items()
-        if title.startswith("ray::") and ("ImplicitFunc" in title or "gcsearch_trial" in title) and descends(pid)
+        pid for pid, title in descendants(root).items()
+        if title.startswith("ray::") and ("ImplicitFunc" in title or "gcsearch_trial" in title)
     ]  # fmt: skip
 
 

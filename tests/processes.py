@@ -1,0 +1,25 @@
+"""Test helper: the command lines of the processes that descend from one process (Linux /proc)."""
+
+from pathlib import Path
+
+
+def descendants(root: int) -> dict[int, str]:
+    """pid -> command line of every process below ``root``: other searches on the machine are left out."""
+    parent, cmd = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmd[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parent.get(pid, 0)
+        return False
+
+    return {pid: c for pid, c in cmd.items() if descends(pid)}
