@@ -316,12 +316,17 @@ def cmd_confirm(args: argparse.Namespace) -> None:
     if args.top < 2:
         raise ConfigError("--top", "must be >= 2: confirming compares candidates", args.top)
     run_dir, space, study = _open_run(args.run)
-    front = [r for r in rundir.pareto_front(space, rundir.records(study)) if r.state == "COMPLETE"]
+    records = rundir.records(study)
+    front = [r for r in rundir.pareto_front(space, records) if r.state == "COMPLETE"]
+    complete = [r for r in rundir.trained(records) if r.state == "COMPLETE"]
     if not front:
         raise ConfigError("run", "has no COMPLETE trial to confirm", str(run_dir))
-    print(f"confirming the top {min(args.top, len(front))} front points of {run_dir} with {args.seeds} more seeds "
-          f"each -> {run_dir}/confirm/", flush=True)  # fmt: skip
-    result = confirm.confirm(space, run_dir.resolve(), front, args.top, args.seeds, address=args.address)
+    chosen = confirm.candidates(front, complete, args.top)
+    on_front = sum(r in front for r in chosen)
+    runner_ups = f" and {len(chosen) - on_front} runner-up(s) off it" if len(chosen) > on_front else ""
+    print(f"confirming {on_front} front point(s){runner_ups} of {run_dir} with {args.seeds} more seeds each -> "
+          f"{run_dir}/confirm/", flush=True)  # fmt: skip
+    result = confirm.confirm(space, run_dir.resolve(), front, complete, args.top, args.seeds, address=args.address)
     print(confirm.table(result))
     print(f"\nwrote {run_dir}/{confirm.FILE}: `gcsearch pareto` draws its intervals, `gcsearch export` picks from it")
 

@@ -1,11 +1,12 @@
 """`gcsearch confirm RUN`: retrain the front's candidates with more seeds, and say which differ.
 
 A search trains each configuration once, under one seed: the front it reports mixes real differences
-with seed luck. ``confirm`` takes the top ``K`` points of the front (by accuracy), retrains each with
-``S`` more seeds (the same seeds for all, so they are paired) through ``search.run`` in ``<run>/confirm``,
-and compares every pair of candidates by their per-seed differences (paired t-test, Holm-Bonferroni over
-all pairs). The search's own trial counts as the seed it was trained with. ``confirm.json`` holds the
-result; ``pareto`` draws its intervals and ``export --pick`` chooses among confirmed points.
+with seed luck. ``confirm`` takes the top ``K`` points of the front (by accuracy; the best runner-ups off
+the front fill a shorter one), retrains each with ``S`` more seeds (the same seeds for all, so they are
+paired) through ``search.run`` in ``<run>/confirm``, and compares every pair of candidates by their
+per-seed differences (paired t-test, Holm-Bonferroni over all pairs). The search's own trial counts as
+the seed it was trained with. ``confirm.json`` holds the result; ``pareto`` draws its intervals and
+``export --pick`` chooses among confirmed points.
 """
 
 from __future__ import annotations
@@ -67,9 +68,19 @@ class Confirmation:
         return next((c for c in self.candidates if c.number == number), None)
 
 
-def candidates(front: list[TrialRecord], top: int) -> list[TrialRecord]:
-    """The top ``top`` points of the front by accuracy (the front is what a user picks from)."""
-    return sorted(front, key=lambda r: -(r.accuracy or 0.0))[:top]
+def candidates(front: list[TrialRecord], complete: list[TrialRecord], top: int) -> list[TrialRecord]:
+    """The top ``top`` points of the front by accuracy (the front is what a user picks from).
+
+    A front shorter than ``top`` is filled with the most accurate COMPLETE trials off it: a point that
+    dominates the rest under one seed may owe that to the seed, and only retraining its runner-ups says so.
+    """
+    by_accuracy = sorted(front, key=lambda r: -(r.accuracy or 0.0))
+    seen = {r.arch for r in by_accuracy}
+    for r in sorted(complete, key=lambda r: -(r.accuracy or 0.0)):
+        if r.arch not in seen and r.accuracy is not None:
+            by_accuracy.append(r)
+            seen.add(r.arch)
+    return by_accuracy[:top]
 
 
 def compare(cands: list[Candidate]) -> Confirmation:
@@ -88,6 +99,7 @@ def confirm(
     space: SearchSpace,
     run_dir: Path,
     front: list[TrialRecord],
+    complete: list[TrialRecord],
     top: int,
     seeds: int,
     *,
@@ -99,9 +111,9 @@ def confirm(
 
     if seeds < 1:
         raise ConfigError("--seeds", "must be >= 1 (more seeds on top of the search's own)", seeds)
-    chosen = candidates(front, top)
+    chosen = candidates(front, complete, top)
     if len(chosen) < 2:
-        raise ConfigError("--top", "must leave at least 2 COMPLETE front points to compare", len(chosen))
+        raise ConfigError("run", "needs at least 2 COMPLETE configurations to compare", len(chosen))
     own = space.train.seed
     extra = [own + 1 + i for i in range(seeds)]
     fixed: list[tuple[ArchConfig, int | None]] = [(r.arch, s) for r in chosen for s in extra]

@@ -8,6 +8,9 @@ a few lines each) and by a simulated clock over recorded curves in ``gcsearch be
   what users compare against), then the sampler's (``space.suggest``: the sampler explores the GC
   configurations only), or a fixed plan of (configuration, seed) pairs (ablation, record, grid);
 - records each trial's MACs and params before it trains, and skips configurations over the MAC budget;
+- trains only configurations ``within`` a given set when one is given (a replay of a recording that
+  sampled a large grid): a proposal outside it is told FAIL and replaced by the nearest configuration
+  inside (fewest differing axes), so the sampler's evidence is always what was trained;
 - answers a proposal of a configuration already trained without training it again: the copy is told
   FAIL (Optuna's samplers ignore FAIL trials, so a copy adds no false evidence), and the proposal is
   replaced by a configuration not tried yet, drawn at random: a sampler stuck on one point costs two asks,
@@ -23,9 +26,10 @@ keeps one (``train.ema``).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,13 +64,22 @@ def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=s.seed)  # random, and grid (whose trials are all enqueued)
 
 
-def grid_plan(space: SearchSpace) -> list[tuple[ArchConfig, int | None]]:
-    """``sampler: grid``: every configuration once (up to the trial budget), references first, the rest in
-    a seeded random order so a budget smaller than the grid still spreads over it."""
-    rest = [a for a in space.grid() if a not in (ArchConfig(), space.reference())]
+def grid_plan(space: SearchSpace, within: Sequence[ArchConfig] | None = None) -> list[tuple[ArchConfig, int | None]]:
+    """``sampler: grid``: every configuration (of ``within``, default the space's grid) once, up to the
+    trial budget; references first, the rest in a seeded random order so a smaller budget still spreads."""
+    grid = list(within) if within is not None else space.grid()
+    rest = [a for a in grid if a not in (ArchConfig(), space.reference())]
     random.Random(space.search.seed).shuffle(rest)
-    order = [a for a in (ArchConfig(), space.reference()) if a in space.grid()] + rest
+    order = [a for a in (ArchConfig(), space.reference()) if a in grid] + rest
     return [(a, None) for a in order[: space.search.trials]]
+
+
+def nearest(arch: ArchConfig, among: Sequence[ArchConfig]) -> ArchConfig:
+    """The configuration of ``among`` with the fewest axes differing from ``arch``; ties by label."""
+    if arch in among:
+        return arch
+    axes = [f.name for f in dataclasses.fields(ArchConfig)]
+    return min(among, key=lambda a: (sum(getattr(a, x) != getattr(arch, x) for x in axes), a.label()))
 
 
 def score(metrics: Mapping[str, Any]) -> float:
@@ -102,6 +115,7 @@ class Decider:
         rerun: list[int] | None = None,
         plan: list[tuple[ArchConfig, int | None]] | None = None,
         coster: Any = None,
+        within: Sequence[ArchConfig] | None = None,
     ):
         from gcsearch.flops import SpaceCoster
 
@@ -109,6 +123,8 @@ class Decider:
         self.new_trials, self.rerun = new_trials, list(rerun or [])
         self.plan = list(plan) if plan is not None else None
         self.coster = coster or SpaceCoster(space.backbone)
+        self.within = list(within) if within is not None else space.grid()  # what can be trained
+        self._within = set(self.within)
         self.main = optuna.create_study(
             study_name=rundir.MAIN_STUDY, storage=storage, directions=space.search.directions,  # type: ignore[arg-type]
             sampler=make_sampler(space), load_if_exists=True,
@@ -129,6 +145,7 @@ class Decider:
         self.asked = 0
         self.proposals = 0  # the sampler's proposals, duplicates included (what "duplicate share" divides by)
         self.duplicates = 0
+        self.outside = 0  # proposals outside ``within``, replaced by their nearest configuration inside
         self.rng = random.Random(space.search.seed)
         self.references = self._references_to_run() if self.plan is None else []
 
@@ -161,8 +178,7 @@ class Decider:
 
     def _references_to_run(self) -> list[ArchConfig]:
         """The baseline and the paper default (when the space holds them), unless already trained."""
-        grid = set(self.space.grid())
-        wanted = [a for a in (ArchConfig(), self.space.reference()) if a in grid]
+        wanted = [a for a in (ArchConfig(), self.space.reference()) if a in self._within]
         done = {ArchConfig.from_dict(t.user_attrs["arch"]) for t in self._trained()}
         return [a for a in wanted if a not in done]
 
@@ -186,20 +202,34 @@ class Decider:
             arch = self.space.suggest(trial)
             if self._over_budget(trial, arch):
                 continue
+            if arch not in self._within:
+                self.outside += 1
+                near = nearest(arch, self.within)
+                self._replace(trial, arch, f"outside the trainable set; replaced by the nearest, {near.label()}")
+                if self._trained_as(near) is None:
+                    return self._start(self._ask_fixed(near), near, None)
+                return self._start_untried()
             original = self._trained_as(arch)
             if original is None:
                 return self._start(trial, arch, None)
             self.duplicates += 1
-            trial.set_user_attr("arch", arch.to_dict())
-            trial.set_user_attr("label", arch.label())
             trial.set_user_attr("duplicate_of", original.number)
-            trial.set_user_attr("reason", f"same configuration as trial {original.number}; replaced by a random one")
-            self.main.tell(trial, state=TrialState.FAIL)  # FAIL: no sampler counts it as evidence
-            fresh = self._untried()
-            if fresh is None:
-                return None  # every configuration of the space has been trained
-            return self._start(self._ask_fixed(fresh), fresh, None)
+            self._replace(trial, arch, f"same configuration as trial {original.number}; replaced by a random one")
+            return self._start_untried()
         return None
+
+    def _replace(self, trial: Trial, arch: ArchConfig, reason: str) -> None:
+        """A proposal not trained as proposed: FAIL, so no sampler counts it as evidence."""
+        trial.set_user_attr("arch", arch.to_dict())
+        trial.set_user_attr("label", arch.label())
+        trial.set_user_attr("reason", reason)
+        self.main.tell(trial, state=TrialState.FAIL)
+
+    def _start_untried(self) -> Proposal | None:
+        fresh = self._untried()
+        if fresh is None:
+            return None  # every configuration of the space has been trained
+        return self._start(self._ask_fixed(fresh), fresh, None)
 
     def _ask_fixed(self, arch: ArchConfig) -> Trial:
         if arch.is_baseline:
@@ -236,7 +266,7 @@ class Decider:
     def _untried(self) -> ArchConfig | None:
         tried = {ArchConfig.from_dict(t.user_attrs["arch"]) for t in self._trained()}
         max_macs = self.space.search.max_macs
-        left = [a for a in self.space.grid() if a not in tried]
+        left = [a for a in self.within if a not in tried]
         if max_macs is not None:
             left = [a for a in left if self.coster(a)[0] <= max_macs]
         return self.rng.choice(left) if left else None

@@ -6,10 +6,12 @@ are replaced: a trial "trains" by reading its configuration's recorded curve und
 (chosen per replay seed), epoch by epoch, on a simulated clock with ``workers`` parallel workers driven
 by the recorded seconds, so pruners see trials reach their rungs in the order they would for real.
 
-A configuration the curves do not hold (a sample of a large grid was recorded) is answered by the
-recorded configuration nearest to it: fewest differing axes, then the first in label order. The metrics
-below are computed on the configuration actually read, against the truth of the recorded set: each
-configuration's final accuracy averaged over all recorded seeds.
+When the curves hold a sample of a large grid, the search may only train recorded configurations
+(``Decider(within=...)``): a proposal outside the recording is told FAIL and replaced by the recorded
+configuration nearest to it (fewest differing axes, then the first in label order), so the sampler
+learns only from what was read. The grid strategy walks the recorded set. The metrics below are
+computed against the truth of the recorded set: each configuration's final accuracy averaged over all
+recorded seeds.
 
 Per replay: the epochs spent until a top-3 configuration has been trained to the end; the hypervolume of
 the (true accuracy, MACs) front of the COMPLETE trials against epochs spent, normalised to the front of
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gcsearch.arch import ArchConfig
-from gcsearch.curves import AXES, CurvePoint, Curves
+from gcsearch.curves import CurvePoint, Curves
 from gcsearch.errors import ConfigError
 from gcsearch.space import PRUNERS, SAMPLERS, SearchSpace
 
@@ -86,7 +88,7 @@ class Trace:
     trials: int  # trials started
     proposals: int
     duplicates: int
-    nearest: int  # proposals answered by a nearest recorded configuration
+    outside: int  # proposals outside the recording, replaced by their nearest recorded configuration
 
     def hv_at(self, epochs: int) -> float:
         return max((h for e, h in self.hv if e <= epochs), default=0.0)
@@ -107,11 +109,6 @@ class Truth:
         self.acc_lo, self.acc_hi = min(accs), max(accs)
         self.macs_lo, self.macs_hi = min(macs), max(macs)
         self.full = self.hypervolume(self.archs)
-
-    def nearest(self, arch: ArchConfig) -> ArchConfig:
-        if arch in self.mean:
-            return arch
-        return min(self.archs, key=lambda a: (sum(getattr(a, x) != getattr(arch, x) for x in AXES), a.label()))
 
     def hypervolume(self, archs: Sequence[ArchConfig]) -> float:
         """Area dominated by the (accuracy, MACs) front, both scaled to [0, 1] over the recorded set,
@@ -154,34 +151,33 @@ def replay(
     budget_epochs = budget_epochs or full
     seeds = curves.common_seeds()
     recorded_seed = seeds[seed % len(seeds)]
-    sp = strategy_space(space, strategy, seed, trials=len(space.grid()))
+    sp = strategy_space(space, strategy, seed, trials=len(truth.archs))
     # The recording's fidelity is the replay's: its last epoch is what COMPLETE means.
     sp = dataclasses.replace(sp, train=dataclasses.replace(sp.train, epochs=curves.epochs))
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a replay makes thousands of trials
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental-feature notices of Optuna's samplers
-        plan = grid_plan(sp) if sp.search.sampler == "grid" else None
-        decider = Decider(sp, optuna.storages.InMemoryStorage(), sp.search.trials, plan=plan)
+        plan = grid_plan(sp, truth.archs) if sp.search.sampler == "grid" else None
+        decider = Decider(sp, optuna.storages.InMemoryStorage(), sp.search.trials, plan=plan, within=truth.archs)
         return _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_epochs)
 
 
 def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_epochs) -> Trace:  # type: ignore[no-untyped-def]
     events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, 0-based epoch)
     read: dict[int, tuple[ArchConfig, list[CurvePoint]]] = {}
-    order = spent = nearest = 0
+    order = spent = 0
     complete: list[tuple[float, ArchConfig]] = []  # (accuracy the search saw, configuration read)
     hv: list[tuple[int, float]] = [(0, 0.0)]
     to_top3 = math.inf
 
     def start(now: float) -> bool:
-        nonlocal order, nearest
+        nonlocal order
         if spent >= budget_epochs:
             return False
         proposal = decider.propose()
         if proposal is None:
             return False
-        arch = truth.nearest(proposal.arch)
-        nearest += arch != proposal.arch
+        arch = proposal.arch
         curve = curves.runs[(arch, recorded_seed)]
         read[proposal.number] = (arch, curve)
         order += 1
@@ -212,7 +208,9 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
             heapq.heappush(events, (now + curve[e + 1].seconds - p.seconds, order, number, e + 1))
     pick = max(complete, key=lambda c: c[0])[1] if complete else None
     regret = truth.best - truth.mean[pick] if pick is not None else math.inf
-    return Trace(strategy, seed, hv, to_top3, regret, spent, len(read), decider.proposals, decider.duplicates, nearest)
+    return Trace(
+        strategy, seed, hv, to_top3, regret, spent, len(read), decider.proposals, decider.duplicates, decider.outside
+    )
 
 
 _SHARED: dict[str, Any] = {}
@@ -296,19 +294,20 @@ def table(traces: dict[str, list[Trace]], full: int, baseline: str = "random+non
 
     lines = [
         f"| strategy | epochs to a top-3 (% of {full}) | hypervolume at 10% | at 25% | at 50% | "
-        "% epochs to 95% HV | final regret | duplicate proposals | beats "
+        "% epochs to 95% HV | final regret | duplicate proposals | proposals outside the recording | beats "
         f"{baseline} at 25% (share of seeds) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     ref = traces.get(baseline)
     for name, ts in traces.items():
         dup = sum(t.duplicates for t in ts) / max(1, sum(t.proposals for t in ts))
+        outside = sum(t.outside for t in ts) / max(1, sum(t.proposals for t in ts))
         win = f"{same_epochs_win(ts, ref, full // 4):.2f}" if ref is not None and name != baseline else "-"
         lines.append(
             f"| {name} | {q([t.epochs_to_top3 for t in ts], 100 / full)} | "
             f"{q([t.hv_at(full // 10) for t in ts], 1, '.3f')} | {q([t.hv_at(full // 4) for t in ts], 1, '.3f')} | "
             f"{q([t.hv_at(full // 2) for t in ts], 1, '.3f')} | {q([epochs_to_hv(t, 0.95) for t in ts], 100 / full)} | "
-            f"{q([t.regret for t in ts], 1, '.4f')} | {dup:.0%} | {win} |"
+            f"{q([t.regret for t in ts], 1, '.4f')} | {dup:.0%} | {outside:.0%} | {win} |"
         )
     return "\n".join(lines)
 

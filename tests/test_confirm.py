@@ -3,6 +3,7 @@ import yaml
 
 from gcsearch import ArchConfig, confirm
 from gcsearch.cli import main
+from gcsearch.pareto import TrialRecord
 
 GC_A = {"stages": ["c3", "c4"], "pool": "att", "fusion": "add", "ratio": 0.25, "norm": "layernorm",
         "position": "after_1x1"}  # fmt: skip
@@ -22,6 +23,18 @@ def test_candidates_are_paired_by_seed_and_holm_corrected():
     assert result.tied_with(1) == [3] and not result.distinguishable(1, 3)
     interval, holm_p = result.pairs[(1, 2)]
     assert interval.mean == pytest.approx(0.01) and holm_p >= interval.p
+
+
+def record(number, arch, acc, macs):
+    return TrialRecord(number, "COMPLETE", ArchConfig.from_dict(arch), acc, macs, 0, 3, 1.0)
+
+
+def test_a_front_shorter_than_top_is_filled_with_the_best_runner_ups():
+    baseline = record(0, {"stages": []}, 0.99, 10)  # dominates everything: the front is one point
+    a, a_again = record(1, GC_A, 0.95, 20), record(3, GC_A, 0.94, 20)
+    b = record(2, GC_B, 0.90, 20)
+    assert confirm.candidates([baseline], [baseline, b, a, a_again], 3) == [baseline, a, b]
+    assert confirm.candidates([baseline], [baseline, b, a], 1) == [baseline]
 
 
 @pytest.mark.parametrize(
@@ -48,8 +61,11 @@ def test_confirm_on_a_smoke_run_retrains_with_paired_seeds_and_export_picks_amon
     from pathlib import Path
 
     monkeypatch.chdir(tmp_path)
-    smoke = Path(__file__).resolve().parent.parent / "search_spaces" / "smoke.yaml"
-    assert main(["run", str(smoke), "--name", "s", "--trials", "4"]) == 0
+    smoke = yaml.safe_load((Path(__file__).resolve().parent.parent / "search_spaces" / "smoke.yaml").read_text())
+    # No pruning: at least 2 COMPLETE trials to confirm, whatever the pruner would decide.
+    smoke["search"].update(pruner="none", pruner_settings={})
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(smoke))
+    assert main(["run", "smoke.yaml", "--name", "s", "--trials", "4"]) == 0
     run_dir = tmp_path / "runs" / "s"
     assert main(["confirm", str(run_dir), "--top", "2", "--seeds", "2"]) == 0
     result = confirm.load(run_dir)

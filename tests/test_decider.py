@@ -29,6 +29,21 @@ def train_to_end(d, proposal, acc):
     d.finish(proposal.number, epoch(d.space.train.epochs - 1, acc))
 
 
+def test_within_a_subset_only_its_configurations_train_and_outside_proposals_fail():
+    space = space_with(pruner="none", pruner_settings={}, sampler="random")
+    within = space.grid()[:4]  # a recording of 4 of the 9 configurations
+    d = Decider(space, optuna.storages.InMemoryStorage(), new_trials=10, within=within)
+    trained = []
+    while (p := d.propose()) is not None:
+        trained.append(p.arch)
+        train_to_end(d, p, 0.5)
+    assert sorted(a.label() for a in trained) == sorted(a.label() for a in within)  # each once, no loop
+    outside = [t for t in d.main.trials if "outside the trainable set" in t.user_attrs.get("reason", "")]
+    assert d.outside == len(outside) > 0
+    assert all(t.state == optuna.trial.TrialState.FAIL and ArchConfig.from_dict(t.user_attrs["arch"]) not in within
+               for t in outside)  # fmt: skip
+
+
 def test_references_first_then_the_budget_then_none():
     d = Decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=4)
     proposals = []

@@ -29,7 +29,7 @@ def test_a_replay_is_deterministic_and_reads_only_recorded_curves():
     a = replay.replay(c, SMOKE, "tpe+pareto", seed=3)
     b = replay.replay(c, SMOKE, "tpe+pareto", seed=3)
     assert a == b
-    assert a.nearest == 0  # the whole grid is recorded: no configuration answered by a neighbour
+    assert a.outside == 0  # the whole grid is recorded: no configuration answered by a neighbour
     assert a.hv[-1][1] <= 1.0 + 1e-9 and a.regret >= 0
 
 
