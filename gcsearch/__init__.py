@@ -1,5 +1,7 @@
 """gcsearch: neural architecture search over Global Context (GCNet) block configurations."""
 
+from typing import Any
+
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError, DataError, GcsearchError, TrainingDiverged
 
@@ -18,15 +20,26 @@ __all__ = [
 ]
 
 
+def build_model(path: str | None = None, **kwargs: Any) -> Any:
+    """A backbone with GC blocks (``models.build_model``'s keywords), or ``build_model("best.yaml")``: the
+    model of an export, with its trained weights when the export names them."""
+    from gcsearch import models
+
+    if path is None:
+        return models.build_model(**kwargs)
+    from gcsearch.export import load_export
+
+    exp = load_export(path)
+    model = models.build_model(gc=exp.arch, **exp.space.backbone.build_kwargs())
+    weights = exp.weights_path()
+    return model if weights is None else models.load_weights(model, weights, path)
+
+
 def __getattr__(name: str):  # lazy: `import gcsearch` and the CLI stay fast without torch
     if name == "GlobalContext":
         from gcsearch.blocks import GlobalContext
 
         return GlobalContext
-    if name == "build_model":
-        from gcsearch.models import build_model
-
-        return build_model
     if name == "count_macs":
         from gcsearch.flops import count_macs
 

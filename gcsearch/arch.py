@@ -17,6 +17,8 @@ FUSIONS = ("add", "mul", "both")
 NORMS = ("layernorm", "none")
 POSITIONS = ("after_1x1", "after_3x3", "after_add")
 STAGES = ("c2", "c3", "c4", "c5")
+BACKBONES = ("proxy_resnet", "resnet18", "resnet34", "resnet50", "resnet101")
+BASIC_BACKBONES = ("resnet18", "resnet34")  # basic residual blocks: no 3x3 position between two 1x1 convs
 
 PAPER_DEFAULT: dict[str, Any] = {
     "stages": ["c3", "c4", "c5"],

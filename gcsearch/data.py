@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from gcsearch.errors import DataError
-from gcsearch.space import DataConfig
+from gcsearch.settings import DataConfig
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}  # big-endian

@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gcsearch.arch import ArchConfig
 from gcsearch.blocks import GlobalContext, bottleneck_channels
 from gcsearch.models import STAGE_LAYERS, build_model
-from gcsearch.space import BackboneConfig
+from gcsearch.settings import BackboneConfig
 
 
 def count_params(model: nn.Module) -> int:

@@ -22,7 +22,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from gcsearch.pareto import nondominated_ranks
-from gcsearch.space import SearchConfig
+from gcsearch.settings import SearchConfig
 
 
 class ParetoPruner(BasePruner):

@@ -19,13 +19,14 @@ import dataclasses
 import difflib
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import yaml
 
 from gcsearch.arch import (
+    BACKBONES,
     FUSIONS,
     NORMS,
     PAPER_DEFAULT,
@@ -38,33 +39,23 @@ from gcsearch.arch import (
     ratio_text,
 )
 from gcsearch.errors import ConfigError
+from gcsearch.settings import (
+    DATASET_SHAPES,
+    DATASETS,
+    DEVICES,
+    OBJECTIVES,
+    OPTIMIZERS,
+    PRUNER_SETTINGS,
+    PRUNERS,
+    SAMPLERS,
+    SCHEDULES,
+    BackboneConfig,
+    DataConfig,
+    SearchConfig,
+    TrainConfig,
+)
 
-BACKBONES = ("proxy_resnet", "resnet18", "resnet34", "resnet50", "resnet101")
-BASIC_BACKBONES = ("resnet18", "resnet34")
-DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
-# dataset -> (channels, height, width), classes
-DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int | None]] = {
-    "fashion_mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "cifar100": ((3, 32, 32), 100),
-    "imagefolder": ((3, 224, 224), None),
-    "synthetic": ((1, 28, 28), 10),
-}
-SAMPLERS = ("tpe", "nsga2", "random", "grid", "gp")
-PRUNERS = ("none", "median", "successive_halving", "hyperband", "pareto")
-PRUNER_SETTINGS = {
-    "none": (),
-    "median": ("min_epochs", "startup_trials"),
-    "successive_halving": ("min_epochs", "reduction_factor"),
-    "hyperband": ("min_epochs", "reduction_factor"),
-    "pareto": ("min_epochs", "reduction_factor"),
-}
-OBJECTIVES = {"accuracy": "maximize", "macs": "minimize", "params": "minimize"}
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("onecycle", "cosine", "constant", "constant_decay")
-DEVICES = ("auto", "cpu", "cuda")
 SECTIONS = ("space", "backbone", "data", "train", "search", "output")
-
 
 # --------------------------------------------------------------------------- the dataclasses
 
@@ -79,84 +70,6 @@ class Axes:
     norm: tuple[str, ...] = NORMS
     stages: tuple[tuple[str, ...], ...] = (tuple(PAPER_DEFAULT["stages"]), ())
     position: tuple[str, ...] = ("after_1x1",)
-
-
-@dataclass(frozen=True)
-class BackboneConfig:
-    name: str = "proxy_resnet"
-    width: int = 16
-    depth: tuple[int, ...] = (1, 1, 1, 1)
-    block: str = "basic"
-    input_size: tuple[int, int, int] = (1, 28, 28)  # C, H, W
-    num_classes: int = 10
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return STAGES[: len(self.depth)] if self.name == "proxy_resnet" else STAGES
-
-    @property
-    def positions(self) -> tuple[str, ...]:
-        basic = self.name in BASIC_BACKBONES or (self.name == "proxy_resnet" and self.block == "basic")
-        return ("after_1x1", "after_add") if basic else POSITIONS
-
-    def build_kwargs(self) -> dict[str, Any]:
-        """Arguments of ``models.build_model`` (torch-free so the space stays importable)."""
-        return {
-            "backbone": self.name,
-            "num_classes": self.num_classes,
-            "in_channels": self.input_size[0],
-            "width": self.width,
-            "depth": list(self.depth),
-            "block": self.block,
-        }
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    dataset: str = "fashion_mnist"
-    root: str | None = None
-    train_subset: int | None = None  # images drawn (seeded) from the training split; None = all
-    val_size: int = 5000  # held out of the training split; the test split is never used in search
-    flip: bool = True
-    crop_padding: int = 2  # random crop after padding this many pixels; 0 = off
-    download: bool = False
-    synthetic_size: int = 2048  # images of the synthetic dataset (train + val)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 4
-    batch_size: int = 256
-    optimizer: str = "sgd"
-    lr: float = 0.2
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "onecycle"
-    label_smoothing: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None  # torch threads per trial; None = the trial's CPU share
-    ema: float = 0.0  # decay of an EMA of the weights, also evaluated each epoch; 0 = off
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    objectives: tuple[str, ...] = ("accuracy", "macs")
-    trials: int = 24
-    sampler: str = "tpe"
-    pruner: str = "pareto"
-    pruner_settings: dict[str, float] = field(default_factory=dict)
-    cpu: float = 1.0
-    gpu: float = 0.0
-    concurrency: int | None = None  # None = as many as the resources allow
-    max_macs: float | None = None
-    seed: int = 0
-    time_budget_s: float | None = None
-    retries: int = 1
-
-    @property
-    def directions(self) -> list[str]:
-        return [OBJECTIVES[o] for o in self.objectives]
 
 
 @dataclass(frozen=True)

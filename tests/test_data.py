@@ -6,7 +6,7 @@ import torch
 
 from gcsearch import DataError
 from gcsearch import data as datasets
-from gcsearch.space import DataConfig
+from gcsearch.settings import DataConfig
 
 
 def write_idx(path, array: torch.Tensor, code: int = 0x08, gz: bool = False):

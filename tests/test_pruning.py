@@ -2,7 +2,7 @@ import optuna
 import pytest
 
 from gcsearch.pruning import ParetoPruner, make_pruner
-from gcsearch.space import SearchConfig
+from gcsearch.settings import SearchConfig
 
 
 def study_with(points_at_step1):
