@@ -15,19 +15,22 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from gcsearch import stats
 from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.errors import ConfigError
+from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord
 from gcsearch.space import SearchSpace
 
 AXES = ("pool", "fusion", "norm", "ratio", "stages", "position")
 # The standard deviation of the same-seed difference in final accuracy between two configurations,
-# measured on gc.yaml's proxy (experiments/results/fidelity-gc.md), and the smallest effect worth finding:
-# the default number of seeds detects it with 80% power (paired t-test at 5%), and is never below 5.
-PAIRED_SD = 0.0047
+# measured on gc.yaml's proxy (60 configurations x 3 seeds: experiments/results/fidelity-curves-gc.md), and
+# the smallest effect worth finding: the default number of seeds detects it with 80% power (paired t-test
+# at 5%), and is never below 5.
+PAIRED_SD = 0.0055
 EFFECT = 0.005
 MIN_SEEDS = 5
 
@@ -41,6 +44,30 @@ class Point:
     axis: str  # one of AXES, or "reference" / "baseline"
     value: str
     arch: ArchConfig
+
+
+def run(space: SearchSpace, seeds: int, name: str | None = None, address: str | None = None) -> Path:
+    """Train every point of the ablation with ``seeds`` seeds, no pruning, in ``<output>/<name>`` (rerun the
+    same name to continue it); writes ``ablation.md`` there and returns the run directory."""
+    import datetime
+
+    from gcsearch import search
+
+    if seeds < 2:
+        raise ConfigError("--seeds", "must be >= 2: paired comparisons need two seeds or more", seeds)
+    stem = name or f"{Path(space.path).stem}-ablate-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = Path(space.output_dir) / stem
+    points_ = points(space)
+    fixed = [(p.arch, seed) for p in points_ for seed in range(seeds)]
+    # Full fidelity for every point: no pruning.
+    space = replace(space, search=replace(space.search, pruner="none", pruner_settings={}, trials=len(fixed)))
+    print(f"ablation of {space.path}: {len(points_)} points x {seeds} seeds = {len(fixed)} trainings "
+          f"of {space.train.epochs} epochs -> {run_dir}/ (rerun the same --name to continue)", flush=True)  # fmt: skip
+    records = search.run(space, run_dir, address=address, fixed=fixed)
+    text = table(rows(points_, records))
+    write_atomic(run_dir.resolve() / "ablation.md", f"# Ablation of {space.path}\n\n{text}\n")
+    print(text)
+    return run_dir
 
 
 def value_text(axis: str, arch: ArchConfig) -> str:

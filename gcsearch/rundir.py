@@ -55,6 +55,29 @@ def storage(run_dir: Path) -> JournalStorage:
     return JournalStorage(JournalFileBackend(str(run_dir / "optuna.log")))
 
 
+RECIPE_SECTIONS = ("backbone", "data", "train")
+NOT_RECIPE = ("device", "threads")  # where and how fast a trial runs, not what it learns
+
+
+def check_same_recipe(run_dir: Path, space: SearchSpace) -> None:
+    """A run continued under another training recipe (another ``--epochs``, say) would mix fidelities in
+    one table without a word: refuse it, naming the first key that differs."""
+    saved = run_dir / "space.yaml"
+    if not saved.is_file() or not (run_dir / "optuna.log").is_file():
+        return
+    old, new = yaml.safe_load(saved.read_text()) or {}, space_to_dict(space)
+    for section in RECIPE_SECTIONS:
+        before, now = old.get(section) or {}, new[section]
+        for key in sorted(set(before) | set(now)):
+            if key not in NOT_RECIPE and before.get(key) != now.get(key):
+                raise ConfigError(
+                    f"{section}.{key}",
+                    f"must match the run being continued, which trained with {before.get(key)!r} ({saved}); "
+                    "give another --name for another recipe",
+                    now.get(key),
+                )
+
+
 def save_space(run_dir: Path, space: SearchSpace) -> None:
     write_atomic(run_dir / "space.yaml", yaml.safe_dump(space_to_dict(space), sort_keys=False))
 

@@ -1,9 +1,14 @@
+import dataclasses
 import os
 import time
 
 import optuna
+import pytest
 
 from gcsearch import rundir
+from gcsearch.errors import ConfigError
+from gcsearch.space import load_space
+from tests.conftest import ROOT
 
 
 def test_a_stale_journal_lock_is_cleared_under_the_run_lock(tmp_path):
@@ -27,8 +32,24 @@ def test_repair_journal_cuts_only_a_half_written_last_record(tmp_path):
     assert rundir.repair_journal(tmp_path) == 0
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
 def test_accuracy_index_follows_metric_names():
     study = optuna.create_study(directions=["minimize", "maximize"])
     assert rundir.accuracy_index(study) == 0  # a study from before metric names: accuracy first
     study.set_metric_names(["macs", "accuracy"])
     assert rundir.accuracy_index(study) == 1
+
+
+def test_a_run_continued_under_another_recipe_is_refused_naming_the_key(tmp_path):
+    space = load_space(ROOT / "search_spaces" / "smoke.yaml")
+    rundir.check_same_recipe(tmp_path, space)  # a new run: nothing to match
+    rundir.save_space(tmp_path, space)
+    (tmp_path / "optuna.log").write_text("")
+    more_epochs = dataclasses.replace(space, train=dataclasses.replace(space.train, epochs=5))
+    with pytest.raises(ConfigError, match=r"`train.epochs` must match the run being continued, which trained with 3"):
+        rundir.check_same_recipe(tmp_path, more_epochs)
+    # Where a trial runs, and how many trials the search makes, are not the recipe.
+    elsewhere = dataclasses.replace(space, train=dataclasses.replace(space.train, threads=2))
+    longer = dataclasses.replace(space, search=dataclasses.replace(space.search, trials=99))
+    rundir.check_same_recipe(tmp_path, elsewhere)
+    rundir.check_same_recipe(tmp_path, longer)
