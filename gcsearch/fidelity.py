@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from gcsearch import stats
 from gcsearch.arch import ArchConfig
 from gcsearch.curves import Curves
+from gcsearch.files import save_figure
 
 METRICS = ("accuracy", "-loss", "ema_accuracy", "-ema_loss")
 METRIC_NAMES = {"accuracy": "val accuracy", "-loss": "val loss", "ema_accuracy": "EMA val accuracy",
@@ -238,7 +239,7 @@ def plot(named: Sequence[tuple[str, Curves, Report]], out: str) -> None:
               title="final accuracy, 95% seed interval")  # fmt: skip
     right.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    save_figure(fig, out, dpi=120)
     plt.close(fig)
 
 

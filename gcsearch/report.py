@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gcsearch.arch import ArchConfig
+from gcsearch.files import save_figure
 from gcsearch.pareto import TrialRecord
 from gcsearch.space import SearchSpace
 
@@ -123,7 +124,7 @@ def plot_pareto(
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
     plt.close(fig)
 
 
@@ -135,18 +136,9 @@ def plot_importance(importances: dict[str, float], out: str, title: str) -> None
     ax.set_xlabel("importance for accuracy (PED-ANOVA, sums to 1)")
     ax.set_title(title)
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
     plt.close(fig)
 
 
 def importance_table(importances: dict[str, float]) -> str:
     return "\n".join(f"  {name:<9} {value:6.3f}  {'#' * round(40 * value)}" for name, value in importances.items())
-
-
-def _save(fig, out: str) -> None:  # type: ignore[no-untyped-def]
-    """Atomic: a kill mid-write never leaves a truncated PNG."""
-    import os
-
-    tmp = f"{out}.tmp.png"
-    fig.savefig(tmp)
-    os.replace(tmp, out)

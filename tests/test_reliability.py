@@ -142,21 +142,6 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_then_failed(tmp_path, re
         assert "raised an error" in failed.user_attrs["reason"]
 
 
-def test_run_directory_files_are_replaced_atomically(tmp_path, monkeypatch):
-    # A writer killed mid-write leaves the previous file whole: simulate the kill inside os.replace's
-    # predecessor (the temporary file) by failing the write, then check nothing half-written remains.
-    target = tmp_path / "trials.csv"
-    target.write_text("old,complete\n")
-
-    def boom(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(KeyboardInterrupt):
-        rundir.write_atomic(target, "new,but,never,renamed\n" * 1000)
-    assert target.read_text() == "old,complete\n"
-
-
 def test_local_search_writes_nothing_outside_its_run_directory(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
