@@ -195,11 +195,14 @@ def start_ray(address: str | None, stream: TextIO, dashboard: bool = False) -> b
             f"{res.get('GPU', 0):g} GPUs\n"
         )
         return False
-    # Local: no token-auth files, no usage reports, no dashboard unless asked.
+    # Local: no token-auth files, no usage reports, no dashboard unless asked. address="local": with no
+    # address, ray.init joins the cluster named in <tmp>/ray/ray_current_cluster (the last `ray start`),
+    # and hangs for minutes when that cluster is gone (experiments/results/startup.md); "local" always
+    # starts a fresh one, as documented for gcsearch.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    context = ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1", logging_level=logging.ERROR,
-                       log_to_driver=False)  # fmt: skip
+    context = ray.init(address="local", include_dashboard=dashboard, dashboard_host="127.0.0.1",
+                       logging_level=logging.ERROR, log_to_driver=False)  # fmt: skip
     if dashboard:
         stream.write(f"Ray dashboard: http://{context.dashboard_url}\n")
     return True
@@ -258,6 +261,7 @@ def _run_locked(
             f"optuna.log ended in a half-written record ({dropped} bytes, from a kill mid-write): dropped it; "
             "every complete record is kept, and a trial it left unfinished is rerun from its checkpoint\n"
         )
+    rundir.check_same_recipe(run_dir, space)
     rundir.save_space(run_dir, space)
     if fixed is None and space.search.sampler == "grid":
         fixed = grid_plan(space)

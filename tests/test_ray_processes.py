@@ -1,4 +1,5 @@
-"""What a default local search leaves listening: no dashboard, no web frontend."""
+"""What a default local search starts: a fresh local Ray, whatever a past `ray start` left behind, with no
+dashboard and no web frontend."""
 
 import os
 import signal
@@ -53,3 +54,23 @@ def test_a_default_search_serves_no_dashboard(tmp_path):
     # Nothing serves the dashboard's port; Ray's head keeps a minimal API server with no web frontend.
     assert 8265 not in ports
     assert all("--minimal" in c and "--disable-frontend" in c for c in seen)
+
+
+def test_a_stale_ray_current_cluster_does_not_hang_a_local_search(tmp_path):
+    # `ray start` writes <tmp>/ray/ray_current_cluster; with no address, ray.init() joins that cluster,
+    # and retries for minutes once it is gone. A local search must start its own Ray regardless.
+    import shutil
+    import tempfile
+
+    ray_tmp = tempfile.mkdtemp(prefix="gcs", dir="/tmp")  # short: Ray's socket paths have a length limit
+    try:
+        os.makedirs(f"{ray_tmp}/ray")
+        Path(f"{ray_tmp}/ray/ray_current_cluster").write_text("127.0.0.1:9")  # nothing listens there
+        env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+        env.pop("RAY_ADDRESS", None)
+        cmd = [sys.executable, "-m", "gcsearch", "run", str(SMOKE), "--name", "stale", "--trials", "2"]
+        out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert (tmp_path / "runs" / "stale" / "trials.csv").is_file()
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
