@@ -12,8 +12,8 @@ PURE = ["arch", "space", "pareto", "export", "ablate", "curves", "design", "fide
         "bench", "replay", "report", "errors"]  # fmt: skip
 
 
-def loaded_after(code: str) -> set[str]:
-    probe = f"{code}\nimport sys\nprint(' '.join(m for m in ('torch', 'ray', 'optuna') if m in sys.modules))"
+def loaded_after(code: str, watched: tuple[str, ...] = ("torch", "ray", "optuna")) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {watched!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-1500:]
     return set(out.stdout.split())
@@ -34,3 +34,14 @@ def test_show_and_pareto_load_no_torch(make_run, command):
     run_dir = make_run([({"stages": []}, "COMPLETE", 0.8)])
     heavy = loaded_after(f"from gcsearch.cli import main\nassert main([{command!r}, {str(run_dir)!r}]) == 0")
     assert "torch" not in heavy and "ray" not in heavy
+
+
+@pytest.mark.parametrize("module", ["blocks", "models", "data", "flops", "train"])
+def test_torch_side_modules_load_neither_the_yaml_reader_nor_export(module):
+    # They read typed settings (settings.py); reading files is the space's and the export's business.
+    assert loaded_after(f"import gcsearch.{module}", ("gcsearch.space", "gcsearch.export", "yaml")) == set()
+
+
+def test_a_trial_imports_no_torchvision():
+    # torchvision pulls in torch._dynamo and sympy: 163 MiB of RSS in every trial worker.
+    assert loaded_after("import gcsearch.train, gcsearch.flops", ("torchvision", "sympy")) == set()
