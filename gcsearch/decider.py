@@ -13,8 +13,8 @@ a few lines each) and by a simulated clock over recorded curves in ``gcsearch be
   inside (fewest differing axes), so the sampler's evidence is always what was trained;
 - answers a proposal of a configuration already trained without training it again: the copy is told
   FAIL (Optuna's samplers ignore FAIL trials, so a copy adds no false evidence), and the proposal is
-  replaced by a configuration not tried yet, drawn at random: a sampler stuck on one point costs two asks,
-  never a loop;
+  replaced by a configuration not tried yet, drawn among those nearest to the proposal (fewest differing
+  axes: the sampler's intent, one step away): a sampler stuck on one point costs two asks, never a loop;
 - hands every epoch's score to the Optuna pruner of the single-objective twin study (step = epochs
   finished, so ``min_epochs: 1`` decides after the first epoch for every pruner);
 - tells Optuna the outcome: COMPLETE with the objectives after the last epoch, PRUNED when stopped early,
@@ -74,12 +74,16 @@ def grid_plan(space: SearchSpace, within: Sequence[ArchConfig] | None = None) ->
     return [(a, None) for a in order[: space.search.trials]]
 
 
+def axes_apart(a: ArchConfig, b: ArchConfig) -> int:
+    """How many axes two configurations differ in."""
+    return sum(getattr(a, f.name) != getattr(b, f.name) for f in dataclasses.fields(ArchConfig))
+
+
 def nearest(arch: ArchConfig, among: Sequence[ArchConfig]) -> ArchConfig:
     """The configuration of ``among`` with the fewest axes differing from ``arch``; ties by label."""
     if arch in among:
         return arch
-    axes = [f.name for f in dataclasses.fields(ArchConfig)]
-    return min(among, key=lambda a: (sum(getattr(a, x) != getattr(arch, x) for x in axes), a.label()))
+    return min(among, key=lambda a: (axes_apart(a, arch), a.label()))
 
 
 def score(metrics: Mapping[str, Any]) -> float:
@@ -106,6 +110,11 @@ class _Live:
 
 class Decider:
     """Proposals, duplicates, reference trials, pruning and outcomes of one search (see the module)."""
+
+    # What replaces a proposal that cannot be trained as proposed (a duplicate, or outside ``within``):
+    # "nearest", an untried configuration nearest to it (the sampler's intent, one step away), or
+    # "random", any untried one (the earlier rule, kept so the replay can compare both).
+    REPLACEMENT = "nearest"
 
     def __init__(
         self,
@@ -208,14 +217,14 @@ class Decider:
                 self._replace(trial, arch, f"outside the trainable set; replaced by the nearest, {near.label()}")
                 if self._trained_as(near) is None:
                     return self._start(self._ask_fixed(near), near, None)
-                return self._start_untried()
+                return self._start_untried(arch)
             original = self._trained_as(arch)
             if original is None:
                 return self._start(trial, arch, None)
             self.duplicates += 1
             trial.set_user_attr("duplicate_of", original.number)
-            self._replace(trial, arch, f"same configuration as trial {original.number}; replaced by a random one")
-            return self._start_untried()
+            self._replace(trial, arch, f"same configuration as trial {original.number}; replaced by an untried one")
+            return self._start_untried(arch)
         return None
 
     def _replace(self, trial: Trial, arch: ArchConfig, reason: str) -> None:
@@ -225,8 +234,8 @@ class Decider:
         trial.set_user_attr("reason", reason)
         self.main.tell(trial, state=TrialState.FAIL)
 
-    def _start_untried(self) -> Proposal | None:
-        fresh = self._untried()
+    def _start_untried(self, near: ArchConfig) -> Proposal | None:
+        fresh = self._untried(near)
         if fresh is None:
             return None  # every configuration of the space has been trained
         return self._start(self._ask_fixed(fresh), fresh, None)
@@ -263,12 +272,18 @@ class Decider:
     def _trained_as(self, arch: ArchConfig) -> FrozenTrial | None:
         return next((t for t in self._trained() if t.user_attrs.get("arch") == arch.to_dict()), None)
 
-    def _untried(self) -> ArchConfig | None:
+    def _untried(self, near: ArchConfig | None = None) -> ArchConfig | None:
+        """A configuration not trained yet: among the nearest to ``near`` (what the sampler wanted) when
+        ``REPLACEMENT`` is "nearest", else any; drawn at random among equals."""
         tried = {ArchConfig.from_dict(t.user_attrs["arch"]) for t in self._trained()}
         max_macs = self.space.search.max_macs
         left = [a for a in self.within if a not in tried]
         if max_macs is not None:
             left = [a for a in left if self.coster(a)[0] <= max_macs]
+        if near is not None and left and self.REPLACEMENT == "nearest":
+            distance = {a: axes_apart(a, near) for a in left}
+            closest = min(distance.values())
+            left = [a for a in left if distance[a] == closest]
         return self.rng.choice(left) if left else None
 
     def _start(self, trial: Trial, arch: ArchConfig, seed: int | None) -> Proposal:

@@ -44,6 +44,22 @@ def test_within_a_subset_only_its_configurations_train_and_outside_proposals_fai
                for t in outside)  # fmt: skip
 
 
+def test_a_duplicate_is_replaced_by_an_untried_configuration_nearest_to_it():
+    from gcsearch.decider import axes_apart
+
+    space = space_with(pruner="none", pruner_settings={}, sampler="random")
+    d = Decider(space, optuna.storages.InMemoryStorage(), new_trials=len(space.grid()))
+    while (p := d.propose()) is not None:
+        replaced = [t for t in d.main.trials if "duplicate_of" in t.user_attrs]
+        if replaced and replaced[-1].number == p.number - 1:  # this proposal replaces that duplicate
+            wanted = ArchConfig.from_dict(replaced[-1].user_attrs["arch"])
+            trained = {ArchConfig.from_dict(t.user_attrs["arch"]) for t in d.main.trials if "twin" in t.user_attrs}
+            untried_before = [a for a in space.grid() if a not in trained or a == p.arch]
+            assert axes_apart(p.arch, wanted) == min(axes_apart(a, wanted) for a in untried_before)
+        train_to_end(d, p, 0.5)
+    assert d.duplicates > 0
+
+
 def test_references_first_then_the_budget_then_none():
     d = Decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=4)
     proposals = []
