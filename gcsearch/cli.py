@@ -257,40 +257,25 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_ablate(args: argparse.Namespace) -> None:
     import dataclasses
-    import datetime
-    from pathlib import Path
 
-    from gcsearch import ablate, rundir
-    from gcsearch.search import run
+    from gcsearch import ablate
     from gcsearch.space import load_space
 
     if args.effect is not None and not 0 < args.effect < 1:
         raise ConfigError("--effect", "must be an accuracy difference in (0, 1)", args.effect)
-    if args.seeds is None:
-        args.seeds = ablate.default_seeds(args.effect or ablate.EFFECT)
+    seeds = args.seeds
+    if seeds is None:
+        seeds = ablate.default_seeds(args.effect or ablate.EFFECT)
         print(
-            f"--seeds {args.seeds}: a paired t-test then detects a difference of {args.effect or ablate.EFFECT:g} "
+            f"--seeds {seeds}: a paired t-test then detects a difference of {args.effect or ablate.EFFECT:g} "
             f"with 80% power, given the paired seed noise {ablate.PAIRED_SD:g} measured on gc.yaml's proxy"
         )
-    if args.seeds < 2:
-        raise ConfigError("--seeds", "must be >= 2: paired comparisons need two seeds or more", args.seeds)
+    if seeds < 2:
+        raise ConfigError("--seeds", "must be >= 2: paired comparisons need two seeds or more", seeds)
     space = load_space(args.space)
-    # Full fidelity for every point: no pruning.
-    search = dataclasses.replace(space.search, pruner="none", pruner_settings={})
-    space = dataclasses.replace(space, search=search)
     if args.epochs:
         space = dataclasses.replace(space, train=dataclasses.replace(space.train, epochs=args.epochs))
-    stem = args.name or f"{Path(space.path).stem}-ablate-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = Path(space.output_dir) / stem
-    points = ablate.points(space)
-    fixed = [(p.arch, seed) for p in points for seed in range(args.seeds)]
-    space = dataclasses.replace(space, search=dataclasses.replace(space.search, trials=len(fixed)))
-    print(f"ablation of {space.path}: {len(points)} points x {args.seeds} seeds = {len(fixed)} trainings "
-          f"of {space.train.epochs} epochs -> {run_dir}/ (rerun the same --name to continue)", flush=True)  # fmt: skip
-    records = run(space, run_dir, address=args.address, fixed=fixed)
-    text = ablate.table(ablate.rows(points, records))
-    rundir.write_atomic(run_dir.resolve() / "ablation.md", f"# Ablation of {space.path}\n\n{text}\n")
-    print(text)
+    run_dir = ablate.run(space, seeds, args.name, args.address)
     print(f"\nwrote {run_dir}/ablation.md")
 
 

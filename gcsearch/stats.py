@@ -130,6 +130,15 @@ def sign_flip_p(diffs: Sequence[float]) -> float:
     return hits / 2**n
 
 
+def sign_test_p(wins: int, losses: int) -> float:
+    """Exact two-sided sign test (binomial, p = 1/2) of ``wins`` against ``losses``; ties are left out."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (same order as given): reject where adjusted p <= alpha."""
     m = len(pvalues)

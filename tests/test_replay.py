@@ -1,5 +1,6 @@
 """The replay drives the real decider (sampler, pruner, duplicates) over recorded curves, no training."""
 
+import math
 import statistics
 
 import pytest
@@ -89,3 +90,10 @@ def test_parallel_replays_equal_serial_ones():
     serial = replay.replay_many(c, SMOKE, ["random+none", "tpe+pareto"], 2, 2, 27, jobs=1)
     parallel = replay.replay_many(c, SMOKE, ["random+none", "tpe+pareto"], 2, 2, 27, jobs=2)
     assert serial == parallel
+
+
+def test_quartiles_interpolate_like_the_inclusive_method_with_or_without_never():
+    values = [3, 1, 4, 1, 5, 9, 2, 6]
+    assert replay.quartiles(values) == pytest.approx(statistics.quantiles(values, n=4, method="inclusive"))
+    # A search that never found a top-3 is worse than any that did: the median reaching it is "never".
+    assert replay.quartiles([1, 2, math.inf, math.inf]) == (1.75, math.inf, math.inf)

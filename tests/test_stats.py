@@ -55,3 +55,9 @@ def test_power():
 
 def test_paired_uses_common_seeds_only():
     assert stats.paired({0: 1.0, 1: 2.0, 2: 5.0}, {1: 1.5, 2: 4.0, 3: 0.0}) == [0.5, 1.0]
+
+
+def test_sign_test_matches_the_binomial_tails():
+    assert stats.sign_test_p(10, 0) == pytest.approx(2 / 2**10)
+    assert stats.sign_test_p(3, 3) == 1.0 and stats.sign_test_p(0, 0) == 1.0
+    assert stats.sign_test_p(15, 5) == pytest.approx(0.0414, abs=1e-4)  # a textbook value: 20 trials, 15 heads
