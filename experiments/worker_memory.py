@@ -1,8 +1,9 @@
 """Where does a trial worker's memory go, and what is its peak across a real search of gc.yaml?
 
 Part 1, by stage, each in a fresh process (VmRSS after the stage, VmHWM = peak so far): the interpreter;
-`import torch`; `import ray`; gc.yaml's data loaded; one epoch of gc.yaml's proxy trained (`train()`).
-It also counts the CUDA libraries mapped into the CPU-only process.
+`import torch`; `import ray`; gc.yaml's data loaded; an optimizer created; one epoch of gc.yaml's proxy
+trained (`train()`), and that epoch as it was before (validation batches of 1024). It also counts the
+CUDA libraries mapped into the CPU-only process.
 
 Part 2, a real `gcsearch run search_spaces/gc.yaml --trials N`: every 0.5 s, the RSS and PSS (shared pages
 split among the processes sharing them: the fair share of one worker) of each Ray worker running a trial;
@@ -34,20 +35,22 @@ STAGES = {
     "+ gc.yaml's data loaded": "import torch, ray\nfrom gcsearch import data\nfrom gcsearch.space import load_space\n"
     f"s = load_space({str(GC)!r})\n"
     "splits = data.load(s.data, s.backbone.input_size, s.backbone.num_classes, s.train.seed)",
+    # torch.optim wraps add_param_group in torch._disable_dynamo, which imports torch._dynamo (and sympy).
+    "+ an optimizer (torch.optim.SGD)": "import torch, ray\n"
+    "torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)",
     "+ one epoch of gc.yaml's proxy": "import torch, ray\nfrom gcsearch import train\n"
     "from gcsearch.space import load_space\n"
     f"s = load_space({str(GC)!r}); torch.set_num_threads(1)\n"
     "train.train(s.reference(), s, epochs=1)",
-    # The baseline, measured in the same run: the worker as it was, torchvision imported (its ResNet built
-    # the backbones) and validation in batches of 1024.
-    "before: the same epoch, torchvision imported, evaluation batches of 1024": "import torch, ray, torchvision\n"
+    # The baseline, measured in the same run: the worker as it was, validating in batches of 1024.
+    "before: the same epoch, evaluation batches of 1024": "import torch, ray\n"
     "from gcsearch import train\nfrom gcsearch.space import load_space\n"
     "evaluate = train.evaluate\n"
     "train.evaluate = lambda m, x, y, n: evaluate(m, x, y, n, batch_size=1024)\n"
     f"s = load_space({str(GC)!r}); torch.set_num_threads(1)\n"
     "train.train(s.reference(), s, epochs=1)",
 }
-BEFORE = "before: the same epoch, torchvision imported, evaluation batches of 1024"
+BEFORE = "before: the same epoch, evaluation batches of 1024"
 PROBE = """
 import re
 status = open('/proc/self/status').read()

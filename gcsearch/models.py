@@ -1,20 +1,16 @@
 """Backbones with GC blocks inserted.
 
-The ResNets are torchvision's (He et al. 2016), rebuilt here module for module: the same module tree
-(conv1, bn1, layer1..4 of BasicBlock/Bottleneck, fc), the same state_dict keys, and, under one seed, the
-same initial weights (tests/test_models.py checks all three against torchvision). Not importing
-torchvision keeps each trial worker lean: its import pulls in torch._dynamo and sympy, 163 MiB of RSS
-and 1.7 s per worker (experiments/results/worker_memory.md). The residual blocks call an optional GC
-block at one of three positions (``position`` in the GCNet code):
+torchvision's own ``ResNet`` class builds every backbone, with two small subclasses of its residual
+blocks that call an optional GC block at one of three positions (``position`` in the GCNet code):
 
     after_1x1  after the block's last conv+bn, before the residual addition (for BasicBlock the last
                3x3); the official default
     after_3x3  after conv2+bn2+relu of a Bottleneck, on its mid channels (BasicBlock has no such place)
     after_add  after the residual addition, before the final ReLU
 
-Stages are named as in the paper: c2..c5 are layer1..layer4. ``proxy_resnet`` is the same ResNet with a
-small-image stem (3x3 conv, stride 1, no max-pool) and a configurable width and depth, for 28x28 and
-32x32 proxies.
+Stages are named as in the paper: c2..c5 are torchvision's layer1..layer4. ``proxy_resnet`` is the same
+ResNet with a small-image stem (3x3 conv, stride 1, no max-pool) and a configurable width and depth,
+for 28x28 and 32x32 proxies.
 """
 
 from __future__ import annotations
@@ -25,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchvision.models import resnet as tv
 
 from gcsearch.arch import BACKBONES, STAGES, ArchConfig, check_choice
 from gcsearch.blocks import GlobalContext
@@ -34,27 +31,9 @@ from gcsearch.files import replace_with
 STAGE_LAYERS = dict(zip(STAGES, ("layer1", "layer2", "layer3", "layer4"), strict=True))
 
 
-def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
-
-
-def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, kernel_size=1, stride=stride, bias=False)
-
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
-        super().__init__()
-        # Registration order is torchvision's: it fixes the order of initialisation, hence the weights.
-        self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = downsample
-        self.stride = stride
+class BasicBlock(tv.BasicBlock):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         # Registered in __init__, not as class attributes, which would shadow the submodule.
         self.gc: GlobalContext | None = None
         self.gc_position: str | None = None
@@ -71,20 +50,10 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
-class Bottleneck(nn.Module):
-    expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
-        super().__init__()
-        self.conv1 = conv1x1(inplanes, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes, stride)  # stride on the 3x3 (torchvision's "ResNet V1.5")
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.stride = stride
+class Bottleneck(tv.Bottleneck):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Registered in __init__, not as class attributes, which would shadow the submodule.
         self.gc: GlobalContext | None = None
         self.gc_position: str | None = None
 
@@ -103,16 +72,14 @@ class Bottleneck(nn.Module):
         return self.relu(out)
 
 
-Block = type[BasicBlock] | type[Bottleneck]
-
 # name -> (block class, blocks per stage)
-TORCHVISION_RESNETS: dict[str, tuple[Block, list[int]]] = {
+TORCHVISION_RESNETS: dict[str, tuple[type[nn.Module], list[int]]] = {
     "resnet18": (BasicBlock, [2, 2, 2, 2]),
     "resnet34": (BasicBlock, [3, 4, 6, 3]),
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
     "resnet101": (Bottleneck, [3, 4, 23, 3]),
 }
-BLOCK_TYPES: dict[str, Block] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+BLOCK_TYPES: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 def block_positions(block_type: type[nn.Module]) -> tuple[str, ...]:
@@ -122,64 +89,46 @@ def block_positions(block_type: type[nn.Module]) -> tuple[str, ...]:
     return ("after_1x1", "after_add")
 
 
-def backbone_block(backbone: str, block: str = "basic") -> Block:
+def backbone_block(backbone: str, block: str = "basic") -> type[nn.Module]:
     """The residual block class a backbone is made of (``block`` matters for proxy_resnet only)."""
     check_choice("backbone", backbone, BACKBONES)
     if backbone == "proxy_resnet":
-        return BLOCK_TYPES[check_choice("block", block, tuple(BLOCK_TYPES))]
+        return BLOCK_TYPES[check_choice("block", block, tuple(BLOCK_TYPES))]  # type: ignore[return-value]
     return TORCHVISION_RESNETS[backbone][0]
 
 
-class ResNet(nn.Module):
-    """torchvision's ResNet: ``small_images`` swaps its stem (7x7 stride-2 conv + max-pool) for a 3x3
-    stride-1 conv, ``width`` scales the stage widths (64 in torchvision), and fewer than 4 stages leave
-    the missing ones as Identity (28 -> 14 -> 7 suits small images)."""
+class ProxyResNet(tv.ResNet):
+    """torchvision's ResNet at a chosen width and depth with a stem for 28x28/32x32 images."""
 
-    layer1: nn.Module
-    layer2: nn.Module
-    layer3: nn.Module
-    layer4: nn.Module
-
-    def __init__(self, block: Block, layers: list[int], *, num_classes: int, in_channels: int = 3, width: int = 64,
-                 small_images: bool = False) -> None:  # fmt: skip
-        super().__init__()
-        self.inplanes = width
-        if small_images:
-            self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
-        else:
-            self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
+    def __init__(
+        self,
+        block: type[nn.Module],
+        layers: list[int],
+        *,
+        width: int,
+        num_classes: int,
+        in_channels: int,
+    ) -> None:
+        # tv.ResNet.__init__ hard-codes widths 64..512, so set up what its _make_layer and forward
+        # use by hand; the module tree stays the standard one (conv1, bn1, layer1..4, fc).
+        nn.Module.__init__(self)
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
+        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool: nn.Module = nn.Identity() if small_images else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = nn.Identity()  # type: ignore[assignment]
+        # Fewer than 4 stages suit small images (28 -> 14 -> 7); the missing ones are Identity.
         for i in range(4):
             layer: nn.Module = nn.Identity()
             if i < len(layers):
-                layer = self._make_layer(block, width * 2**i, layers[i], stride=1 if i == 0 else 2)
+                layer = self._make_layer(block, width * 2**i, layers[i], stride=1 if i == 0 else 2)  # type: ignore[arg-type]
             setattr(self, f"layer{i + 1}", layer)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(width * 2 ** (len(layers) - 1) * block.expansion, num_classes)
+        self.fc = nn.Linear(width * 2 ** (len(layers) - 1) * block.expansion, num_classes)  # type: ignore[attr-defined]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-
-    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(
-                conv1x1(self.inplanes, planes * block.expansion, stride), nn.BatchNorm2d(planes * block.expansion)
-            )
-        layers: list[nn.Module] = [block(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 def _make_backbone(
@@ -190,7 +139,7 @@ def _make_backbone(
     width: int,
     depth: list[int],
     block: str,
-) -> ResNet:
+) -> tv.ResNet:
     block_type = backbone_block(backbone, block)
     if backbone == "proxy_resnet":
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
@@ -201,13 +150,15 @@ def _make_backbone(
             or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in depth)
         ):
             raise ConfigError("depth", "must be 1 to 4 positive integers, blocks per stage c2..c5", depth)
-        return ResNet(block_type, list(depth), num_classes=num_classes, in_channels=in_channels, width=width,
-                      small_images=True)  # fmt: skip
+        return ProxyResNet(block_type, list(depth), width=width, num_classes=num_classes, in_channels=in_channels)
     _, layers = TORCHVISION_RESNETS[backbone]
-    return ResNet(block_type, layers, num_classes=num_classes, in_channels=in_channels)
+    model = tv.ResNet(block_type, layers, num_classes=num_classes)  # type: ignore[arg-type]
+    if in_channels != 3:
+        model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return model
 
 
-def insert_gc(model: ResNet, arch: ArchConfig) -> int:
+def insert_gc(model: tv.ResNet, arch: ArchConfig) -> int:
     """Put one GC block in every residual block of ``arch.stages``; returns how many were added."""
     added = 0
     for stage in arch.stages:
@@ -258,7 +209,7 @@ def build_model(
         block=block,
     )
     if not arch.is_baseline:
-        allowed = block_positions(type(model.layer1[0]))  # type: ignore[index]
+        allowed = block_positions(type(model.layer1[0]))
         check_choice("position", arch.position, allowed)
     insert_gc(model, arch)
     return model

