@@ -70,7 +70,8 @@ def stage(code: str) -> tuple[int, int, int]:
 def trial_workers(root: int) -> list[int]:
     from tests.processes import descendants
 
-    return [pid for pid, c in descendants(root).items() if c.startswith("ray::") and "gcsearch_trial" in c]
+    return [pid for pid, c in descendants(root).items()
+            if c.startswith("ray::") and ("ImplicitFunc" in c or "gcsearch_trial" in c)]  # fmt: skip
 
 
 def memory(pid: int) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from gcsearch import curves, design
+from gcsearch import attrs, curves, design
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.space import SearchSpace
@@ -43,14 +43,15 @@ def curve_points(space: SearchSpace, study: Any) -> list[curves.CurvePoint]:
     recipe = curves.recipe_of(space)
     out = []
     for t in study.get_trials(deepcopy=False):
-        if t.state.name != "COMPLETE" or not rundir.was_trained(t) or "curve" not in t.user_attrs:
+        if t.state.name != "COMPLETE" or not rundir.was_trained(t) or attrs.CURVE not in t.user_attrs:
             continue
         a = t.user_attrs
-        arch, seed = ArchConfig.from_dict(a["arch"]), int(a.get("seed", space.train.seed))
-        for p in a["curve"]:
+        arch, seed = ArchConfig.from_dict(a[attrs.ARCH]), int(a.get(attrs.SEED, space.train.seed))
+        for p in a[attrs.CURVE]:
             out.append(curves.CurvePoint(arch, seed, int(p["epoch"]) + 1, p["accuracy"], p["loss"],
-                                         p["train_loss"], p["seconds"], int(a["macs"]), int(a["params"]), recipe,
-                                         p.get("ema_accuracy"), p.get("ema_loss")))  # fmt: skip
+                                         p["train_loss"], p["seconds"], int(a[attrs.MACS]),
+                                         int(a[attrs.PARAMS]), recipe, p.get("ema_accuracy"),
+                                         p.get("ema_loss")))  # fmt: skip
     return out
 
 

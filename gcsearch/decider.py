@@ -37,7 +37,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from gcsearch import rundir
+from gcsearch import attrs, rundir
 from gcsearch.arch import ArchConfig
 from gcsearch.pruning import make_pruner
 from gcsearch.space import SearchSpace
@@ -163,14 +163,14 @@ class Decider:
         its twin (it never trained: FAIL), and a twin still RUNNING whose main trial was already told."""
         twins = self.twin.get_trials(deepcopy=False)
         for t in self.main.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if "twin" not in t.user_attrs:
+            if attrs.TWIN not in t.user_attrs:
                 self.main.tell(t.number, state=TrialState.FAIL)
         for t in self.main.get_trials(deepcopy=False):
-            twin_number = t.user_attrs.get("twin")
+            twin_number = t.user_attrs.get(attrs.TWIN)
             if t.state.is_finished() and twin_number is not None and twin_number < len(twins):
                 twin = twins[twin_number]
                 if twin.state == TrialState.RUNNING:
-                    value = t.user_attrs.get("accuracy") if t.state == TrialState.COMPLETE else None
+                    value = t.user_attrs.get(attrs.ACCURACY) if t.state == TrialState.COMPLETE else None
                     state = t.state if t.state != TrialState.COMPLETE or value is None else None
                     self.twin.tell(twin.number, value, state=state)
 
@@ -178,17 +178,17 @@ class Decider:
         """A trial pruned just before a crash was not told yet: tell it now instead of training it again."""
         for number in list(self.rerun):
             frozen = self.main.get_trials(deepcopy=False)[number]
-            if frozen.user_attrs.get("pruned"):
+            if frozen.user_attrs.get(attrs.PRUNED):
                 self.rerun.remove(number)
                 self._resume(number)
-                self.finish(number, {"epoch": int(frozen.user_attrs.get("epochs", 0)) - 1})
+                self.finish(number, {"epoch": int(frozen.user_attrs.get(attrs.EPOCHS, 0)) - 1})
 
     # ---------------------------------------------------------------- proposals
 
     def _references_to_run(self) -> list[ArchConfig]:
         """The baseline and the paper default (when the space holds them), unless already trained."""
         wanted = [a for a in (ArchConfig(), self.space.reference()) if a in self._within]
-        done = {ArchConfig.from_dict(t.user_attrs["arch"]) for t in self._trained()}
+        done = {ArchConfig.from_dict(t.user_attrs[attrs.ARCH]) for t in self._trained()}
         return [a for a in wanted if a not in done]
 
     def propose(self) -> Proposal | None:
@@ -222,16 +222,16 @@ class Decider:
             if original is None:
                 return self._start(trial, arch, None)
             self.duplicates += 1
-            trial.set_user_attr("duplicate_of", original.number)
+            trial.set_user_attr(attrs.DUPLICATE_OF, original.number)
             self._replace(trial, arch, f"same configuration as trial {original.number}; replaced by an untried one")
             return self._start_untried(arch)
         return None
 
     def _replace(self, trial: Trial, arch: ArchConfig, reason: str) -> None:
         """A proposal not trained as proposed: FAIL, so no sampler counts it as evidence."""
-        trial.set_user_attr("arch", arch.to_dict())
-        trial.set_user_attr("label", arch.label())
-        trial.set_user_attr("reason", reason)
+        trial.set_user_attr(attrs.ARCH, arch.to_dict())
+        trial.set_user_attr(attrs.LABEL, arch.label())
+        trial.set_user_attr(attrs.REASON, reason)
         self.main.tell(trial, state=TrialState.FAIL)
 
     def _start_untried(self, near: ArchConfig) -> Proposal | None:
@@ -259,9 +259,9 @@ class Decider:
         if macs <= max_macs:
             return False
         # Known before training: no need to spend a trial to learn it is over budget.
-        for key, value in (("arch", arch.to_dict()), ("label", arch.label()), ("macs", macs), ("params", params),
-                           ("skipped", "over MAC budget"),
-                           ("reason", f"{macs:,d} MACs over the budget of {max_macs:,.0f}")):  # fmt: skip
+        for key, value in ((attrs.ARCH, arch.to_dict()), (attrs.LABEL, arch.label()), (attrs.MACS, macs),
+                           (attrs.PARAMS, params), (attrs.SKIPPED, "over MAC budget"),
+                           (attrs.REASON, f"{macs:,d} MACs over the budget of {max_macs:,.0f}")):  # fmt: skip
             trial.set_user_attr(key, value)
         self.main.tell(trial, state=TrialState.PRUNED)
         return True
@@ -270,12 +270,12 @@ class Decider:
         return [t for t in self.main.get_trials(deepcopy=False) if rundir.was_trained(t)]
 
     def _trained_as(self, arch: ArchConfig) -> FrozenTrial | None:
-        return next((t for t in self._trained() if t.user_attrs.get("arch") == arch.to_dict()), None)
+        return next((t for t in self._trained() if t.user_attrs.get(attrs.ARCH) == arch.to_dict()), None)
 
     def _untried(self, near: ArchConfig | None = None) -> ArchConfig | None:
         """A configuration not trained yet: among the nearest to ``near`` (what the sampler wanted) when
         ``REPLACEMENT`` is "nearest", else any; drawn at random among equals."""
-        tried = {ArchConfig.from_dict(t.user_attrs["arch"]) for t in self._trained()}
+        tried = {ArchConfig.from_dict(t.user_attrs[attrs.ARCH]) for t in self._trained()}
         max_macs = self.space.search.max_macs
         left = [a for a in self.within if a not in tried]
         if max_macs is not None:
@@ -289,16 +289,17 @@ class Decider:
     def _start(self, trial: Trial, arch: ArchConfig, seed: int | None) -> Proposal:
         """Record what is known before training and pair the trial with its twin, where the pruner acts."""
         macs, params = self.coster(arch)
-        attrs: dict[str, Any] = {"arch": arch.to_dict(), "label": arch.label(), "macs": macs, "params": params}
+        known: dict[str, Any] = {attrs.ARCH: arch.to_dict(), attrs.LABEL: arch.label(), attrs.MACS: macs,
+                                 attrs.PARAMS: params}  # fmt: skip
         if seed is not None:
-            attrs["seed"] = seed
-        for key, value in attrs.items():
+            known[attrs.SEED] = seed
+        for key, value in known.items():
             trial.set_user_attr(key, value)
         twin = self.twin.ask()
-        twin.set_user_attr("macs", macs)
-        twin.set_user_attr("params", params)  # the pareto pruner's costs
-        twin.set_user_attr("main", trial.number)
-        trial.set_user_attr("twin", twin.number)  # from here on the trial counts as trained
+        twin.set_user_attr(attrs.MACS, macs)
+        twin.set_user_attr(attrs.PARAMS, params)  # the pareto pruner's costs
+        twin.set_user_attr(attrs.MAIN, trial.number)
+        trial.set_user_attr(attrs.TWIN, twin.number)  # from here on the trial counts as trained
         self.asked += 1
         proposal = Proposal(trial.number, arch, seed, macs, params)
         self.live[trial.number] = _Live(trial, twin, proposal)
@@ -306,11 +307,12 @@ class Decider:
 
     def _resume(self, number: int) -> Proposal:
         frozen = self.main.get_trials(deepcopy=False)[number]
-        twin_frozen = self.twin.get_trials(deepcopy=False)[frozen.user_attrs["twin"]]
+        twin_frozen = self.twin.get_trials(deepcopy=False)[frozen.user_attrs[attrs.TWIN]]
         # Optuna has no public handle for re-attaching to a RUNNING trial; Trial(study, id) is the one.
         main, twin = Trial(self.main, frozen._trial_id), Trial(self.twin, twin_frozen._trial_id)
         a = frozen.user_attrs
-        proposal = Proposal(number, ArchConfig.from_dict(a["arch"]), a.get("seed"), int(a["macs"]), int(a["params"]))
+        proposal = Proposal(number, ArchConfig.from_dict(a[attrs.ARCH]), a.get(attrs.SEED), int(a[attrs.MACS]),
+                            int(a[attrs.PARAMS]))  # fmt: skip
         self.live[number] = _Live(main, twin, proposal)
         return proposal
 
@@ -324,7 +326,7 @@ class Decider:
         epoch, value = int(result["epoch"]), score(result)
         done = epoch + 1  # epochs finished: the pruners' step
         main = live.main
-        curve = main.user_attrs.get("curve", [])
+        curve = main.user_attrs.get(attrs.CURVE, [])
         point = {k: result.get(k) for k in CURVE_KEYS}
         if result.get("replayed"):
             # An epoch finished before a restart, said again: fill what its first report may have missed
@@ -333,7 +335,7 @@ class Decider:
                 warnings.simplefilter("ignore")  # Optuna ignores, with a warning, a step already reported
                 live.twin.report(value, done)
             if all(p["epoch"] != epoch for p in curve):
-                main.set_user_attr("curve", sorted([*curve, point], key=lambda p: p["epoch"]))
+                main.set_user_attr(attrs.CURVE, sorted([*curve, point], key=lambda p: p["epoch"]))
             return False
         live.twin.report(value, done)
         for key in ("node", "setup_seconds"):
@@ -342,14 +344,14 @@ class Decider:
         start = int(result.get("start_epoch", 0))
         if start > 0 and epoch == min(start, self.space.train.epochs - 1):
             # First report after a restart (a retry or a resumed search) that continued from a checkpoint.
-            main.set_user_attr("resumed_at_epochs", [*main.user_attrs.get("resumed_at_epochs", []), start])
-        for key, v in (("epochs", done), ("accuracy", value), ("seconds", float(result["seconds"]))):
+            main.set_user_attr(attrs.RESUMED_AT, [*main.user_attrs.get(attrs.RESUMED_AT, []), start])
+        for key, v in ((attrs.EPOCHS, done), (attrs.ACCURACY, value), (attrs.SECONDS, float(result["seconds"]))):
             main.set_user_attr(key, v)
         # The learning curve, for `gcsearch bench` (curves.csv): one entry per epoch, a rerun epoch replaced.
-        main.set_user_attr("curve", [*(p for p in curve if p["epoch"] < epoch), point])
+        main.set_user_attr(attrs.CURVE, [*(p for p in curve if p["epoch"] < epoch), point])
         if done < self.space.train.epochs and live.twin.should_prune():
-            main.set_user_attr("reason", f"pruned after epoch {done} at accuracy {value:.4f}")
-            main.set_user_attr("pruned", True)
+            main.set_user_attr(attrs.REASON, f"pruned after epoch {done} at accuracy {value:.4f}")
+            main.set_user_attr(attrs.PRUNED, True)
             return True
         return False
 
@@ -362,12 +364,12 @@ class Decider:
         epochs = int(result.get("epoch", -1)) + 1
         if error or "diverged" in result:
             reason = result.get("diverged") or "the trial raised an error (see the Tune logs under tune/)"
-            live.main.set_user_attr("reason", str(reason))
+            live.main.set_user_attr(attrs.REASON, str(reason))
             self.main.tell(live.main, state=TrialState.FAIL)
             self.twin.tell(live.twin, state=TrialState.FAIL)
-        elif live.main.user_attrs.get("pruned") or epochs < self.space.train.epochs:
-            if not live.main.user_attrs.get("pruned"):
-                live.main.set_user_attr("reason", f"stopped after epoch {epochs} (time budget)")
+        elif live.main.user_attrs.get(attrs.PRUNED) or epochs < self.space.train.epochs:
+            if not live.main.user_attrs.get(attrs.PRUNED):
+                live.main.set_user_attr(attrs.REASON, f"stopped after epoch {epochs} (time budget)")
             self.main.tell(live.main, state=TrialState.PRUNED)
             self.twin.tell(live.twin, state=TrialState.PRUNED)
         else:
@@ -380,4 +382,4 @@ class Decider:
     def stop_running(self) -> None:
         """Tell every trial still live PRUNED (a time budget ran out): none stays RUNNING for ever."""
         for number in list(self.live):
-            self.finish(number, {"epoch": int(self.live[number].main.user_attrs.get("epochs", 0)) - 1})
+            self.finish(number, {"epoch": int(self.live[number].main.user_attrs.get(attrs.EPOCHS, 0)) - 1})

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gcsearch import stats
+from gcsearch import attrs, stats
 from gcsearch.arch import ArchConfig
 from gcsearch.curves import CurvePoint, Curves
 from gcsearch.errors import ConfigError
@@ -200,7 +200,7 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
         if pruned or last:
             decider.finish(number, result)
             if last and not pruned:
-                complete.append((decider.main.trials[number].user_attrs["accuracy"], arch))
+                complete.append((decider.main.trials[number].user_attrs[attrs.ACCURACY], arch))
                 if arch in truth.top3:
                     to_top3 = min(to_top3, spent)
                 hv.append((spent, truth.hypervolume([a for _, a in complete]) / truth.full))

@@ -29,6 +29,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from gcsearch import attrs
 from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
@@ -110,22 +111,22 @@ def accuracy_index(study: optuna.Study) -> int:
 
 
 def record_of(trial: FrozenTrial, accuracy_at: int = 0) -> TrialRecord:
-    attrs = trial.user_attrs
-    arch = ArchConfig.from_dict(attrs.get("arch", {"stages": []}))
+    a = trial.user_attrs
+    arch = ArchConfig.from_dict(a.get(attrs.ARCH, {"stages": []}))
     complete = trial.state == TrialState.COMPLETE and trial.values
-    accuracy = trial.values[accuracy_at] if complete else attrs.get("accuracy")
+    accuracy = trial.values[accuracy_at] if complete else a.get(attrs.ACCURACY)
     return TrialRecord(
         number=trial.number,
         state=trial.state.name,
         arch=arch,
         accuracy=accuracy,
-        macs=int(attrs.get("macs", 0)),
-        params=int(attrs.get("params", 0)),
-        epochs=int(attrs.get("epochs", 0)),
-        seconds=float(attrs.get("seconds", 0.0)),
-        reason=str(attrs.get("reason", "")),
-        seed=attrs.get("seed"),
-        extra={k: v for k, v in attrs.items() if k in ("duplicate_of", "skipped")},
+        macs=int(a.get(attrs.MACS, 0)),
+        params=int(a.get(attrs.PARAMS, 0)),
+        epochs=int(a.get(attrs.EPOCHS, 0)),
+        seconds=float(a.get(attrs.SECONDS, 0.0)),
+        reason=str(a.get(attrs.REASON, "")),
+        seed=a.get(attrs.SEED),
+        extra={k: v for k, v in a.items() if k in (attrs.DUPLICATE_OF, attrs.SKIPPED)},
     )
 
 
@@ -137,7 +138,7 @@ def records(study: optuna.Study) -> list[TrialRecord]:
 def was_trained(trial: FrozenTrial) -> bool:
     """The search pairs every trial it trains with a twin in the accuracy study; duplicates answered
     from an earlier trial and configurations skipped as over budget have none."""
-    return "twin" in trial.user_attrs
+    return attrs.TWIN in trial.user_attrs
 
 
 def trained(records_: Sequence[TrialRecord]) -> list[TrialRecord]:

@@ -31,7 +31,7 @@ from ray.tune.experiment import Trial as TuneTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
-from gcsearch import rundir
+from gcsearch import attrs, rundir
 from gcsearch.arch import ArchConfig
 from gcsearch.decider import Decider, grid_plan
 from gcsearch.errors import ConfigError, TrainingDiverged
@@ -220,7 +220,7 @@ def plan(
     trials = [t for t in study.get_trials(deepcopy=False) if rundir.was_trained(t)]
     rerun = [t.number for t in trials if t.state == TrialState.RUNNING]
     if fixed is not None:
-        done = {(repr(t.user_attrs["arch"]), t.user_attrs.get("seed")) for t in trials}
+        done = {(repr(t.user_attrs[attrs.ARCH]), t.user_attrs.get(attrs.SEED)) for t in trials}
         todo = [(a, s) for a, s in fixed if (repr(a.to_dict()), s) not in done]
         return len(todo), rerun, todo
     return max(0, space.search.trials - len(trials)), rerun, None
