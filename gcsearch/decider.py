@@ -155,6 +155,7 @@ class Decider:
         self.proposals = 0  # the sampler's proposals, duplicates included (what "duplicate share" divides by)
         self.duplicates = 0
         self.outside = 0  # proposals outside ``within``, replaced by their nearest configuration inside
+        self.ended: str | None = None  # why proposals ran out before the budget did, in words
         self.rng = random.Random(space.search.seed)
         self.references = self._references_to_run() if self.plan is None else []
 
@@ -225,6 +226,7 @@ class Decider:
             trial.set_user_attr(attrs.DUPLICATE_OF, original.number)
             self._replace(trial, arch, f"same configuration as trial {original.number}; replaced by an untried one")
             return self._start_untried(arch)
+        self.ended = f"the sampler proposed only configurations over the MAC budget ({self.proposals} proposals)"
         return None
 
     def _replace(self, trial: Trial, arch: ArchConfig, reason: str) -> None:
@@ -237,7 +239,9 @@ class Decider:
     def _start_untried(self, near: ArchConfig) -> Proposal | None:
         fresh = self._untried(near)
         if fresh is None:
-            return None  # every configuration of the space has been trained
+            self.ended = f"every configuration{' within the MAC budget' if self.space.search.max_macs else ''} " \
+                         f"has been trained ({self.asked} trials)"  # fmt: skip
+            return None
         return self._start(self._ask_fixed(fresh), fresh, None)
 
     def _ask_fixed(self, arch: ArchConfig) -> Trial:

@@ -320,6 +320,8 @@ def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, strea
     if view.tty:
         stream.write("\n")
     view.draw(force=True)
+    if decider.ended:
+        stream.write(f"the search ended before its budget of {budget} trials: {decider.ended}\n")
 
 
 def new_run_dir(space: SearchSpace, name: str | None) -> Path:

@@ -60,6 +60,14 @@ def test_a_duplicate_is_replaced_by_an_untried_configuration_nearest_to_it():
     assert d.duplicates > 0
 
 
+def test_a_budget_larger_than_the_space_ends_with_a_reason():
+    space = space_with(pruner="none", pruner_settings={}, sampler="random")
+    d = Decider(space, optuna.storages.InMemoryStorage(), new_trials=len(space.grid()) + 5)
+    while (p := d.propose()) is not None:
+        train_to_end(d, p, 0.5)
+    assert d.asked == len(space.grid()) and d.ended == f"every configuration has been trained ({d.asked} trials)"
+
+
 def test_references_first_then_the_budget_then_none():
     d = Decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=4)
     proposals = []
