@@ -239,8 +239,8 @@ class Decider:
     def _start_untried(self, near: ArchConfig) -> Proposal | None:
         fresh = self._untried(near)
         if fresh is None:
-            self.ended = f"every configuration{' within the MAC budget' if self.space.search.max_macs else ''} " \
-                         f"has been trained ({self.asked} trials)"  # fmt: skip
+            within = " within the MAC budget" if self.space.search.max_macs is not None else ""
+            self.ended = f"every configuration{within} has been trained ({self.asked} trials)"
             return None
         return self._start(self._ask_fixed(fresh), fresh, None)
 
