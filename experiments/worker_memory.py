@@ -1,9 +1,9 @@
 """Where does a trial worker's memory go, and what is its peak across a real search of gc.yaml?
 
 Part 1, by stage, each in a fresh process (VmRSS after the stage, VmHWM = peak so far): the interpreter;
-`import torch`; `import ray`; gc.yaml's data loaded; an optimizer created; one epoch of gc.yaml's proxy
-trained (`train()`), and that epoch as it was before (validation batches of 1024). It also counts the
-CUDA libraries mapped into the CPU-only process.
+`import torch`; `import ray`; gc.yaml's data loaded; `import ray.tune`; an optimizer created; one
+epoch of gc.yaml's proxy trained (`train()`), and that epoch as it was before (validation batches of
+1024). It also counts the CUDA libraries mapped into the CPU-only process.
 
 Part 2, a real `gcsearch run search_spaces/gc.yaml --trials N`: every 0.5 s, the RSS and PSS (shared pages
 split among the processes sharing them: the fair share of one worker) of each Ray worker running a trial;
@@ -28,28 +28,28 @@ ROOT = Path(__file__).resolve().parent.parent
 GC = ROOT / "search_spaces" / "gc.yaml"
 MIB = 1024 * 1024
 
-STAGES = {
-    "interpreter": "",
-    "+ import torch": "import torch",
-    "+ import ray": "import torch, ray",
-    "+ gc.yaml's data loaded": "import torch, ray\nfrom gcsearch import data\nfrom gcsearch.space import load_space\n"
-    f"s = load_space({str(GC)!r})\n"
-    "splits = data.load(s.data, s.backbone.input_size, s.backbone.num_classes, s.train.seed)",
+LOAD = f"from gcsearch.space import load_space\ns = load_space({str(GC)!r}); torch.set_num_threads(1)\n"
+# Each stage adds its code to the previous ones' (a trial worker does all of them).
+STEPS = [
+    ("interpreter", ""),
+    ("+ import torch", "import torch\n"),
+    ("+ import ray", "import ray\n"),
+    # A trial runs as Ray Tune's function trainable, whose import brings pandas and pyarrow.
+    ("+ import ray.tune", "import ray.tune\n"),
+    ("+ gc.yaml's data loaded", "from gcsearch import data\n" + LOAD
+     + "splits = data.load(s.data, s.backbone.input_size, s.backbone.num_classes, s.train.seed)\n"),
     # torch.optim wraps add_param_group in torch._disable_dynamo, which imports torch._dynamo (and sympy).
-    "+ an optimizer (torch.optim.SGD)": "import torch, ray\n"
-    "torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)",
-    "+ one epoch of gc.yaml's proxy": "import torch, ray\nfrom gcsearch import train\n"
-    "from gcsearch.space import load_space\n"
-    f"s = load_space({str(GC)!r}); torch.set_num_threads(1)\n"
-    "train.train(s.reference(), s, epochs=1)",
-    # The baseline, measured in the same run: the worker as it was, validating in batches of 1024.
-    "before: the same epoch, evaluation batches of 1024": "import torch, ray\n"
-    "from gcsearch import train\nfrom gcsearch.space import load_space\n"
+    ("+ an optimizer (torch.optim.SGD)", "torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)\n"),
+    ("+ one epoch of gc.yaml's proxy",
+     "from gcsearch import train\ntrain.train(s.reference(), s, epochs=1, splits=splits)\n"),
+]  # fmt: skip
+STAGES = {name: "".join(code for _, code in STEPS[: i + 1]) for i, (name, _) in enumerate(STEPS)}
+# The baseline, measured in the same run: the worker as it was, validating in batches of 1024.
+STAGES["before: the same epoch, evaluation batches of 1024"] = STAGES["+ one epoch of gc.yaml's proxy"].replace(
+    "train.train(",
     "evaluate = train.evaluate\n"
-    "train.evaluate = lambda m, x, y, n: evaluate(m, x, y, n, batch_size=1024)\n"
-    f"s = load_space({str(GC)!r}); torch.set_num_threads(1)\n"
-    "train.train(s.reference(), s, epochs=1)",
-}
+    "train.evaluate = lambda m, x, y, n: evaluate(m, x, y, n, batch_size=1024)\ntrain.train(",
+)
 BEFORE = "before: the same epoch, evaluation batches of 1024"
 PROBE = """
 import re
@@ -121,8 +121,10 @@ def main() -> None:
              "## By stage, each in a fresh process", "",
              "| stage | RSS after (MiB) | peak RSS so far (MiB) | CUDA libraries mapped |",
              "|---|---|---|---|"]  # fmt: skip
+    peak: dict[str, int] = {}
     for name, code in STAGES.items():
         rss, hwm, cuda = stage(code)
+        peak[name] = hwm
         lines.append(f"| {name} | {rss / MIB:.0f} | {hwm / MIB:.0f} | {cuda} |")
         print(lines[-1], flush=True)
     peaks, wall = search(args.trials)
@@ -130,7 +132,7 @@ def main() -> None:
               "| trial worker | peak RSS (MiB) | peak PSS (MiB) |", "|---|---|---|"]  # fmt: skip
     for i, (_, (rss, pss)) in enumerate(sorted(peaks.items())):
         lines.append(f"| {i} | {rss / MIB:.0f} | {pss / MIB:.0f} |")
-    after, before = stage(STAGES["+ one epoch of gc.yaml's proxy"])[1], stage(STAGES[BEFORE])[1]
+    after, before = peak["+ one epoch of gc.yaml's proxy"], peak[BEFORE]
     lines += ["", f"One epoch's peak RSS, after / before: {after / MIB:.0f} / {before / MIB:.0f} MiB = "
               f"{after / before:.2f}."]  # fmt: skip
     if peaks:
