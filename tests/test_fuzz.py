@@ -73,7 +73,8 @@ def fuzz_run(tmp_path_factory):
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 @given(command=st.sampled_from(COMMANDS), tokens=st.lists(TOKENS, max_size=6))
-def test_random_cli_arguments(fuzz_run, tmp_path, capsys, command, tokens):
+def test_random_cli_arguments(fuzz_run, tmp_path, monkeypatch, capsys, command, tokens):
+    monkeypatch.chdir(tmp_path)  # `export` without --out writes best.yaml here, never into the checkout
     out_file = tmp_path / "best.yaml"
     out_file.write_text("precious\n")
     before = out_file.read_bytes()
