@@ -104,6 +104,9 @@ def driver_kills(tmp: Path, kills: int, tally: Tally) -> None:
 
 
 def worker_kill(tmp: Path, tally: Tally) -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests import processes  # the process-tree helper the tests use
+
     space = space_file(tmp, data={"synthetic_size": 2048}, train={"epochs": 6},
                        search={"trials": 3, "pruner": "none", "retries": 1})  # fmt: skip
     name = f"worker-{tally.searches}"
@@ -114,7 +117,7 @@ def worker_kill(tmp: Path, tally: Tally) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.2)
-        workers = _trial_workers(proc.pid) if ckpts.exists() and any(ckpts.glob("*.pt")) else []
+        workers = processes.trial_workers(proc.pid) if ckpts.exists() and any(ckpts.glob("*.pt")) else []
         if workers:
             before = finished(tmp / "runs" / name)
             os.kill(workers[0], signal.SIGKILL)
@@ -124,32 +127,6 @@ def worker_kill(tmp: Path, tally: Tally) -> None:
     tally.searches += 1
     if proc.returncode == 0:
         check(tmp / "runs" / name, before, 3, tally)
-
-
-def _trial_workers(root: int) -> list[int]:
-    """PIDs of Ray workers running a gcsearch trial (Ray sets their process title) that descend from
-    process ``root``: other searches on the machine are left alone."""
-    parent, titles = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                titles[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-
-    def descends(pid: int) -> bool:
-        while pid > 1:
-            if pid == root:
-                return True
-            pid = parent.get(pid, 0)
-        return False
-
-    return [
-        pid for pid, title in titles.items()
-        if title.startswith("ray::") and ("ImplicitFunc" in title or "gcsearch_trial" in title) and descends(pid)
-    ]  # fmt: skip
 
 
 def node_removal(tmp: Path, tally: Tally) -> None:

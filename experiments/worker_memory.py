@@ -67,13 +67,6 @@ def stage(code: str) -> tuple[int, int, int]:
     return rss * 1024, hwm * 1024, cuda
 
 
-def trial_workers(root: int) -> list[int]:
-    from tests.processes import descendants
-
-    return [pid for pid, c in descendants(root).items()
-            if c.startswith("ray::") and ("ImplicitFunc" in c or "gcsearch_trial" in c)]  # fmt: skip
-
-
 def memory(pid: int) -> tuple[int, int]:
     """(RSS, PSS) in bytes of a live process."""
     fields = {}
@@ -84,6 +77,9 @@ def memory(pid: int) -> tuple[int, int]:
 
 
 def search(trials: int) -> tuple[dict[int, tuple[int, int]], float]:
+    sys.path.insert(0, str(ROOT))
+    from tests.processes import trial_workers  # the process-tree helper the tests use
+
     peaks: dict[int, tuple[int, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "gcsearch", "run", str(GC), "--name", "mem", "--trials", str(trials)]
@@ -116,7 +112,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=4)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))  # tests.processes
     lines = ["# Memory of a trial worker (gc.yaml, CPU)", "", f"Command: `python {' '.join(sys.argv)}`", "",
              "## By stage, each in a fresh process", "",
              "| stage | RSS after (MiB) | peak RSS so far (MiB) | CUDA libraries mapped |",

@@ -270,8 +270,6 @@ def cmd_ablate(args: argparse.Namespace) -> None:
             f"--seeds {seeds}: a paired t-test then detects a difference of {args.effect or ablate.EFFECT:g} "
             f"with 80% power, given the paired seed noise {ablate.PAIRED_SD:g} measured on gc.yaml's proxy"
         )
-    if seeds < 2:
-        raise ConfigError("--seeds", "must be >= 2: paired comparisons need two seeds or more", seeds)
     space = load_space(args.space)
     if args.epochs:
         space = dataclasses.replace(space, train=dataclasses.replace(space.train, epochs=args.epochs))

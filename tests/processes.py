@@ -23,3 +23,9 @@ def descendants(root: int) -> dict[int, str]:
         return False
 
     return {pid: c for pid, c in cmd.items() if descends(pid)}
+
+
+def trial_workers(root: int) -> list[int]:
+    """PIDs of Ray workers running a gcsearch trial (Ray sets their process title) below process ``root``."""
+    return [pid for pid, title in descendants(root).items()
+            if title.startswith("ray::") and ("ImplicitFunc" in title or "gcsearch_trial" in title)]  # fmt: skip
