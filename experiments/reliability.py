@@ -20,6 +20,7 @@ import dataclasses
 import os
 import platform
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,6 +201,25 @@ def journal_cut(tmp: Path, tally: Tally) -> None:
         check(run_dir, full, load_space(SMOKE).search.trials, tally)
 
 
+def stale_cluster(tmp: Path, tally: Tally) -> None:
+    """What `ray start` leaves once its cluster is gone: <tmp>/ray/ray_current_cluster naming a dead address.
+    A bare ray.init() would join it and hang (experiments/results/startup.md)."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="gcs", dir="/tmp"))  # short: Ray's socket paths have a length limit
+    try:
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:9")
+        tally.injected += 1
+        name = f"stale-{tally.searches}"
+        env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
+        out = subprocess.run([*GCSEARCH, "run", str(SMOKE), "--name", name], cwd=tmp, env=env, capture_output=True,
+                             text=True, timeout=600)  # fmt: skip
+        tally.searches += 1
+        if out.returncode == 0:
+            check(tmp / "runs" / name, {}, load_space(SMOKE).search.trials, tally)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
@@ -213,6 +233,7 @@ def main() -> None:
         "diverging loss (lr 1e12)": diverging,
         "second gcsearch run on the same run dir": second_process,
         "journal cut mid-record, then resume": journal_cut,
+        "stale ray_current_cluster of a gone cluster": stale_cluster,
     }
     start = time.time()
     rows = []
