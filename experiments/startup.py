@@ -1,9 +1,11 @@
 """Does a local Ray start-up ever hang? Back-to-back searches, kills and resumes, counted.
 
-The hang seen in experiments/results/reliability.md: a resume's local ``ray.init()`` did not return.
-Its cause: with no address, ``ray.init()`` joins the cluster named in ``<tmp>/ray/ray_current_cluster``
-(the address of the last ``ray start``, e.g. the two-node scenario of reliability.py), and when that
-cluster is gone it retries for minutes. gcsearch now passes ``address="local"``.
+The hang seen once in experiments/results/reliability.md: a resume's local ``ray.init()`` did not return.
+A cause found and reproduced: with no address, ``ray.init()`` joins the cluster named in
+``<tmp>/ray/ray_current_cluster`` (the address of the last ``ray start``, e.g. the two-node scenario of
+reliability.py), and when that cluster is gone it retries for minutes. gcsearch now passes
+``address="local"``. Whether the hang seen once had this cause is not proven; the cycles below look for
+any hang.
 
 Part 1, the cause, in isolation: ``ray.init()`` against ``ray.init(address="local")`` with a stale
 ``ray_current_cluster`` (a dead address) in a fresh RAY_TMPDIR, a 60 s limit each.
