@@ -66,7 +66,8 @@ def check_same_recipe(run_dir: Path, space: SearchSpace) -> None:
     saved = run_dir / "space.yaml"
     if not saved.is_file() or not (run_dir / "optuna.log").is_file():
         return
-    old, new = yaml.safe_load(saved.read_text()) or {}, space_to_dict(space)
+    # Read back through the loader, so a key added since the run started compares as its default.
+    old, new = space_to_dict(load_space(saved)), space_to_dict(space)
     for section in RECIPE_SECTIONS:
         before, now = old.get(section) or {}, new[section]
         for key in sorted(set(before) | set(now)):

@@ -4,6 +4,7 @@ import time
 
 import optuna
 import pytest
+import yaml
 
 from gcsearch import rundir
 from gcsearch.errors import ConfigError
@@ -53,3 +54,8 @@ def test_a_run_continued_under_another_recipe_is_refused_naming_the_key(tmp_path
     longer = dataclasses.replace(space, search=dataclasses.replace(space.search, trials=99))
     rundir.check_same_recipe(tmp_path, elsewhere)
     rundir.check_same_recipe(tmp_path, longer)
+    # A run saved before a key existed: the key compares as its default, not as a change.
+    saved = yaml.safe_load((tmp_path / "space.yaml").read_text())
+    del saved["train"]["ema"]
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(saved))
+    rundir.check_same_recipe(tmp_path, space)
