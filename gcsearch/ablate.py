@@ -58,12 +58,12 @@ def run(space: SearchSpace, seeds: int, name: str | None = None, address: str | 
     stem = name or f"{Path(space.path).stem}-ablate-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     run_dir = Path(space.output_dir) / stem
     points_ = points(space)
-    fixed = [(p.arch, seed) for p in points_ for seed in range(seeds)]
+    plan = [(p.arch, seed) for p in points_ for seed in range(seeds)]
     # Full fidelity for every point: no pruning.
-    space = replace(space, search=replace(space.search, pruner="none", pruner_settings={}, trials=len(fixed)))
-    print(f"ablation of {space.path}: {len(points_)} points x {seeds} seeds = {len(fixed)} trainings "
+    space = replace(space, search=replace(space.search, pruner="none", pruner_settings={}, trials=len(plan)))
+    print(f"ablation of {space.path}: {len(points_)} points x {seeds} seeds = {len(plan)} trainings "
           f"of {space.train.epochs} epochs -> {run_dir}/ (rerun the same --name to continue)", flush=True)  # fmt: skip
-    records = search.run(space, run_dir, address=address, fixed=fixed)
+    records = search.run(space, run_dir, address=address, plan=plan)
     text = table(rows(points_, records))
     write_atomic(run_dir.resolve() / "ablation.md", f"# Ablation of {space.path}\n\n{text}\n")
     print(text)

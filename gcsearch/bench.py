@@ -69,9 +69,9 @@ def record(
 
     if seeds < 1:
         raise ConfigError("--seeds", "must be >= 1", seeds)
-    fixed = plan(space, seeds, sample)
-    space = record_space(space, len(fixed))
-    search.run(space, run_dir, address=address, stream=stream, fixed=fixed)
+    pairs = plan(space, seeds, sample)
+    space = record_space(space, len(pairs))
+    search.run(space, run_dir, address=address, stream=stream, plan=pairs)
     points = curve_points(space, rundir.load_main_study(run_dir.resolve()))
     out = run_dir / "curves.csv"
     curves.write(out, points)

@@ -116,11 +116,11 @@ def confirm(
         raise ConfigError("run", "needs at least 2 COMPLETE configurations to compare", len(chosen))
     own = space.train.seed
     extra = [own + 1 + i for i in range(seeds)]
-    fixed: list[tuple[ArchConfig, int | None]] = [(r.arch, s) for r in chosen for s in extra]
-    no_pruning = dataclasses.replace(space.search, pruner="none", pruner_settings={}, trials=len(fixed),
+    plan: list[tuple[ArchConfig, int | None]] = [(r.arch, s) for r in chosen for s in extra]
+    no_pruning = dataclasses.replace(space.search, pruner="none", pruner_settings={}, trials=len(plan),
                                      sampler="random")  # fmt: skip
     records = search.run(dataclasses.replace(space, search=no_pruning), run_dir / "confirm", address=address,
-                         stream=stream, fixed=fixed)  # fmt: skip
+                         stream=stream, plan=plan)  # fmt: skip
     cands = []
     for r in chosen:
         accs = {own: float(r.accuracy)} if r.accuracy is not None else {}

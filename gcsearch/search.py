@@ -208,21 +208,21 @@ def start_ray(address: str | None, stream: TextIO, dashboard: bool = False) -> b
     return True
 
 
-def plan(
-    space: SearchSpace, run_dir: Path, fixed: Sequence[tuple[ArchConfig, int | None]] | None = None
+def what_is_left(
+    space: SearchSpace, run_dir: Path, plan: Sequence[tuple[ArchConfig, int | None]] | None = None
 ) -> tuple[int, list[int], list[tuple[ArchConfig, int | None]] | None]:
-    """(new trials to ask for, numbers of interrupted trials to rerun, fixed trials still to run)
+    """(new trials to ask for, numbers of interrupted trials to rerun, the plan's pairs still to train)
     from what the journal holds."""
     try:
         study = rundir.load_main_study(run_dir)
     except ConfigError:
-        return (space.search.trials if fixed is None else len(fixed)), [], None if fixed is None else list(fixed)
+        return (space.search.trials if plan is None else len(plan)), [], None if plan is None else list(plan)
     trials = [t for t in study.get_trials(deepcopy=False) if rundir.was_trained(t)]
     rerun = [t.number for t in trials if t.state == TrialState.RUNNING]
-    if fixed is not None:
+    if plan is not None:
         done = {(repr(t.user_attrs[attrs.ARCH]), t.user_attrs.get(attrs.SEED)) for t in trials}
-        todo = [(a, s) for a, s in fixed if (repr(a.to_dict()), s) not in done]
-        return len(todo), rerun, todo
+        left = [(a, s) for a, s in plan if (repr(a.to_dict()), s) not in done]
+        return len(left), rerun, left
     return max(0, space.search.trials - len(trials)), rerun, None
 
 
@@ -232,17 +232,17 @@ def run(
     *,
     address: str | None = None,
     stream: TextIO | None = None,
-    fixed: Sequence[tuple[ArchConfig, int | None]] | None = None,
+    plan: Sequence[tuple[ArchConfig, int | None]] | None = None,
     dashboard: bool = False,
 ) -> list[TrialRecord]:
-    """Run (or continue) the search in ``run_dir``; returns every trial's record. ``fixed`` replaces
+    """Run (or continue) the search in ``run_dir``; returns every trial's record. ``plan`` replaces
     the sampler with a list of (architecture, seed) trials to run, as ``gcsearch ablate`` does;
     ``dashboard`` asks a local Ray for its dashboard."""
     run_dir = run_dir.resolve()  # Ray workers run in other working directories
     run_dir.mkdir(parents=True, exist_ok=True)
     with rundir.RunLock(run_dir):
         # sys.stdout looked up now, not at import: it may have been replaced since (pytest, notebooks).
-        return _run_locked(space, run_dir, address, stream or sys.stdout, fixed, dashboard)
+        return _run_locked(space, run_dir, address, stream or sys.stdout, plan, dashboard)
 
 
 def _run_locked(
@@ -250,7 +250,7 @@ def _run_locked(
     run_dir: Path,
     address: str | None,
     stream: TextIO,
-    fixed: Sequence[tuple[ArchConfig, int | None]] | None,
+    plan: Sequence[tuple[ArchConfig, int | None]] | None,
     dashboard: bool = False,
 ) -> list[TrialRecord]:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
@@ -263,17 +263,17 @@ def _run_locked(
         )
     rundir.check_same_recipe(run_dir, space)
     rundir.save_space(run_dir, space)
-    if fixed is None and space.search.sampler == "grid":
-        fixed = grid_plan(space)
-    new, rerun, todo = plan(space, run_dir, fixed)
+    if plan is None and space.search.sampler == "grid":
+        plan = grid_plan(space)
+    new, rerun, left = what_is_left(space, run_dir, plan)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view says what matters
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Optuna's journal is the record
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = start_ray(address, stream, dashboard)
     try:
-        decider = Decider(space, rundir.storage(run_dir), new, rerun, plan=todo)
+        decider = Decider(space, rundir.storage(run_dir), new, rerun, plan=left)
         if new or decider.rerun:
-            budget = space.search.trials if fixed is None else len(fixed)
+            budget = space.search.trials if plan is None else len(plan)
             _tune(space, run_dir, decider, new + len(decider.rerun), stream, budget)
             decider.stop_running()  # what a time budget stopped is PRUNED, not RUNNING for ever
         recs = rundir.records(decider.main)
