@@ -9,6 +9,8 @@ Results are written after every rung, so a stopped run keeps what it finished.
 
     python experiments/ladder.py [--seeds 5] [--jobs 2] [--rungs base epochs-12 width-16]
 
+Rungs already in ladder.md that a run does not repeat are kept.
+
 Writes experiments/results/ladder.md.
 """
 
@@ -28,6 +30,7 @@ from gcsearch.space import SearchSpace, load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 GC = ROOT / "search_spaces" / "gc.yaml"
+KNOWN = ("base", "epochs-12", "width-16", "all-images")
 
 
 def rung(space: SearchSpace, name: str) -> SearchSpace:
@@ -58,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--rungs", nargs="+", default=["base", "epochs-12", "width-16"])
+    parser.add_argument("--rungs", nargs="+", default=["base", "epochs-12", "width-16"], choices=KNOWN)
     args = parser.parse_args()
     space = load_space(GC)
     gc, base = space.reference().to_dict(), ArchConfig().to_dict()
@@ -72,6 +75,11 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
     ]
     out = ROOT / "experiments" / "results" / "ladder.md"
+    if out.is_file():  # keep the rungs measured before that this run does not repeat
+        kept = set(KNOWN) - set(args.rungs)
+        lines += [
+            row for row in out.read_text().splitlines() if row.startswith("| ") and row[2:].split(" | ")[0] in kept
+        ]
     with ProcessPoolExecutor(args.jobs) as pool:
         for name in args.rungs:
             seeds = list(range(args.seeds))
