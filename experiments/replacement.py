@@ -43,9 +43,8 @@ def main() -> None:
     Decider.REPLACEMENT = "nearest"
     wall = time.perf_counter() - start
     nearest, random_ = traces.values()
-    sooner = replay.versus(nearest, random_, lambda x, y: replay.cmp(y.epochs_to_top3, x.epochs_to_top3))
-    hv = replay.versus(nearest, random_, lambda x, y: replay.cmp(x.hv_at(full // 4), y.hv_at(full // 4)))
-    regret = replay.versus(nearest, random_, lambda x, y: replay.cmp(y.regret, x.regret))
+    sooner, hv = replay.top3_sooner(nearest, random_), replay.hv_higher(nearest, random_, full // 4)
+    regret = replay.versus(nearest, random_, lambda t: t.regret, lower_is_better=True)
     text = "\n".join([
         "# Replacing a proposal the search will not train: nearest untried vs any untried",
         "",

@@ -63,8 +63,7 @@ def main() -> None:
     ]
     for name, ts in traces.items():
         per_trial = statistics.fmean(t.epochs / max(1, t.trials) for t in ts)
-        sooner = replay.versus(ts, ref, lambda x, y: replay.cmp(y.epochs_to_top3, x.epochs_to_top3))
-        hv = replay.versus(ts, ref, lambda x, y: replay.cmp(x.hv_at(full // 4), y.hv_at(full // 4)))
+        sooner, hv = replay.top3_sooner(ts, ref), replay.hv_higher(ts, ref, full // 4)
         lines.append(f"| {name} | {sooner} | {hv} | {per_trial:.2f} |")
     text = "\n".join(lines) + "\n"
     out = ROOT / "experiments" / "results" / "replay-settings.md"

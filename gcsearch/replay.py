@@ -271,17 +271,23 @@ def epochs_to_hv(trace: Trace, share: float) -> float:
     return next((e for e, h in trace.hv if h >= share), math.inf)
 
 
-def versus(a: Sequence[Trace], b: Sequence[Trace], better: Callable[[Trace, Trace], int]) -> str:
-    """Strategy a against b, paired by replay seed (the same recorded seed is read): seeds won-lost
-    (``better`` says +1, -1 or 0 per pair; ties left out) and the exact sign test's two-sided p."""
-    outcomes = [better(x, y) for x, y in zip(a, b, strict=True)]
+def versus(
+    a: Sequence[Trace], b: Sequence[Trace], metric: Callable[[Trace], float], lower_is_better: bool = False
+) -> str:
+    """Strategy a against b on ``metric``, paired by replay seed (the same recorded seed is read): seeds
+    won-lost (ties left out) and the exact sign test's two-sided p."""
+    sign = -1 if lower_is_better else 1
+    outcomes = [sign * ((metric(x) > metric(y)) - (metric(x) < metric(y))) for x, y in zip(a, b, strict=True)]
     wins, losses = outcomes.count(1), outcomes.count(-1)
     return f"{wins}-{losses} (p {stats.sign_test_p(wins, losses):.2f})"
 
 
-def cmp(x: float, y: float) -> int:
-    """+1, 0 or -1 as x is above, equal to or below y."""
-    return (x > y) - (x < y)
+def top3_sooner(a: Sequence[Trace], b: Sequence[Trace]) -> str:
+    return versus(a, b, lambda t: t.epochs_to_top3, lower_is_better=True)
+
+
+def hv_higher(a: Sequence[Trace], b: Sequence[Trace], epochs: int) -> str:
+    return versus(a, b, lambda t: t.hv_at(epochs))
 
 
 def check_space(curves: Curves, space: SearchSpace, where: str) -> None:
@@ -314,8 +320,7 @@ def table(traces: dict[str, list[Trace]], full: int, baseline: str = "random+non
         outside = sum(t.outside for t in ts) / max(1, sum(t.proposals for t in ts))
         sooner = hv25 = "-"
         if ref is not None and name != baseline:
-            sooner = versus(ts, ref, lambda x, y: cmp(y.epochs_to_top3, x.epochs_to_top3))
-            hv25 = versus(ts, ref, lambda x, y: cmp(x.hv_at(full // 4), y.hv_at(full // 4)))
+            sooner, hv25 = top3_sooner(ts, ref), hv_higher(ts, ref, full // 4)
         lines.append(
             f"| {name} | {q([t.epochs_to_top3 for t in ts], 100 / full)} | "
             f"{q([t.hv_at(full // 10) for t in ts], 1, '.3f')} | {q([t.hv_at(full // 4) for t in ts], 1, '.3f')} | "
