@@ -309,7 +309,7 @@ def cmd_confirm(args: argparse.Namespace) -> None:
     runner_ups = f" and {len(chosen) - on_front} runner-up(s) off it" if len(chosen) > on_front else ""
     print(f"confirming {on_front} front point(s){runner_ups} of {run_dir} with {args.seeds} more seeds each -> "
           f"{run_dir}/confirm/", flush=True)  # fmt: skip
-    result = confirm.confirm(space, run_dir.resolve(), front, complete, args.top, args.seeds, address=args.address)
+    result = confirm.confirm(space, run_dir.resolve(), chosen, args.seeds, address=args.address)
     print(confirm.table(result))
     print(f"\nwrote {run_dir}/{confirm.FILE}: `gcsearch pareto` draws its intervals, `gcsearch export` picks from it")
 

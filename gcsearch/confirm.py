@@ -98,20 +98,18 @@ def compare(cands: list[Candidate]) -> Confirmation:
 def confirm(
     space: SearchSpace,
     run_dir: Path,
-    front: list[TrialRecord],
-    complete: list[TrialRecord],
-    top: int,
+    chosen: list[TrialRecord],
     seeds: int,
     *,
     address: str | None = None,
     stream: TextIO | None = None,
 ) -> Confirmation:
-    """Retrain the candidates with ``seeds`` more seeds in ``<run>/confirm`` (resumable), then compare."""
+    """Retrain the ``chosen`` candidates (``candidates()``) with ``seeds`` more seeds in ``<run>/confirm``
+    (resumable), then compare."""
     from gcsearch import rundir, search
 
     if seeds < 1:
         raise ConfigError("--seeds", "must be >= 1 (more seeds on top of the search's own)", seeds)
-    chosen = candidates(front, complete, top)
     if len(chosen) < 2:
         raise ConfigError("run", "needs at least 2 COMPLETE configurations to compare", len(chosen))
     own = space.train.seed
