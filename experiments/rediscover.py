@@ -5,13 +5,14 @@
    and per axis the value most frequent among the top configurations.
 3. Both compared axis by axis with ../shared/paper_reference.yaml: agree, disagree, or not separable
    from seed noise; Kendall tau between the proxy ablation's ordering and the paper's where it gives one.
-4. One change of fidelity (more epochs) on the axes the paper is clearest about, to see whether the
-   agreement moves with fidelity.
+4. The fidelity ladder of experiments/ladder.py (run it first): per costlier rung, each axis's best and
+   whether it is separable there, and the ladder's tables, so the report says at which fidelity each of
+   the paper's conclusions appears.
 
 Nothing here is tuned towards the paper's answer: the space file's settings produced every number.
 
     python experiments/rediscover.py [--space search_spaces/gc.yaml] [--seeds 3] [--search-seeds 0 1]
-                                     [--fidelity-epochs 8] [--reuse]
+                                     [--reuse]
 
 Writes experiments/results/rediscover.md; runs go to runs/rediscover-*.
 """
@@ -26,9 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+import ladder  # experiments/ladder.py, beside this script
 import yaml
 
-from gcsearch import ablate, rundir
+from gcsearch import ablate, rundir, stats
 from gcsearch.arch import ratio_text
 from gcsearch.space import load_space
 
@@ -75,7 +77,6 @@ def main() -> None:
     parser.add_argument("--space", default="search_spaces/gc.yaml")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--fidelity-epochs", type=int, default=8)
     parser.add_argument("--top", type=int, default=5, help="top configurations per search for the per-axis mode")
     parser.add_argument("--reuse", action="store_true", help="continue runs of the same names instead of failing")
     args = parser.parse_args()
@@ -113,18 +114,13 @@ def main() -> None:
             if r.arch.is_baseline:
                 top_values["stages"]["none"] += 1
 
-    # 4. fidelity: more epochs on the axes the paper is clearest about
-    fid_space = "runs/rediscover-fidelity.yaml"
-    spec = yaml.safe_load((ROOT / args.space).read_text())
-    spec["space"]["stages"] = [["c3", "c4", "c5"], []]
-    spec["space"]["ratio"] = ["1/16"]
-    spec["space"]["position"] = ["after_1x1"]
-    (ROOT / fid_space).write_text(yaml.safe_dump(spec))
-    walls["fidelity"] = sh(["ablate", fid_space, "--seeds", "2", "--epochs", str(args.fidelity_epochs),
-                            "--name", "rediscover-fidelity"])  # fmt: skip
-    fid_pts = ablate.points(load_space(ROOT / fid_space))
-    fid_rows = ablate.rows(fid_pts, rundir.records(rundir.load_main_study(ROOT / "runs" / "rediscover-fidelity")))
-    fid_results = {a.axis: a for a in ablate.axis_results(fid_rows)}
+    # 4. fidelity: the ladder's rungs (experiments/ladder.py), each axis's verdict where the ladder measured it
+    ladder_rows = ladder.recorded()
+    ladder_results = {}
+    for name in ladder.KNOWN[1:]:  # the base rung is the ablation above
+        mine = ladder.rung_rows(points, ladder_rows, name)
+        if any(r.point.axis == "reference" for r in mine) and any(r.point.axis in ablate.AXES for r in mine):
+            ladder_results[name] = {a.axis: a for a in ablate.axis_results(mine)}
 
     # 3. the comparison
     def verdict(paper_best: str | None, best: str, separable: bool) -> str:
@@ -141,15 +137,14 @@ def main() -> None:
         f"Machine: {platform.machine()}, 2 CPU cores, no GPU (none was lent to this task)",
         f"Space: {args.space} ({space.train.epochs} epochs on {space.data.train_subset} Fashion-MNIST images, "
         f"{space.backbone.block} proxy ResNet width {space.backbone.width}); ablation {args.seeds} seeds; "
-        f"searches with seeds {args.search_seeds}; fidelity check at {args.fidelity_epochs} epochs, 2 seeds",
-        f"Wall time: ablation {walls['ablation']:.0f} s, searches {walls['searches']:.0f} s, "
-        f"fidelity check {walls['fidelity']:.0f} s",
+        f"searches with seeds {args.search_seeds}; fidelity: the ladder of experiments/ladder.py",
+        f"Wall time: ablation {walls['ablation']:.0f} s, searches {walls['searches']:.0f} s",
         "",
         "## Agreement",
         "",
         "| axis | paper's best | proxy ablation's best | search's best (top-"
         f"{args.top} mode) | separable (paired, Holm)? | verdict | Kendall tau vs paper order | "
-        f"at {args.fidelity_epochs} epochs |",
+        "best at the ladder's costlier rungs |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for axis in ablate.AXES:
@@ -159,19 +154,25 @@ def main() -> None:
             continue
         tau = ablate.kendall_tau(list(res.ranking), order) if order else None
         search_best = top_values[axis].most_common(1)[0][0] if top_values[axis] else "-"
-        fid = fid_results.get(axis)
-        fid_text = f"{fid.best} ({'sep.' if fid.separable else 'not sep.'})" if fid else "-"
+        fid_text = "; ".join(
+            f"{name}: {r[axis].best} ({'sep.' if r[axis].separable else 'not sep.'})"
+            for name, r in ladder_results.items()
+            if axis in r
+        )
         lines.append(
             f"| {axis} | {paper_best or 'unresolved'} | {res.best} (lead {res.lead:+.4f}) | {search_best} | "
             f"{'yes' if res.separable else 'no'} ({_runner_up_text(res)}) | "
-            f"{verdict(paper_best, res.best, res.separable)} | {'-' if tau is None else f'{tau:+.2f}'} | {fid_text} |"
+            f"{verdict(paper_best, res.best, res.separable)} | {'-' if tau is None else f'{tau:+.2f}'} | "
+            f"{fid_text or '-'} |"
         )
     ref = next(r for r in rows if r.point.axis == "reference")
     base = next(r for r in rows if r.point.axis == "baseline")
+    gc_vs_base = stats.paired(ref.accuracies, base.accuracies)
     lines += [
         "",
-        f"Paper default {ref.mean:.4f} +- {ref.std:.4f} vs baseline without GC {base.mean:.4f} +- {base.std:.4f} "
-        f"({args.seeds} seeds).",
+        f"Paper default {ref.mean:.4f} vs baseline without GC {base.mean:.4f}: paired by seed, GC - baseline "
+        f"{stats.t_interval(gc_vs_base).text()} (95% t interval, {len(gc_vs_base)} seeds), exact sign-flip p "
+        f"{stats.sign_flip_p(gc_vs_base):.3f}.",
         "",
         "Search picks (--pick max-accuracy per search seed): "
         + "; ".join(f"seed {s}: trial {r.number}, {r.arch.label()}, {r.accuracy:.4f}" for s, r in picks),
@@ -180,9 +181,9 @@ def main() -> None:
         "",
         ablate.table(rows),
         "",
-        f"## Fidelity check ({args.fidelity_epochs} epochs)",
+        "## Fidelity ladder (experiments/results/ladder.md)",
         "",
-        ablate.table(fid_rows),
+        *(ladder.OUT.read_text().splitlines()[2:] if ladder.OUT.is_file() else ["(not run yet)"]),
     ]
     out = Path(__file__).parent / "results" / "rediscover.md"
     out.write_text("\n".join(lines) + "\n")
