@@ -7,7 +7,7 @@ import sys
 import optuna
 import pytest
 
-from gcsearch import ArchConfig
+from gcsearch import ArchConfig, attrs
 from gcsearch.decider import Decider, grid_plan
 from gcsearch.space import load_space
 from tests.conftest import ROOT
@@ -198,3 +198,29 @@ def test_a_replayed_epoch_fills_a_gap_in_the_curve_and_decides_nothing():
     curve = d.main.trials[p.number].user_attrs["curve"]
     assert [c["epoch"] for c in curve] == [0, 1] and curve[0]["accuracy"] == 0.01
     assert d.main.trials[p.number].user_attrs["epochs"] == 2
+
+
+def test_tpe_models_the_axes_jointly_once_the_parameterless_baseline_is_trained():
+    gc = load_space(ROOT / "search_spaces" / "gc.yaml")
+    space = dataclasses.replace(gc, search=dataclasses.replace(gc.search, pruner="none", pruner_settings={}))
+    d = Decider(space, optuna.storages.InMemoryStorage(), new_trials=10)
+    for i in range(10):  # the baseline (no parameters) first, then GC configurations
+        train_to_end(d, d.propose(), 0.5 + 0.01 * i)
+    trial = d.main.ask()
+    axes = ["fusion", "norm", "pool", "position", "ratio", "stages"]
+    assert sorted(d.main.sampler.infer_relative_search_space(d.main, trial)) == axes
+    # Without group=True the joint space is the intersection over trials, emptied by the baseline.
+    plain = optuna.samplers.TPESampler(multivariate=True, n_startup_trials=8)
+    assert plain.infer_relative_search_space(d.main, trial) == {}
+
+
+def test_a_time_budget_leaves_no_trial_running():
+    d = Decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=4)
+    started = [d.propose(), d.propose()]
+    assert not d.report(started[0].number, epoch(0, 0.5))
+    d.stop_running()  # what search.run does when Tune's time_budget_s ends the experiment
+    for p in started:
+        main = d.main.trials[p.number]
+        twin = d.twin.trials[main.user_attrs[attrs.TWIN]]
+        assert main.state == twin.state == optuna.trial.TrialState.PRUNED
+        assert "time budget" in main.user_attrs[attrs.REASON]
