@@ -259,7 +259,7 @@ def rows(points_: Sequence[Point], records: Sequence[TrialRecord]) -> list[Row]:
     """Each point's COMPLETE accuracies (one per seed) from a run's records."""
     out = []
     for p in points_:
-        mine = [r for r in records if r.arch == p.arch and not r.extra]
+        mine = [r for r in records if r.arch == p.arch and r.trained]
         accs = {r.seed or 0: r.accuracy for r in mine if r.state == "COMPLETE" and r.accuracy is not None}
         macs, params = (mine[0].macs, mine[0].params) if mine else (0, 0)
         out.append(Row(p, accs, macs, params))

@@ -32,6 +32,9 @@ class TrialRecord:
     reason: str = ""  # why a trial was pruned, failed or skipped
     seed: int | None = None  # the training seed of a planned trial (ablation, record); None = train.seed
     extra: dict[str, Any] = field(default_factory=dict)
+    # It cost a training: not a duplicate answered from an earlier trial, a skip, or a proposal a kill cut
+    # off before it started (rundir.was_trained decides, from the journal).
+    trained: bool = True
 
     def objective(self, name: str) -> float:
         return {"accuracy": self.accuracy, "macs": self.macs, "params": self.params}[name]  # type: ignore[return-value]

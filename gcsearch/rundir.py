@@ -128,6 +128,7 @@ def record_of(trial: FrozenTrial, accuracy_at: int = 0) -> TrialRecord:
         reason=str(a.get(attrs.REASON, "")),
         seed=a.get(attrs.SEED),
         extra={k: v for k, v in a.items() if k in (attrs.DUPLICATE_OF, attrs.SKIPPED)},
+        trained=was_trained(trial),
     )
 
 
@@ -143,8 +144,8 @@ def was_trained(trial: FrozenTrial) -> bool:
 
 
 def trained(records_: Sequence[TrialRecord]) -> list[TrialRecord]:
-    """Trials that cost training (not duplicates answered from an earlier trial, not skipped)."""
-    return [r for r in records_ if not r.extra]
+    """Trials that cost training (not duplicates, not skipped, not a proposal cut off before it started)."""
+    return [r for r in records_ if r.trained]
 
 
 def pareto_front(space: SearchSpace, records_: Sequence[TrialRecord]) -> list[TrialRecord]:

@@ -189,6 +189,6 @@ def test_a_removed_worker_node_reschedules_its_trials(tmp_path):
         ray.shutdown()
         cluster.shutdown()
     assert removed.is_set()
-    trained = [r for r in records if not r.extra]
+    trained = rundir.trained(records)
     # The lost node's trial was rescheduled on the head node and the search completed.
     assert len(trained) == 4 and all(r.state == "COMPLETE" for r in trained)

@@ -6,7 +6,7 @@ import optuna
 import pytest
 import yaml
 
-from gcsearch import rundir
+from gcsearch import attrs, rundir
 from gcsearch.errors import ConfigError
 from gcsearch.space import load_space
 from tests.conftest import ROOT
@@ -59,3 +59,21 @@ def test_a_run_continued_under_another_recipe_is_refused_naming_the_key(tmp_path
     del saved["train"]["ema"]
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(saved))
     rundir.check_same_recipe(tmp_path, space)
+
+
+def test_a_proposal_cut_off_before_it_started_is_not_counted_as_trained(tmp_path):
+    study = optuna.create_study(study_name=rundir.MAIN_STUDY, storage=rundir.storage(tmp_path),
+                                directions=["maximize", "minimize"])  # fmt: skip
+    arch = {"stages": ["c5"], "pool": "att", "fusion": "add", "ratio": 0.25, "norm": "layernorm",
+            "position": "after_1x1"}  # fmt: skip
+    done = study.ask()
+    for key, value in ((attrs.ARCH, arch), (attrs.MACS, 10), (attrs.TWIN, 0)):
+        done.set_user_attr(key, value)
+    study.tell(done, [0.9, 10])
+    # What a kill between a proposal's costs and its twin leaves, once the resume has told it FAIL.
+    cut = study.ask()
+    cut.set_user_attr(attrs.ARCH, arch)
+    cut.set_user_attr(attrs.MACS, 10)
+    study.tell(cut, state=optuna.trial.TrialState.FAIL)
+    records = rundir.records(rundir.load_main_study(tmp_path))
+    assert [r.number for r in rundir.trained(records)] == [done.number]
