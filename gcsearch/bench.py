@@ -90,7 +90,11 @@ def fidelity_report(paths: Sequence[str | Path], picture: str | Path | None = No
     for (name, _, report), path in zip(named, paths, strict=True):
         parts += [f"## {name} ({path})", "", fidelity.table(report), ""]
     if len(named) > 1:
-        parts += ["## Side by side: the first rung (epoch 1)", "", fidelity.rung_table(named, 1), ""]
+        for epoch in (1, 2):
+            parts += [f"## Side by side: the rung after epoch {epoch}", "", fidelity.rung_table(named, epoch), "",
+                      f"Paired against {named[0][0]} on the configurations and seeds both recorded (the same "
+                      "bootstrap draw scores both): difference in Spearman, 95% interval.", "",
+                      fidelity.difference_table(named, epoch), ""]  # fmt: skip
     if picture is not None:
         fidelity.plot(named, str(picture))
     return "\n".join(parts)

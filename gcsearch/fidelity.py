@@ -11,13 +11,16 @@ over all seeds contains the seed being scored, the last epoch would look better 
 Seed noise: the standard deviation of final accuracy across seeds (pooled over configurations) and
 the standard deviation of the paired difference between two configurations trained with the same seed
 (pooled over all pairs); and how many configurations a paired t-test cannot separate from the best.
-Pure Python.
+Each Spearman comes with a 95% percentile-bootstrap interval over configurations (16 or 60 of them
+leave a wide one), and two recipes recorded on the same design are compared paired: the same bootstrap
+draw of configurations scores both (``spearman_difference``). Pure Python.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from gcsearch.curves import Curves
 from gcsearch.files import save_figure
 
 METRICS = ("accuracy", "-loss", "ema_accuracy", "-ema_loss")
+BOOTSTRAP = 1000  # resamples of configurations for each interval
 METRIC_NAMES = {"accuracy": "val accuracy", "-loss": "val loss", "ema_accuracy": "EMA val accuracy",
                 "-ema_loss": "EMA val loss"}  # fmt: skip
 
@@ -94,6 +98,8 @@ class EpochFidelity:
     kendall: float
     top10: float
     held_out: float  # Spearman against the other seeds' mean final accuracy (nan with one seed)
+    low: float  # 95% bootstrap interval of spearman, resampling configurations
+    high: float
 
 
 @dataclass(frozen=True)
@@ -121,17 +127,49 @@ def metrics_of(curves: Curves) -> list[str]:
     return [m for m in METRICS if has_ema or "ema" not in m]
 
 
-def fidelity(curves: Curves) -> Report:
-    archs = curves.archs
+def _shared(curves: Curves) -> tuple[list[ArchConfig], list[int]]:
     seeds = curves.common_seeds()
-    archs = [a for a in archs if all((a, s) in curves.runs for s in seeds)]
-    truth = [statistics.fmean(curves.final(a, s) for s in seeds) for a in archs]
+    return [a for a in curves.archs if all((a, s) in curves.runs for s in seeds)], seeds
+
+
+def _rung(
+    curves: Curves, archs: Sequence[ArchConfig], seeds: Sequence[int], metric: str, epoch: int
+) -> list[list[float]]:
+    """What a pruner sees at the rung: the metric of every configuration, one list per seed."""
+    return [[curves.runs[(a, s)][epoch - 1].metric(metric) for a in archs] for s in seeds]
+
+
+def _truth(curves: Curves, archs: Sequence[ArchConfig], seeds: Sequence[int]) -> list[float]:
+    return [statistics.fmean(curves.final(a, s) for s in seeds) for a in archs]
+
+
+def _mean_spearman(per_seed: Sequence[Sequence[float]], truth: Sequence[float], idx: Sequence[int]) -> float:
+    y = [truth[i] for i in idx]
+    return statistics.fmean(spearman([x[i] for i in idx], y) for x in per_seed)
+
+
+def _draws(n: int, resamples: int, seed: int) -> list[list[int]]:
+    rng = random.Random(seed)  # seeded: a report is reproducible
+    return [[rng.randrange(n) for _ in range(n)] for _ in range(resamples)]
+
+
+def _percentiles(values: Sequence[float]) -> tuple[float, float]:
+    ok = sorted(v for v in values if not math.isnan(v))  # a draw whose truth is all ties has no rank
+    if not ok:
+        return math.nan, math.nan
+    return ok[int(0.025 * (len(ok) - 1))], ok[math.ceil(0.975 * (len(ok) - 1))]
+
+
+def fidelity(curves: Curves, resamples: int = BOOTSTRAP, seed: int = 0) -> Report:
+    archs, seeds = _shared(curves)
+    truth = _truth(curves, archs, seeds)
+    draws = _draws(len(archs), resamples, seed)
     rows = []
     for metric in metrics_of(curves):
         for epoch in range(1, curves.epochs + 1):
+            xs = _rung(curves, archs, seeds, metric, epoch)
             per_seed = []
-            for s in seeds:
-                x = [curves.runs[(a, s)][epoch - 1].metric(metric) for a in archs]
+            for x, s in zip(xs, seeds, strict=True):
                 others = [t for t in seeds if t != s]
                 held = (
                     spearman(x, [statistics.fmean(curves.final(a, t) for t in others) for a in archs])
@@ -140,8 +178,39 @@ def fidelity(curves: Curves) -> Report:
                 )
                 per_seed.append((spearman(x, truth), kendall(x, truth), top_overlap(x, truth), held))
             means = [statistics.fmean(col) for col in zip(*per_seed, strict=True)]
-            rows.append(EpochFidelity(metric, epoch, *means))
+            low, high = _percentiles([_mean_spearman(xs, truth, d) for d in draws])
+            rows.append(EpochFidelity(metric, epoch, *means, low, high))
     return Report(rows, noise(curves, archs, seeds))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Spearman of file a minus that of file b at one rung and metric, on the configurations and seeds both
+    recorded, with a paired 95% bootstrap interval (each draw of configurations scores both files)."""
+
+    metric: str
+    epoch: int
+    configs: int
+    seeds: int
+    diff: float
+    low: float
+    high: float
+
+
+def spearman_difference(a: Curves, b: Curves, metric: str, epoch: int, resamples: int = BOOTSTRAP,
+                        seed: int = 0) -> Difference:  # fmt: skip
+    seeds = sorted(set(a.common_seeds()) & set(b.common_seeds()))
+    archs = [x for x in a.archs if all((x, s) in a.runs and (x, s) in b.runs for s in seeds)]
+    if len(archs) < 3 or not seeds:
+        raise ValueError("the two curves files share fewer than 3 configurations with a common seed")
+    xa, xb = _rung(a, archs, seeds, metric, epoch), _rung(b, archs, seeds, metric, epoch)
+    ta, tb = _truth(a, archs, seeds), _truth(b, archs, seeds)
+    every = list(range(len(archs)))
+    diff = _mean_spearman(xa, ta, every) - _mean_spearman(xb, tb, every)
+    low, high = _percentiles(
+        [_mean_spearman(xa, ta, d) - _mean_spearman(xb, tb, d) for d in _draws(len(archs), resamples, seed)]
+    )
+    return Difference(metric, epoch, len(archs), len(seeds), diff, low, high)
 
 
 def noise(curves: Curves, archs: Sequence[ArchConfig], seeds: Sequence[int]) -> Noise:
@@ -161,22 +230,38 @@ def noise(curves: Curves, archs: Sequence[ArchConfig], seeds: Sequence[int]) -> 
 # --------------------------------------------------------------------------- report
 
 
+def _ci(low: float, high: float) -> str:
+    return "-" if math.isnan(low) else f"[{low:+.2f}, {high:+.2f}]"
+
+
+def ceiling(report: Report) -> float:
+    """Held-out Spearman of the final score itself: how well one seed's full training ranks the other
+    seeds' mean. A rung is not expected to rank better than a rerun of the whole training does."""
+    last = max(r.epoch for r in report.rows)
+    scored = "ema_accuracy" if any(r.metric == "ema_accuracy" for r in report.rows) else "accuracy"
+    return report.at(scored, last).held_out
+
+
 def table(report: Report) -> str:
     lines = [
-        "| metric at the rung | epoch | Spearman | Kendall tau | top-10% overlap | Spearman vs other seeds |",
-        "|---|---|---|---|---|---|",
+        "| metric at the rung | epoch | Spearman | 95% interval | Kendall tau | top-10% overlap | "
+        "Spearman vs other seeds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in report.rows:
         lines.append(
-            f"| {METRIC_NAMES[r.metric]} | {r.epoch} | {r.spearman:+.3f} | {r.kendall:+.3f} | {r.top10:.2f} | "
-            f"{_fmt(r.held_out)} |"
+            f"| {METRIC_NAMES[r.metric]} | {r.epoch} | {r.spearman:+.3f} | {_ci(r.low, r.high)} | {r.kendall:+.3f} | "
+            f"{r.top10:.2f} | {_fmt(r.held_out)} |"
         )
     n = report.noise
     lines += [
         "",
-        f"{n.configs} configurations x {n.seeds} seeds; {n.seconds_per_trial:.1f} training seconds per full curve.",
+        f"{n.configs} configurations x {n.seeds} seeds; {n.seconds_per_trial:.1f} training seconds per full curve. "
+        f"Intervals: percentile bootstrap over configurations ({BOOTSTRAP} draws).",
         f"Seed noise of final accuracy: std across seeds {_fmt(n.seed_std, '.4f')}, std of the same-seed "
         f"difference between two configurations {_fmt(n.paired_std, '.4f')}.",
+        f"Noise ceiling: one seed's final score ranks the other seeds' mean final score at Spearman "
+        f"{_fmt(ceiling(report))}; no rung is expected to beat a rerun of the whole training.",
         f"Best by mean final accuracy: {n.best.label()}; "
         + (
             f"{n.tied_with_best} of the other {n.configs - 1} configurations are tied with it (paired t-test, "
@@ -189,7 +274,7 @@ def table(report: Report) -> str:
 
 
 def rung_table(named: Sequence[tuple[str, Curves, Report]], epoch: int) -> str:
-    """Each file's Spearman at one rung, per metric, with its cost: recipes side by side."""
+    """Each file's Spearman at one rung (with its interval), per metric, with its cost: recipes side by side."""
     metrics = list(dict.fromkeys(r.metric for _, _, rep in named for r in rep.rows))
     head = " | ".join(f"{METRIC_NAMES[m]}" for m in metrics)
     lines = [f"| curves | epochs | {head} | seconds per trial | final accuracy of the best |",
@@ -198,9 +283,27 @@ def rung_table(named: Sequence[tuple[str, Curves, Report]], epoch: int) -> str:
         cells = []
         for m in metrics:
             row = next((r for r in rep.rows if r.metric == m and r.epoch == epoch), None)
-            cells.append("-" if row is None else f"{row.spearman:+.3f}")
+            cells.append("-" if row is None else f"{row.spearman:+.2f} {_ci(row.low, row.high)}")
         best = statistics.fmean(c.final(rep.noise.best, s) for s in c.common_seeds())
         lines.append(f"| {name} | {c.epochs} | {' | '.join(cells)} | {rep.noise.seconds_per_trial:.1f} | {best:.4f} |")
+    return "\n".join(lines)
+
+
+def difference_table(named: Sequence[tuple[str, Curves, Report]], epoch: int) -> str:
+    """Every file after the first against the first at one rung, per metric: paired bootstrap."""
+    base_name, base, _ = named[0]
+    metrics = [m for m in METRICS if all(m in metrics_of(c) for _, c, _ in named)]
+    head = " | ".join(METRIC_NAMES[m] for m in metrics)
+    lines = [f"| curves - {base_name} | configurations x seeds | {head} |", "|---|---|" + "---|" * len(metrics)]
+    for name, c, _ in named[1:]:
+        if epoch > c.epochs:
+            continue
+        try:
+            diffs = [spearman_difference(c, base, m, epoch) for m in metrics]
+        except ValueError:
+            continue  # nothing shared to pair on
+        cells = [f"{d.diff:+.2f} {_ci(d.low, d.high)}" for d in diffs]
+        lines.append(f"| {name} | {diffs[0].configs} x {diffs[0].seeds} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 

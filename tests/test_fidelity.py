@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -45,6 +46,39 @@ def test_known_noise():
     assert n.seconds_per_trial == 10.0
 
 
+def test_bootstrap_intervals_hold_the_estimate_and_collapse_where_every_draw_agrees():
+    report = fidelity.fidelity(known_curves())
+    first, last = report.at("accuracy", 1), report.at("accuracy", 2)
+    # The final epoch ranks exactly as the truth in every draw of configurations.
+    assert (last.low, last.high) == (1.0, 1.0)
+    # Epoch 1 ranks perfectly under seed 0 and swaps the two worst under seed 1: draws without both of
+    # them score 1, so the upper end is 1; draws with both score below 0.95.
+    assert first.low < first.spearman < first.high == 1.0
+    assert fidelity.ceiling(report) == pytest.approx(1.0)  # the other seed's finals rank the same way
+
+
+def perfect_first_rung():
+    """known_curves with seed 1's swap undone: epoch 1 ranks perfectly under both seeds."""
+    pts = [p for run in known_curves().runs.values() for p in run]
+    fixed = [
+        dataclasses.replace(p, accuracy=0.2 + 0.1 * ARCHS.index(p.arch), loss=0.8 - 0.1 * ARCHS.index(p.arch))
+        if p.epoch == 1
+        else p
+        for p in pts
+    ]
+    return curves.Curves.of(fixed)
+
+
+def test_recipes_are_compared_paired_on_the_same_draws():
+    base = known_curves()
+    # A file against itself differs by exactly 0 in every draw: only a paired bootstrap gives that.
+    same = fidelity.spearman_difference(base, base, "accuracy", 1)
+    assert (same.diff, same.low, same.high) == (0.0, 0.0, 0.0)
+    better = fidelity.spearman_difference(perfect_first_rung(), base, "accuracy", 1)
+    assert better.diff == pytest.approx(0.05) and better.low >= 0.0 and better.high > 0.0
+    assert (better.configs, better.seeds) == (5, 2)
+
+
 def test_rank_helpers():
     assert fidelity.ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
     assert fidelity.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
@@ -60,5 +94,6 @@ def test_cli_writes_report_and_picture(tmp_path, capsys):
     out = tmp_path / "fid.md"
     assert main(["bench", "fidelity", str(path), str(path), "--out", str(out)]) == 0
     text = out.read_text()
-    assert "| val accuracy | 1 | +0.950 | +0.900 | 1.00 | +0.950 |" in text and "Side by side" in text
+    assert "| val accuracy | 1 | +0.950 | [" in text and "| +0.900 | 1.00 | +0.950 |" in text
+    assert "Side by side" in text and "| curves | 5 x 2 | +0.00 [+0.00, +0.00] |" in text
     assert (tmp_path / "fid.png").stat().st_size > 10_000
