@@ -177,9 +177,9 @@ def fidelity(curves: Curves, resamples: int = BOOTSTRAP, seed: int = 0) -> Repor
                     else math.nan
                 )
                 per_seed.append((spearman(x, truth), kendall(x, truth), top_overlap(x, truth), held))
-            means = [statistics.fmean(col) for col in zip(*per_seed, strict=True)]
+            rho, tau, top, held = (statistics.fmean(col) for col in zip(*per_seed, strict=True))
             low, high = _percentiles([_mean_spearman(xs, truth, d) for d in draws])
-            rows.append(EpochFidelity(metric, epoch, *means, low, high))
+            rows.append(EpochFidelity(metric, epoch, rho, tau, top, held, low, high))
     return Report(rows, noise(curves, archs, seeds))
 
 
