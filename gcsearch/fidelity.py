@@ -277,15 +277,20 @@ def rung_table(named: Sequence[tuple[str, Curves, Report]], epoch: int) -> str:
     """Each file's Spearman at one rung (with its interval), per metric, with its cost: recipes side by side."""
     metrics = list(dict.fromkeys(r.metric for _, _, rep in named for r in rep.rows))
     head = " | ".join(f"{METRIC_NAMES[m]}" for m in metrics)
-    lines = [f"| curves | epochs | {head} | seconds per trial | final accuracy of the best |",
-             "|---|---|" + "---|" * len(metrics) + "---|---|"]  # fmt: skip
+    lines = [f"| curves | epochs | {head} | seconds to the rung | seconds per trial | final accuracy of the best |",
+             "|---|---|" + "---|" * len(metrics) + "---|---|---|"]  # fmt: skip
     for name, c, rep in named:
+        if epoch > c.epochs:
+            continue
         cells = []
         for m in metrics:
             row = next((r for r in rep.rows if r.metric == m and r.epoch == epoch), None)
             cells.append("-" if row is None else f"{row.spearman:+.2f} {_ci(row.low, row.high)}")
         best = statistics.fmean(c.final(rep.noise.best, s) for s in c.common_seeds())
-        lines.append(f"| {name} | {c.epochs} | {' | '.join(cells)} | {rep.noise.seconds_per_trial:.1f} | {best:.4f} |")
+        # Recipes differ in images per epoch: the same rung number is not the same cost.
+        to_rung = statistics.fmean(run[epoch - 1].seconds for run in c.runs.values())
+        cost = f"{to_rung:.1f} | {rep.noise.seconds_per_trial:.1f}"
+        lines.append(f"| {name} | {c.epochs} | {' | '.join(cells)} | {cost} | {best:.4f} |")
     return "\n".join(lines)
 
 
