@@ -11,7 +11,7 @@ over all seeds contains the seed being scored, the last epoch would look better 
 Seed noise: the standard deviation of final accuracy across seeds (pooled over configurations) and
 the standard deviation of the paired difference between two configurations trained with the same seed
 (pooled over all pairs); and how many configurations a paired t-test cannot separate from the best.
-Each Spearman comes with a 95% percentile-bootstrap interval over configurations (16 or 60 of them
+Each Spearman comes with a 95% percentile-bootstrap interval over configurations (24 or even 60 of them
 leave a wide one), and two recipes recorded on the same design are compared paired: the same bootstrap
 draw of configurations scores both (``spearman_difference``). Pure Python.
 """
