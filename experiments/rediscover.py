@@ -30,7 +30,7 @@ from pathlib import Path
 import ladder  # experiments/ladder.py, beside this script
 import yaml
 
-from gcsearch import ablate, rundir, stats
+from gcsearch import ablate, pareto, rundir, stats
 from gcsearch.arch import ratio_text
 from gcsearch.space import load_space
 
@@ -104,7 +104,7 @@ def main() -> None:
         run_dir = ROOT / "runs" / name
         if not (args.reuse and run_dir.exists()):
             walls["searches"] += sh(["run", str(spec_path), "--name", name])
-        recs = rundir.trained(rundir.records(rundir.load_main_study(run_dir)))
+        recs = pareto.trained(rundir.records(rundir.load_main_study(run_dir)))
         complete = sorted((r for r in recs if r.state == "COMPLETE"), key=lambda r: -(r.accuracy or 0))
         picks.append((seed, complete[0]))
         for r in complete[: args.top]:

@@ -22,7 +22,7 @@ from gcsearch import stats
 from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
-from gcsearch.pareto import TrialRecord
+from gcsearch.pareto import TrialRecord, trained
 from gcsearch.space import SearchSpace
 
 AXES = ("pool", "fusion", "norm", "ratio", "stages", "position")
@@ -257,9 +257,9 @@ def table(rows: Sequence[Row]) -> str:
 
 def rows(points_: Sequence[Point], records: Sequence[TrialRecord]) -> list[Row]:
     """Each point's COMPLETE accuracies (one per seed) from a run's records."""
-    out = []
+    out, runs = [], trained(records)
     for p in points_:
-        mine = [r for r in records if r.arch == p.arch and r.trained]
+        mine = [r for r in runs if r.arch == p.arch]
         accs = {r.seed or 0: r.accuracy for r in mine if r.state == "COMPLETE" and r.accuracy is not None}
         macs, params = (mine[0].macs, mine[0].params) if mine else (0, 0)
         out.append(Row(p, accs, macs, params))

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from gcsearch.errors import ConfigError, GcsearchError
-from gcsearch.pareto import PICK_RULES  # pure Python: keeps --help instant
+from gcsearch.pareto import PICK_RULES, trained  # pure Python: keeps --help instant
 
 if TYPE_CHECKING:
     from gcsearch.arch import ArchConfig
@@ -301,7 +301,7 @@ def cmd_confirm(args: argparse.Namespace) -> None:
     run_dir, space, study = _open_run(args.run)
     records = rundir.records(study)
     front = [r for r in rundir.pareto_front(space, records) if r.state == "COMPLETE"]
-    complete = [r for r in rundir.trained(records) if r.state == "COMPLETE"]
+    complete = [r for r in trained(records) if r.state == "COMPLETE"]
     if not front:
         raise ConfigError("run", "has no COMPLETE trial to confirm", str(run_dir))
     chosen = confirm.candidates(front, complete, args.top)

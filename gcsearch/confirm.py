@@ -24,7 +24,7 @@ from gcsearch import stats
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
-from gcsearch.pareto import TrialRecord
+from gcsearch.pareto import TrialRecord, trained
 from gcsearch.space import SearchSpace
 
 FILE = "confirm.json"
@@ -106,7 +106,7 @@ def confirm(
 ) -> Confirmation:
     """Retrain the ``chosen`` candidates (``candidates()``) with ``seeds`` more seeds in ``<run>/confirm``
     (resumable), then compare."""
-    from gcsearch import rundir, search
+    from gcsearch import search
 
     if seeds < 1:
         raise ConfigError("--seeds", "must be >= 1 (more seeds on top of the search's own)", seeds)
@@ -122,7 +122,7 @@ def confirm(
     cands = []
     for r in chosen:
         accs = {own: float(r.accuracy)} if r.accuracy is not None else {}
-        for x in rundir.trained(records):
+        for x in trained(records):
             if x.arch == r.arch and x.state == "COMPLETE" and x.accuracy is not None and x.seed is not None:
                 accs[x.seed] = x.accuracy
         cands.append(Candidate(r.number, r.arch, r.macs, accs))

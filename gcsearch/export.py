@@ -134,7 +134,7 @@ def choose(
         if chosen is None:
             raise ConfigError("--trial", f"must be a trial number of this run (0..{len(records) - 1})", trial)
         return Choice(chosen, f"trial {trial}")
-    trained = [r for r in records if r.trained]
+    trained = pareto.trained(records)
     if not any(r.state == "COMPLETE" for r in trained):
         raise ConfigError("run", "has no COMPLETE trial yet")
     if confirmed is not None:

@@ -40,6 +40,11 @@ class TrialRecord:
         return {"accuracy": self.accuracy, "macs": self.macs, "params": self.params}[name]  # type: ignore[return-value]
 
 
+def trained(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """Trials that cost training (not duplicates, not skipped, not a proposal cut off before it started)."""
+    return [r for r in records if r.trained]
+
+
 def _signed(values: Sequence[float], directions: Directions) -> tuple[float, ...]:
     """Map every objective to 'smaller is better'."""
     return tuple(-v if d == "maximize" else v for v, d in zip(values, directions, strict=True))

@@ -8,7 +8,7 @@ from typing import Any
 
 from gcsearch.arch import ArchConfig
 from gcsearch.files import save_figure
-from gcsearch.pareto import TrialRecord
+from gcsearch.pareto import TrialRecord, trained
 from gcsearch.space import SearchSpace
 
 
@@ -30,7 +30,7 @@ def front_table(front: Sequence[TrialRecord]) -> str:
 
 def summary(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
     """``gcsearch show``: trials by state, best per objective, time spent, what pruning saved."""
-    from gcsearch.rundir import pareto_front, trained
+    from gcsearch.rundir import pareto_front
 
     runs = trained(records)
     by_state = {s: sum(r.state == s for r in runs) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
@@ -78,7 +78,7 @@ def plot_pareto(
     span more than 3x; the accuracy axis centres on the COMPLETE trials, counting pruned ones below it."""
     from matplotlib.ticker import FuncFormatter
 
-    from gcsearch.rundir import pareto_front, trained
+    from gcsearch.rundir import pareto_front
 
     plt = _pyplot()
     runs = trained(records)

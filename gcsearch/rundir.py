@@ -33,7 +33,7 @@ from gcsearch import attrs
 from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
-from gcsearch.pareto import TrialRecord, front
+from gcsearch.pareto import TrialRecord, front, trained
 from gcsearch.space import SearchSpace, load_space, space_to_dict
 
 MAIN_STUDY = "gcsearch"
@@ -141,11 +141,6 @@ def was_trained(trial: FrozenTrial) -> bool:
     """The search pairs every trial it trains with a twin in the accuracy study; duplicates answered
     from an earlier trial and configurations skipped as over budget have none."""
     return attrs.TWIN in trial.user_attrs
-
-
-def trained(records_: Sequence[TrialRecord]) -> list[TrialRecord]:
-    """Trials that cost training (not duplicates, not skipped, not a proposal cut off before it started)."""
-    return [r for r in records_ if r.trained]
 
 
 def pareto_front(space: SearchSpace, records_: Sequence[TrialRecord]) -> list[TrialRecord]:

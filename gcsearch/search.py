@@ -35,7 +35,7 @@ from gcsearch import attrs, rundir
 from gcsearch.arch import ArchConfig
 from gcsearch.decider import Decider, grid_plan
 from gcsearch.errors import ConfigError, TrainingDiverged
-from gcsearch.pareto import TrialRecord
+from gcsearch.pareto import TrialRecord, trained
 from gcsearch.space import SearchSpace
 
 
@@ -138,7 +138,7 @@ class LiveView(tune.Callback):
         self.__dict__.update(state, stream=sys.stdout)
 
     def line(self) -> str:
-        recs = rundir.trained(rundir.records(self.decider.main))
+        recs = trained(rundir.records(self.decider.main))
         count = {s: sum(r.state == s for r in recs) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
         best = max((r.accuracy for r in recs if r.accuracy is not None and r.state == "COMPLETE"), default=None)
         front = rundir.pareto_front(self.decider.space, recs)

@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from gcsearch import rundir
+from gcsearch import pareto, rundir
 from gcsearch.space import load_space
 from tests.processes import descendants
 
@@ -189,6 +189,6 @@ def test_a_removed_worker_node_reschedules_its_trials(tmp_path):
         ray.shutdown()
         cluster.shutdown()
     assert removed.is_set()
-    trained = rundir.trained(records)
+    trained = pareto.trained(records)
     # The lost node's trial was rescheduled on the head node and the search completed.
     assert len(trained) == 4 and all(r.state == "COMPLETE" for r in trained)

@@ -6,7 +6,7 @@ import optuna
 import pytest
 import yaml
 
-from gcsearch import attrs, rundir
+from gcsearch import attrs, pareto, rundir
 from gcsearch.errors import ConfigError
 from gcsearch.space import load_space
 from tests.conftest import ROOT
@@ -76,4 +76,4 @@ def test_a_proposal_cut_off_before_it_started_is_not_counted_as_trained(tmp_path
     cut.set_user_attr(attrs.MACS, 10)
     study.tell(cut, state=optuna.trial.TrialState.FAIL)
     records = rundir.records(rundir.load_main_study(tmp_path))
-    assert [r.number for r in rundir.trained(records)] == [done.number]
+    assert [r.number for r in pareto.trained(records)] == [done.number]

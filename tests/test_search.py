@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from gcsearch import rundir
+from gcsearch import pareto, rundir
 from gcsearch.space import load_space
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def smoke_run(tmp_path_factory):
 
 def test_search_completes_with_complete_and_pruned_trials(smoke_run):
     space, _, records = smoke_run
-    trained = rundir.trained(records)
+    trained = pareto.trained(records)
     states = {r.state for r in trained}
     assert {"COMPLETE", "PRUNED"} <= states and "RUNNING" not in states
     # The budget counts trained trials; duplicates are answered from their original.
@@ -71,7 +71,7 @@ def test_study_loads_with_plain_optuna_and_matches_trials_csv(smoke_run):
 
 def test_pruned_trials_are_pruned_in_optuna_with_their_epochs(smoke_run):
     _, run_dir, records = smoke_run
-    pruned = [r for r in rundir.trained(records) if r.state == "PRUNED"]
+    pruned = [r for r in pareto.trained(records) if r.state == "PRUNED"]
     assert pruned and all("pruned after epoch" in r.reason for r in pruned)
     twin = optuna.load_study(study_name="gcsearch-accuracy", storage=rundir.storage(run_dir))
     # The twin study holds the per-epoch accuracies the pruner acted on, one state per trained trial.
@@ -126,7 +126,7 @@ def test_resume_after_driver_sigkill_keeps_every_finished_trial(tmp_path):
         assert by_number[number].values == trial.values
         assert by_number[number].user_attrs["arch"] == trial.user_attrs["arch"]
     assert len(by_number) == len(after)
-    trained = rundir.trained(rundir.records(rundir.load_main_study(run_dir)))
+    trained = pareto.trained(rundir.records(rundir.load_main_study(run_dir)))
     assert len(trained) == load_space(SMOKE).search.trials
     assert all(r.state in ("COMPLETE", "PRUNED", "FAIL") for r in trained)
 
@@ -149,7 +149,7 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(tmp_path):
         nodes = {t.user_attrs.get("node") for t in study.trials if "twin" in t.user_attrs}
         # Two single-CPU nodes and concurrent trials: both nodes trained some.
         assert len(nodes - {None, ""}) == 2
-        assert all(r.state == "COMPLETE" for r in rundir.trained(records))
+        assert all(r.state == "COMPLETE" for r in pareto.trained(records))
     finally:
         ray.shutdown()
         cluster.shutdown()
