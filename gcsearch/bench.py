@@ -72,6 +72,7 @@ def record(
     pairs = plan(space, seeds, sample)
     space = record_space(space, len(pairs))
     search.run(space, run_dir, address=address, stream=stream, plan=pairs)
+    space = rundir.load_run_space(run_dir)  # as run: a fine-tuning recipe's hash names its weights file's
     points = curve_points(space, rundir.load_main_study(run_dir.resolve()))
     out = run_dir / "curves.csv"
     curves.write(out, points)

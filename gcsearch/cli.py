@@ -71,9 +71,12 @@ def cmd_macs(args: argparse.Namespace) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> None:
     from gcsearch.describe import describe_space
+    from gcsearch.pretrained import check
     from gcsearch.space import load_space
 
-    print(describe_space(load_space(args.space)))
+    space = load_space(args.space)
+    check(space)  # a weights file that does not fit the backbone fails here, before any compute
+    print(describe_space(space))
 
 
 def _arch_from_flag(space: SearchSpace, text: str | None) -> ArchConfig:
@@ -107,9 +110,11 @@ def _load_trainable(path: str) -> tuple[Any, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from gcsearch.pretrained import resolve
     from gcsearch.train import train
 
     arch, space = _load_trainable(args.config)
+    space = resolve(space, sys.stdout)  # fine-tuning: the weights made (backbone.pretrain) or checked
     if arch is None or args.arch:
         arch = _arch_from_flag(space, args.arch)
     if args.epochs is not None and args.epochs < 1:
@@ -130,6 +135,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     if metrics.test_accuracy is not None:
         line += f", test acc {metrics.test_accuracy:.4f}"
     print(line)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from gcsearch.pretrained import pretrain
+    from gcsearch.space import load_space
+
+    out = pretrain(load_space(args.space), Path(args.out), sys.stdout)
+    print(f"wrote {out}: name it as backbone.weights in a space file to fine-tune GC blocks into it")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -452,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="override train.epochs")
     train.add_argument("--test", action="store_true", help="also score on the test split")
     train.set_defaults(func=cmd_train)
+
+    pre = sub.add_parser("pretrain", help="train a space's baseline once, for backbone.weights (fine-tuning)")
+    pre.add_argument("space", help="a space file; backbone.pretrain (or its defaults) sets the recipe")
+    pre.add_argument("--out", required=True, help="the weights file to write")
+    pre.set_defaults(func=cmd_pretrain)
 
     run = sub.add_parser("run", help="run a search (local Ray, or a cluster with --address)")
     run.add_argument("space", nargs="?", help="a space file, e.g. search_spaces/gc.yaml")

@@ -73,7 +73,8 @@ def recipe_of(space: Any) -> str:
 
     d = space_to_dict(space)
     train = {k: v for k, v in d["train"].items() if k not in ("device", "threads")}  # not the recipe
-    blob = json.dumps({"backbone": d["backbone"], "data": d["data"], "train": train}, sort_keys=True)
+    backbone = {k: v for k, v in d["backbone"].items() if k != "weights"}  # the file's hash, not its path
+    blob = json.dumps({"backbone": backbone, "data": d["data"], "train": train}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

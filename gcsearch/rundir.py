@@ -57,7 +57,8 @@ def storage(run_dir: Path) -> JournalStorage:
 
 
 RECIPE_SECTIONS = ("backbone", "data", "train")
-NOT_RECIPE = ("device", "threads")  # where and how fast a trial runs, not what it learns
+# Where and how fast a trial runs, not what it learns; a weights file is compared by its hash, not its path.
+NOT_RECIPE = ("device", "threads", "weights")
 
 
 def check_same_recipe(run_dir: Path, space: SearchSpace) -> None:

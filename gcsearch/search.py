@@ -31,7 +31,7 @@ from ray.tune.experiment import Trial as TuneTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
-from gcsearch import attrs, rundir
+from gcsearch import attrs, pretrained, rundir
 from gcsearch.arch import ArchConfig
 from gcsearch.decider import Decider, grid_plan
 from gcsearch.errors import ConfigError, TrainingDiverged
@@ -261,6 +261,7 @@ def _run_locked(
             f"optuna.log ended in a half-written record ({dropped} bytes, from a kill mid-write): dropped it; "
             "every complete record is kept, and a trial it left unfinished is rerun from its checkpoint\n"
         )
+    space = pretrained.resolve(space, stream)  # fine-tuning: the weights made once, checked, their hash pinned
     rundir.check_same_recipe(run_dir, space)
     rundir.save_space(run_dir, space)
     if plan is None and space.search.sampler == "grid":

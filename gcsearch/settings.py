@@ -34,6 +34,19 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
+class PretrainConfig:
+    """How a search makes its own trained backbone (``backbone.pretrain``): the baseline without GC,
+    trained once with the file's train section and these overrides (None = the file's value)."""
+
+    epochs: int = 4
+    train_subset: int | None = None  # None = every training image left after val_size
+    lr: float | None = None
+    schedule: str | None = None
+    batch_size: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class BackboneConfig:
     name: str = "proxy_resnet"
     width: int = 16
@@ -41,6 +54,11 @@ class BackboneConfig:
     block: str = "basic"
     input_size: tuple[int, int, int] = (1, 28, 28)  # C, H, W
     num_classes: int = 10
+    # Fine-tuning (the paper's protocol): every trial starts from these trained backbone weights, GC blocks
+    # inserted with their zero-initialised last conv. ``pretrain`` makes the file once, before the trials.
+    weights: str | None = None
+    weights_sha256: str | None = None  # the file's hash, pinned in a run's space.yaml: a resume checks it
+    pretrain: PretrainConfig | None = None
 
     @property
     def stages(self) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ the file, the key path (``space.ratio[2]``), the rule and the value given.
 File layout (README documents every key):
 
     space:    the searched axes: pool, fusion, ratio, norm, stages, position (one value = fixed)
-    backbone: name, width, depth, block, input_size, num_classes
+    backbone: name, width, depth, block, input_size, num_classes, weights (or pretrain), weights_sha256
     data:     dataset, root, train_subset, val_size, augment, download, synthetic_size
     train:    epochs, batch_size, optimizer, lr, momentum, weight_decay, schedule, label_smoothing, ...
     search:   objectives, trials, sampler, pruner, pruner_settings, resources, concurrency, ...
@@ -51,6 +51,7 @@ from gcsearch.settings import (
     SCHEDULES,
     BackboneConfig,
     DataConfig,
+    PretrainConfig,
     SearchConfig,
     TrainConfig,
 )
@@ -331,7 +332,12 @@ def _per_stage(section: _Section, raw: dict[Any, Any], backbone: BackboneConfig)
 
 
 def _read_backbone(path: str, raw: object, dataset: str) -> BackboneConfig:
-    sec = _Section(path, "backbone", raw, ("name", "width", "depth", "block", "input_size", "num_classes"))
+    sec = _Section(
+        path,
+        "backbone",
+        raw,
+        ("name", "width", "depth", "block", "input_size", "num_classes", "weights", "weights_sha256", "pretrain"),
+    )
     name = sec.get("name", "proxy_resnet", _choice(BACKBONES))
 
     def depth(value: Any, key: str, where: str) -> tuple[int, ...]:
@@ -354,6 +360,14 @@ def _read_backbone(path: str, raw: object, dataset: str) -> BackboneConfig:
         for key in ("width", "depth", "block"):
             if key in sec.data:
                 raise ConfigError(key, "applies to backbone proxy_resnet only", sec.data[key], sec.at(key))
+    weights = sec.get("weights", None, _opt_str)
+    pretrain = _read_pretrain(path, sec.data.get("pretrain"))
+    # Both only in a run's space.yaml, where weights names the file pretrain made and its hash is pinned.
+    if weights and pretrain and "weights_sha256" not in sec.data:
+        raise ConfigError(
+            "pretrain", "must be left out when backbone.weights names a file (one or the other)", None,
+            sec.at("pretrain"),
+        )  # fmt: skip
     return BackboneConfig(
         name=name,
         width=sec.get("width", 16, _int(1)),
@@ -361,6 +375,24 @@ def _read_backbone(path: str, raw: object, dataset: str) -> BackboneConfig:
         block=sec.get("block", "basic", _choice(("basic", "bottleneck"))),
         input_size=size,
         num_classes=num_classes,
+        weights=weights,
+        weights_sha256=sec.get("weights_sha256", None, _opt_str),
+        pretrain=pretrain,
+    )
+
+
+def _read_pretrain(path: str, raw: object) -> PretrainConfig | None:
+    if raw is None:
+        return None
+    sec = _Section(path, "backbone.pretrain", raw, tuple(PretrainConfig.__dataclass_fields__))
+    d = PretrainConfig()
+    return PretrainConfig(
+        epochs=sec.get("epochs", d.epochs, _int(1)),
+        train_subset=sec.get("train_subset", None, _int(1, allow_none=True)),
+        lr=sec.get("lr", None, _float(0, open_low=True, allow_none=True)),
+        schedule=sec.get("schedule", None, _choice(SCHEDULES)) if sec.data.get("schedule") is not None else None,
+        batch_size=sec.get("batch_size", None, _int(1, allow_none=True)),
+        seed=sec.get("seed", d.seed, _int(0)),
     )
 
 
@@ -499,6 +531,11 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
     }
     if b.name == "proxy_resnet":
         backbone.update(width=b.width, depth=list(b.depth), block=b.block)
+    # Written only when set, so the recipe hash of a from-scratch space is what it was before fine-tuning existed.
+    if b.weights:
+        backbone.update(weights=b.weights, weights_sha256=b.weights_sha256)
+    if b.pretrain:
+        backbone["pretrain"] = dataclasses.asdict(b.pretrain)
     return {
         "space": {
             "pool": list(space.axes.pool),

@@ -26,6 +26,7 @@ from gcsearch.arch import ArchConfig
 from gcsearch.errors import TrainingDiverged
 from gcsearch.files import replace_with
 from gcsearch.models import build_model
+from gcsearch.pretrained import load_backbone
 from gcsearch.settings import TrainConfig
 
 if TYPE_CHECKING:  # the trainer reads a loaded space's settings, never the YAML reader
@@ -166,6 +167,8 @@ def train(
 
     torch.manual_seed(run_seed)
     model = build_model(gc=arch, **space.backbone.build_kwargs())
+    if space.backbone.weights:  # fine-tuning: the trained backbone under freshly initialised GC blocks
+        load_backbone(model, Path(space.backbone.weights))
     model.to(device)
     model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
@@ -263,9 +266,15 @@ def train(
 
     if metrics is None:
         # Resumed from a checkpoint that had finished every epoch (e.g. killed between its last save
-        # and its last report): report the final epoch again, so the caller still hears of it.
-        accuracy, val_loss = evaluate(scored, splits.val_x, splits.val_y, normalize)
-        metrics = Metrics(epochs - 1, accuracy, val_loss, train_loss, 0.0, 0.0, seconds, start_epoch=start_epoch)
+        # and its last report): report the final epoch again, as it was measured (EMA scores included),
+        # so the caller still hears of it and its curve keeps the same last point.
+        if history:
+            metrics = Metrics(**{**history[-1], "start_epoch": start_epoch})
+        else:  # a checkpoint from before histories were kept
+            accuracy, val_loss = evaluate(scored, splits.val_x, splits.val_y, normalize)
+            ema_accuracy, ema_loss = (accuracy, val_loss) if ema is not None else (None, None)
+            metrics = Metrics(epochs - 1, accuracy, val_loss, train_loss, 0.0, 0.0, seconds, start_epoch,
+                              ema_accuracy=ema_accuracy, ema_loss=ema_loss)  # fmt: skip
         if report is not None:
             report(metrics.as_dict())
     if test:
