@@ -1,7 +1,7 @@
 """What should replace a proposal the search will not train (a duplicate, or one outside a recording)?
 
 Replays the default strategy on the recorded curves twice, paired by replay seed: the replacement drawn
-among the untried configurations nearest to what the sampler proposed (``Decider.REPLACEMENT =
+among the untried configurations nearest to what the sampler proposed (``Options(replacement=
 "nearest"``, the shipped rule) and drawn among all untried ones ("random", the earlier rule). Reports
 both tables of `gcsearch bench replay` and exact sign tests, nearest against random.
 
@@ -13,12 +13,13 @@ Writes experiments/results/replacement.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 from gcsearch import curves, replay
-from gcsearch.decider import Decider
+from gcsearch.decider import Options
 from gcsearch.space import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,12 +36,11 @@ def main() -> None:
     strategy = f"{space.search.sampler}+{space.search.pruner}"
     start = time.perf_counter()
     traces: dict[str, list[replay.Trace]] = {}
+    base = replay.resolve(space, strategy)
     for rule in ("nearest", "random"):
-        Decider.REPLACEMENT = rule  # one process (jobs=1): the class attribute reaches every replay
-        traces[f"{strategy}, replaced by {rule}"] = replay.replay_many(c, space, [strategy], args.seeds, 2, full)[
-            strategy
-        ]
-    Decider.REPLACEMENT = "nearest"
+        name = f"{strategy}, replaced by {rule}"
+        variant = dataclasses.replace(base, name=name, options=Options(replacement=rule))
+        traces[name] = replay.replay_many(c, space, [variant], args.seeds, 2, full)[name]
     wall = time.perf_counter() - start
     nearest, random_ = traces.values()
     sooner, hv = replay.top3_sooner(nearest, random_), replay.hv_higher(nearest, random_, full // 4)

@@ -19,6 +19,7 @@ Writes experiments/results/sampler-settings.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -46,14 +47,13 @@ def main() -> None:
     c = curves.Curves.of(curves.read(CURVES))
     full = len(c.archs) * c.epochs
     shipped = dict(decider.TPE_OPTIONS)
+    base = replay.resolve(space, "tpe+pareto")
     start = time.perf_counter()
     traces: dict[str, list[replay.Trace]] = {}
     for name, options in VARIANTS.items():
-        # One process: make_sampler reads the module's options (a spawned replay job would not see them).
-        decider.TPE_OPTIONS = {**shipped, **options}
-        shipped_mark = " (shipped)" if {**OPTUNA_DEFAULTS, **shipped} == decider.TPE_OPTIONS else ""
-        traces[name + shipped_mark] = replay.replay_many(c, space, ["tpe+pareto"], args.seeds, 2, full, 1)["tpe+pareto"]
-    decider.TPE_OPTIONS = shipped
+        variant = dataclasses.replace(base, name=name, options=base.options.with_tpe(**options))
+        shipped_mark = " (shipped)" if {**OPTUNA_DEFAULTS, **shipped} == dict(variant.options.tpe) else ""
+        traces[name + shipped_mark] = replay.replay_many(c, space, [variant], args.seeds, 2, full, 1)[name]
     traces["random+none"] = replay.replay_many(c, space, ["random+none"], args.seeds, 2, full, 1)["random+none"]
     wall = time.perf_counter() - start
     ref = traces[next(iter(traces))]

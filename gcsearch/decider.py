@@ -30,7 +30,8 @@ import dataclasses
 import random
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import optuna
@@ -51,15 +52,44 @@ CURVE_KEYS = ("epoch", "accuracy", "loss", "train_loss", "seconds", "ema_accurac
 # stays: a smoother prior (2, 3, 5) cuts the duplicate proposals of a replay from 46% to 28%, 15%, 9%, but
 # finds a top-3 configuration no sooner (10-21 seeds against prior_weight 3, sign test p 0.07), and a
 # duplicate costs an ask, not a training (experiments/results/sampler-settings.md).
-TPE_OPTIONS: dict[str, Any] = {"multivariate": True, "group": True, "constant_liar": True, "n_startup_trials": 8}
+# Read-only: a variant is an ``Options(tpe=...)`` value passed to the Decider, never a patched global.
+TPE_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {"multivariate": True, "group": True, "constant_liar": True, "n_startup_trials": 8}
+)
+REPLACEMENTS = ("nearest", "random")
 
 
-def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
+@dataclass(frozen=True)
+class Options:
+    """How a search decides, beyond the space file's sampler and pruner: a value, so that the replay can
+    run variants side by side (in one process or many) without patching a module or a class.
+
+    ``references``: train the baseline and the paper default first (what users compare against).
+    ``replacement``: what replaces a proposal that cannot be trained as proposed (a duplicate, or outside
+    ``within``): "nearest", an untried configuration nearest to it (the sampler's intent, one step away),
+    or "random", any untried one (the earlier rule).
+    ``tpe``: keyword arguments of Optuna's TPESampler, as (name, value) pairs."""
+
+    references: bool = True
+    replacement: str = "nearest"
+    tpe: tuple[tuple[str, Any], ...] = field(default_factory=lambda: tuple(TPE_OPTIONS.items()))
+
+    def __post_init__(self) -> None:
+        if self.replacement not in REPLACEMENTS:
+            raise ValueError(f"replacement must be one of {REPLACEMENTS}, but got {self.replacement!r}")
+
+    def with_tpe(self, **changes: Any) -> Options:
+        """These options with some TPE settings changed."""
+        return dataclasses.replace(self, tpe=tuple({**dict(self.tpe), **changes}.items()))
+
+
+def make_sampler(space: SearchSpace, options: Options | None = None) -> optuna.samplers.BaseSampler:
     s = space.search
     if s.sampler == "tpe":
+        tpe = dict((options or Options()).tpe)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # group: stable in practice
-            return optuna.samplers.TPESampler(seed=s.seed, **TPE_OPTIONS)
+            return optuna.samplers.TPESampler(seed=s.seed, **tpe)
     if s.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=s.seed)
     if s.sampler == "gp":
@@ -68,13 +98,17 @@ def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=s.seed)  # random, and grid (whose trials are all enqueued)
 
 
-def grid_plan(space: SearchSpace, within: Sequence[ArchConfig] | None = None) -> list[tuple[ArchConfig, int | None]]:
+def grid_plan(
+    space: SearchSpace, within: Sequence[ArchConfig] | None = None, references: bool = True
+) -> list[tuple[ArchConfig, int | None]]:
     """``sampler: grid``: every configuration (of ``within``, default the space's grid) once, up to the
-    trial budget; references first, the rest in a seeded random order so a smaller budget still spreads."""
+    trial budget; references first (unless ``references`` is False: then uniform random search without
+    replacement), the rest in a seeded random order so a smaller budget still spreads."""
     grid = list(within) if within is not None else space.grid()
-    rest = [a for a in grid if a not in (ArchConfig(), space.reference())]
+    first = [a for a in (ArchConfig(), space.reference()) if a in grid] if references else []
+    rest = [a for a in grid if a not in first]
     random.Random(space.search.seed).shuffle(rest)
-    order = [a for a in (ArchConfig(), space.reference()) if a in grid] + rest
+    order = first + rest
     return [(a, None) for a in order[: space.search.trials]]
 
 
@@ -115,11 +149,6 @@ class _Live:
 class Decider:
     """Proposals, duplicates, reference trials, pruning and outcomes of one search (see the module)."""
 
-    # What replaces a proposal that cannot be trained as proposed (a duplicate, or outside ``within``):
-    # "nearest", an untried configuration nearest to it (the sampler's intent, one step away), or
-    # "random", any untried one (the earlier rule, kept so the replay can compare both).
-    REPLACEMENT = "nearest"
-
     def __init__(
         self,
         space: SearchSpace,
@@ -129,10 +158,12 @@ class Decider:
         plan: list[tuple[ArchConfig, int | None]] | None = None,
         coster: Any = None,
         within: Sequence[ArchConfig] | None = None,
+        options: Options | None = None,
     ):
         from gcsearch.flops import SpaceCoster
 
         self.space = space
+        self.options = options or Options()
         self.new_trials, self.rerun = new_trials, list(rerun or [])
         self.plan = list(plan) if plan is not None else None
         self.coster = coster or SpaceCoster(space.backbone)
@@ -140,7 +171,7 @@ class Decider:
         self._within = set(self.within)
         self.main = optuna.create_study(
             study_name=rundir.MAIN_STUDY, storage=storage, directions=space.search.directions,  # type: ignore[arg-type]
-            sampler=make_sampler(space), load_if_exists=True,
+            sampler=make_sampler(space, self.options), load_if_exists=True,
         )  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -191,7 +222,10 @@ class Decider:
     # ---------------------------------------------------------------- proposals
 
     def _references_to_run(self) -> list[ArchConfig]:
-        """The baseline and the paper default (when the space holds them), unless already trained."""
+        """The baseline and the paper default (when the space holds them), unless already trained, or
+        none when the options turn reference trials off."""
+        if not self.options.references:
+            return []
         wanted = [a for a in (ArchConfig(), self.space.reference()) if a in self._within]
         done = {ArchConfig.from_dict(t.user_attrs[attrs.ARCH]) for t in self._trained()}
         return [a for a in wanted if a not in done]
@@ -282,13 +316,13 @@ class Decider:
 
     def _untried(self, near: ArchConfig | None = None) -> ArchConfig | None:
         """A configuration not trained yet: among the nearest to ``near`` (what the sampler wanted) when
-        ``REPLACEMENT`` is "nearest", else any; drawn at random among equals."""
+        the options' replacement is "nearest", else any; drawn at random among equals."""
         tried = {ArchConfig.from_dict(t.user_attrs[attrs.ARCH]) for t in self._trained()}
         max_macs = self.space.search.max_macs
         left = [a for a in self.within if a not in tried]
         if max_macs is not None:
             left = [a for a in left if self.coster(a)[0] <= max_macs]
-        if near is not None and left and self.REPLACEMENT == "nearest":
+        if near is not None and left and self.options.replacement == "nearest":
             distance = {a: axes_apart(a, near) for a in left}
             closest = min(distance.values())
             left = [a for a in left if distance[a] == closest]

@@ -24,18 +24,22 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import random
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gcsearch import attrs, stats
 from gcsearch.arch import ArchConfig
 from gcsearch.curves import CurvePoint, Curves
+from gcsearch.decider import Options
 from gcsearch.errors import ConfigError
 from gcsearch.files import save_figure
 from gcsearch.settings import PRUNERS, SAMPLERS
 from gcsearch.space import SearchSpace
+
+Costs = dict[ArchConfig, tuple[int, int]]  # (MACs, params) per configuration, as the search is told them
 
 ASHA = "asha"  # random search under ASHA with Ray Tune's ASHAScheduler defaults (grace 1, reduction factor 4)
 
@@ -78,8 +82,77 @@ def strategy_space(space: SearchSpace, name: str, seed: int, trials: int) -> Sea
 
 
 @dataclass(frozen=True)
+class Strategy:
+    """A search strategy as a value: the space file's sampler, pruner and settings replaced, and the
+    decider's options (``decider.Options``: reference trials, replacement rule, TPE settings). Variants
+    are built as values and passed to the Decider, never by patching a module or a class."""
+
+    name: str
+    sampler: str
+    pruner: str
+    pruner_settings: tuple[tuple[str, float], ...] = ()
+    options: Options = field(default_factory=Options)
+    about: str = ""  # one line for the report
+
+    def space(self, space: SearchSpace, seed: int, trials: int) -> SearchSpace:
+        search = dataclasses.replace(space.search, sampler=self.sampler, pruner=self.pruner,
+                                     pruner_settings=dict(self.pruner_settings), seed=seed, trials=trials,
+                                     max_macs=None)  # fmt: skip
+        return dataclasses.replace(space, search=search)
+
+
+UNIFORM = "uniform"  # the fair comparator every strategy is paired against
+
+
+def fair_strategies(space: SearchSpace) -> list[Strategy]:
+    """The default and its fair baselines (issue 26): uniform random search without replacement over the
+    recorded configurations (``grid`` without reference trials first), with and without pruning; ASHA
+    (Optuna's SuccessiveHalvingPruner, asynchronous) at the default's ``min_epochs`` with reduction factor
+    4 (Ray's default) and 2 (halving); the default with each component removed; and Optuna's random
+    sampler without pruning, the earlier baseline (its proposals mostly fall outside a sampled recording)."""
+    s = space.search
+    settings = dict(s.pruner_settings)
+    min_epochs = float(settings.get("min_epochs", 1))
+    own = tuple(settings.items())
+    no_refs = Options(references=False)
+    return [
+        Strategy("default", s.sampler, s.pruner, own, Options(),
+                 f"{s.sampler} + {s.pruner} {settings} (the space file's)"),
+        Strategy(UNIFORM, "grid", "none", (), no_refs,
+                 "uniform random order of the recorded configurations, no pruning"),
+        Strategy("uniform+pareto", "grid", "pareto", own, no_refs,
+                 f"uniform random order, the default's pruner {settings}"),
+        Strategy("uniform+asha", "grid", "successive_halving", (("min_epochs", min_epochs), ("reduction_factor", 4)),
+                 no_refs, f"uniform random order, ASHA at min_epochs {min_epochs:g}, reduction factor 4"),
+        Strategy("uniform+halving", "grid", "successive_halving", (("min_epochs", min_epochs), ("reduction_factor", 2)),
+                 no_refs, f"uniform random order, ASHA at min_epochs {min_epochs:g}, reduction factor 2"),
+        Strategy("default-references", s.sampler, s.pruner, own, no_refs, "the default without reference trials"),
+        Strategy("default-nearest", s.sampler, s.pruner, own, Options(replacement="random"),
+                 "the default, a duplicate or outside proposal replaced by any untried configuration"),
+        Strategy("default-pruner", s.sampler, "none", (), Options(),
+                 f"the default without pruning ({s.sampler} + none)"),
+        Strategy("random+none", "random", "none", (), Options(),
+                 "Optuna's random sampler, outside proposals replaced by the nearest recorded (the earlier baseline)"),
+    ]  # fmt: skip
+
+
+def resolve(space: SearchSpace, name: str | Strategy) -> Strategy:
+    """A strategy by name: one of ``fair_strategies`` or of ``strategies()`` (SAMPLER+PRUNER, asha, grid)."""
+    if isinstance(name, Strategy):
+        return name
+    fair = {st.name: st for st in fair_strategies(space)}
+    if name in fair:
+        return fair[name]
+    if name not in strategies():
+        raise ConfigError("--strategy", f"must be one of {[*fair, *strategies()]}", name)
+    search = strategy_space(space, name, 0, 1).search
+    return Strategy(name, search.sampler, search.pruner, tuple(search.pruner_settings.items()))
+
+
+@dataclass(frozen=True)
 class Trace:
-    """One replay: after each trial ended, (epochs spent so far, normalised hypervolume)."""
+    """One replay: after each trial ended, (epochs spent so far, normalised hypervolume); and every trial
+    completed, as (epochs spent when it completed, configuration, the search's own score of it)."""
 
     strategy: str
     seed: int
@@ -91,6 +164,8 @@ class Trace:
     proposals: int
     duplicates: int
     outside: int  # proposals outside the recording, replaced by their nearest recorded configuration
+    recorded_seed: int = 0  # the recorded seed this replay read
+    completed: tuple[tuple[int, ArchConfig, float], ...] = ()
 
     def hv_at(self, epochs: int) -> float:
         return max((h for e, h in self.hv if e <= epochs), default=0.0)
@@ -135,33 +210,55 @@ class Truth:
         return (self.macs[a] - self.macs_lo) / span
 
 
+def recorded_costs(curves: Curves) -> Costs:
+    """(MACs, params) of each recorded configuration, as recorded."""
+    return {a: (curves.runs[(a, curves.seeds(a)[0])][0].macs, curves.runs[(a, curves.seeds(a)[0])][0].params)
+            for a in curves.archs}  # fmt: skip
+
+
+def permuted_costs(curves: Curves, seed: int) -> Costs:
+    """The negative control: each configuration's (MACs, params) given to another, by a seeded
+    permutation, so cost no longer tells anything about accuracy."""
+    archs = sorted(curves.archs, key=lambda a: a.label())
+    costs = recorded_costs(curves)
+    values = [costs[a] for a in archs]
+    random.Random(seed).shuffle(values)
+    return dict(zip(archs, values, strict=True))
+
+
 def replay(
     curves: Curves,
     space: SearchSpace,
-    strategy: str,
+    strategy: str | Strategy,
     seed: int,
     workers: int = 2,
     budget_epochs: int | None = None,
     truth: Truth | None = None,
+    costs: Costs | None = None,
 ) -> Trace:
+    """One replay; replay seed ``seed`` reads recorded seed ``common_seeds()[seed % n]``. ``costs``: the
+    (MACs, params) the search is told (default: as recorded; ``permuted_costs`` for the negative control)."""
     import optuna
 
     from gcsearch.decider import Decider, grid_plan
 
+    st = resolve(space, strategy)
     truth = truth or Truth(curves)
     full = len(truth.archs) * curves.epochs
     budget_epochs = budget_epochs or full
     seeds = curves.common_seeds()
     recorded_seed = seeds[seed % len(seeds)]
-    sp = strategy_space(space, strategy, seed, trials=len(truth.archs))
+    sp = st.space(space, seed, trials=len(truth.archs))
     # The recording's fidelity is the replay's: its last epoch is what COMPLETE means.
     sp = dataclasses.replace(sp, train=dataclasses.replace(sp.train, epochs=curves.epochs))
+    costs = costs or recorded_costs(curves)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a replay makes thousands of trials
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental-feature notices of Optuna's samplers
-        plan = grid_plan(sp, truth.archs) if sp.search.sampler == "grid" else None
-        decider = Decider(sp, optuna.storages.InMemoryStorage(), sp.search.trials, plan=plan, within=truth.archs)
-        return _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_epochs)
+        plan = grid_plan(sp, truth.archs, st.options.references) if sp.search.sampler == "grid" else None
+        decider = Decider(sp, optuna.storages.InMemoryStorage(), sp.search.trials, plan=plan, within=truth.archs,
+                          coster=costs.__getitem__, options=st.options)  # fmt: skip
+        return _run(decider, curves, truth, st.name, seed, recorded_seed, workers, budget_epochs)
 
 
 def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_epochs) -> Trace:  # type: ignore[no-untyped-def]
@@ -169,6 +266,7 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
     read: dict[int, tuple[ArchConfig, list[CurvePoint]]] = {}
     order = spent = 0
     complete: list[tuple[float, ArchConfig]] = []  # (accuracy the search saw, configuration read)
+    completed: list[tuple[int, ArchConfig, float]] = []  # (epochs spent by then, configuration, score)
     hv: list[tuple[int, float]] = [(0, 0.0)]
     to_top3 = math.inf
 
@@ -201,6 +299,7 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
             decider.finish(number, result)
             if last and not pruned:
                 complete.append((decider.main.trials[number].user_attrs[attrs.ACCURACY], arch))
+                completed.append((spent, arch, complete[-1][0]))
                 if arch in truth.top3:
                     to_top3 = min(to_top3, spent)
                 hv.append((spent, truth.hypervolume([a for _, a in complete]) / truth.full))
@@ -210,40 +309,47 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
             heapq.heappush(events, (now + curve[e + 1].seconds - p.seconds, order, number, e + 1))
     pick = max(complete, key=lambda c: c[0])[1] if complete else None
     regret = truth.best - truth.mean[pick] if pick is not None else math.inf
-    return Trace(
-        strategy, seed, hv, to_top3, regret, spent, len(read), decider.proposals, decider.duplicates, decider.outside
-    )
+    return Trace(strategy, seed, hv, to_top3, regret, spent, len(read), decider.proposals, decider.duplicates,
+                 decider.outside, recorded_seed, tuple(completed))  # fmt: skip
 
 
 _SHARED: dict[str, Any] = {}
 
 
-def _init(curves: Curves, space: SearchSpace, workers: int, budget: int) -> None:
-    _SHARED.update(curves=curves, space=space, workers=workers, budget=budget, truth=Truth(curves))
+def _init(curves: Curves, space: SearchSpace, workers: int, budget: int, costs: Costs | None = None) -> None:
+    _SHARED.update(curves=curves, space=space, workers=workers, budget=budget, truth=Truth(curves), costs=costs)
 
 
-def _one(job: tuple[str, int]) -> Trace:
+def _one(job: tuple[str | Strategy, int]) -> Trace:
     g = _SHARED
-    return replay(g["curves"], g["space"], job[0], job[1], g["workers"], g["budget"], g["truth"])
+    return replay(g["curves"], g["space"], job[0], job[1], g["workers"], g["budget"], g["truth"], g["costs"])
 
 
 def replay_many(
-    curves: Curves, space: SearchSpace, names: Sequence[str], seeds: int, workers: int, budget: int, jobs: int = 1
+    curves: Curves,
+    space: SearchSpace,
+    names: Sequence[str | Strategy],
+    seeds: int,
+    workers: int,
+    budget: int,
+    jobs: int = 1,
+    costs: Costs | None = None,
 ) -> dict[str, list[Trace]]:
-    """Every strategy under replay seeds 0..seeds-1, in ``jobs`` processes; traces in seed order."""
+    """Every strategy under replay seeds 0..seeds-1, in ``jobs`` processes; traces in seed order, keyed by
+    the strategy's name."""
     todo = [(name, seed) for name in names for seed in range(seeds)]
     if jobs == 1:
-        _init(curves, space, workers, budget)
+        _init(curves, space, workers, budget, costs)
         done = [_one(job) for job in todo]
     else:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(jobs, initializer=_init, initargs=(curves, space, workers, budget)) as pool:
+        with ctx.Pool(jobs, initializer=_init, initargs=(curves, space, workers, budget, costs)) as pool:
             done = pool.map(_one, todo, chunksize=1)
-    out: dict[str, list[Trace]] = {name: [] for name in names}
+    out: dict[str, list[Trace]] = {}
     for (name, _), trace in zip(todo, done, strict=True):
-        out[name].append(trace)
+        out.setdefault(name if isinstance(name, str) else name.name, []).append(trace)
     return out
 
 
