@@ -1,0 +1,369 @@
+"""The paper's ablation as factorial main effects on a balanced design (statsmodels; no torch, no ray).
+
+One-factor-at-a-time (``ablate``) spends every training on one axis. A balanced sample of the grid (a
+``bench record`` recording, ``design.balanced``) lets every configuration inform every axis: each axis's
+main effect is its levels' difference averaged over the other axes.
+
+The model: an ordinary least-squares fit over the GC configurations' seed-mean scores,
+``score ~ pool + fusion + ratio + norm + stages + position + pool:fusion + fusion:position``
+(categorical; see ``INTERACTIONS``). Every
+configuration carries the same seeds, so seed (the blocking factor: a seed fixes the starting weights'
+batch order, shared by every configuration) cancels from the configuration means; what is left in the
+residual is one seed-mean's noise plus what the main effects do not explain (interactions), the honest
+error for an effect averaged over the space. A level's marginal mean averages the model over the full
+factorial of the levels present, so unequal level counts do not bias it.
+
+The paper's hypotheses (``PAPER``) are pre-registered contrasts. Each is tested two-sided (a one-sided
+test at alpha/2 in each direction, so the tool can say "agree" or "disagree"), Holm over the family;
+"equivalent" only by TOST at the stated margin (both one-sided tests, Holm over the family); otherwise
+"not resolved". Position, which the paper left unresolved, is tested pairwise outside the family.
+GC (the paper default) against the baseline without GC is a paired t test over seeds when the recording
+holds both, which it does when made by ``bench record`` (references first).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gcsearch import stats
+from gcsearch.arch import PAPER_DEFAULT, ArchConfig, ratio_text
+from gcsearch.curves import Curves
+from gcsearch.errors import ConfigError
+
+AXES = ("pool", "fusion", "ratio", "norm", "stages", "position")
+# In the model: pool x fusion (the issue's reading of the from-scratch recording: att+both 0.8525 against
+# avg+both 0.8596) and fusion x position, the one interaction that survives Holm in the from-scratch
+# recording (experiments/data/curves-gc.csv, p 0.011), chosen there and confirmed on the fine-tuned one.
+INTERACTIONS = (("pool", "fusion"), ("fusion", "position"))
+ALPHA = 0.05
+POWER = 0.8
+MARGIN = 0.002  # equivalence margin (accuracy): 0.2 points, under the smallest effect the paper reports
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """The paper's claim that ``better`` beats ``worse`` on ``axis`` (``paper_reference.yaml``'s
+    ``ablation_conclusions``; evidence: verified = read in the official code or README, secondary =
+    third-party summaries of the paper's tables)."""
+
+    axis: str
+    better: str
+    worse: str
+    evidence: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.axis}: {self.better} > {self.worse}"
+
+
+# The pre-registered family, written before looking at any recording (the paper's ablation conclusions).
+PAPER = (
+    Hypothesis("pool", "att", "avg", "secondary"),
+    Hypothesis("fusion", "add", "mul", "secondary"),
+    Hypothesis("fusion", "add", "both", "secondary"),
+    Hypothesis("norm", "layernorm", "none", "secondary"),
+    Hypothesis("ratio", "1/4", "1/16", "verified (COCO: r4 39.9 box AP vs r16 39.4)"),
+    Hypothesis("stages", "c3c4c5", "c4c5", "secondary"),
+    Hypothesis("stages", "c3c4c5", "c5", "secondary"),
+    Hypothesis("stages", "c3c4c5", "c2c3c4c5", "secondary"),
+    Hypothesis("gc", "paper default", "baseline", "verified (COCO: 39.4 vs 37.2 box AP)"),
+)
+
+
+def level(axis: str, arch: ArchConfig) -> str:
+    """The text of one configuration's value on one axis, as hypotheses name it."""
+    value = getattr(arch, axis)
+    if axis == "stages":
+        return "".join(value)
+    if axis == "ratio":
+        return ratio_text(value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Contrast:
+    name: str
+    paper: str  # the paper's direction and evidence, or "unresolved"
+    estimate: float  # better - worse
+    low: float  # 95% two-sided interval
+    high: float
+    se: float
+    df: float
+    p: float  # two-sided, unadjusted
+    p_adjusted: float  # Holm over the family (or over position's pairs)
+    p_tost: float  # equivalence at +-margin, Holm-adjusted the same way
+    detectable: float  # the smallest effect found with 80% power at the strictest Holm step
+    verdict: str
+
+
+@dataclass(frozen=True)
+class LevelMean:
+    axis: str
+    level: str
+    mean: float
+    low: float
+    high: float
+    configurations: int
+
+
+@dataclass(frozen=True)
+class Interaction:
+    axes: tuple[str, str]
+    f: float
+    p: float
+    p_adjusted: float  # Holm over the interactions screened
+
+
+@dataclass(frozen=True)
+class Analysis:
+    configurations: int
+    seeds: list[int]
+    residual_sd: float  # of a configuration's seed mean, around the model
+    seed_sd: float  # of one training, after removing configuration and seed (the within-block noise)
+    df: float
+    margin: float
+    hypotheses: list[Contrast]
+    position: list[Contrast]
+    means: list[LevelMean]
+    interactions: list[Interaction]
+
+
+def observations(curves: Curves) -> list[tuple[ArchConfig, int, float]]:
+    """(configuration, seed, final score) of every configuration recorded with every common seed."""
+    seeds = curves.common_seeds()
+    return [(a, s, curves.final(a, s)) for a in curves.archs for s in seeds]
+
+
+def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN, where: str = "curves") -> Analysis:
+    """The factorial analysis of ``obs`` (configuration, seed, score); every configuration needs the same
+    seeds (use ``observations``)."""
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    by_arch: dict[ArchConfig, dict[int, float]] = {}
+    for arch, seed, score in obs:
+        by_arch.setdefault(arch, {})[seed] = score
+    seeds = sorted(set.intersection(*(set(d) for d in by_arch.values()))) if by_arch else []
+    gc = [a for a in by_arch if not a.is_baseline]
+    if len(seeds) < 2:
+        raise ConfigError("seed", "needs two seeds or more common to every configuration", len(seeds), where)
+    rows = [{**{ax: level(ax, a) for ax in AXES}, "score": statistics.mean(by_arch[a][s] for s in seeds)} for a in gc]
+    frame = pd.DataFrame(rows)
+    axes = [ax for ax in AXES if frame[ax].nunique() > 1]
+    terms = [f"C({ax})" for ax in axes]
+    terms += [f"C({a}):C({b})" for a, b in INTERACTIONS if a in axes and b in axes]
+    formula = "score ~ " + " + ".join(terms) if terms else "score ~ 1"
+    fit = smf.ols(formula, frame).fit()
+    if fit.df_resid < 2:
+        raise ConfigError(
+            "configurations",
+            f"are too few for the factorial model: {len(gc)} GC configurations for {int(fit.df_model) + 1} "
+            "parameters; record more (bench record --configs)",
+            len(gc),
+            where,
+        )
+    full = _full_factorial(frame, axes)
+
+    def marginal(axis: str, value: str) -> Any:
+        return _design_rows(fit, full[full[axis] == value]).mean(axis=0)
+
+    means = []
+    for ax in axes:
+        for value in sorted(frame[ax].unique(), key=_order):
+            t = fit.t_test(marginal(ax, value))
+            low, high = t.conf_int(alpha=ALPHA)[0]
+            count = int((frame[ax] == value).sum())
+            means.append(LevelMean(ax, value, float(t.effect[0]), float(low), float(high), count))
+
+    family: list[tuple[Hypothesis, float, float, float]] = []  # (hypothesis, estimate, se, df)
+    for h in PAPER:
+        if h.axis == "gc":
+            pair = _gc_versus_baseline(by_arch, seeds)
+            if pair is not None:
+                family.append((h, *pair))
+        elif h.axis in axes and {h.better, h.worse} <= set(frame[h.axis]):
+            t = fit.t_test(marginal(h.axis, h.better) - marginal(h.axis, h.worse))
+            family.append((h, float(t.effect[0]), float(t.sd[0][0]), float(fit.df_resid)))
+    hypotheses = _judge([(h.name, f"{h.better} better ({h.evidence})", e, se, df, ("agree", "disagree"))
+                         for h, e, se, df in family], margin)  # fmt: skip
+
+    position = []
+    if "position" in axes:
+        pairs = list(itertools.combinations(sorted(frame["position"].unique(), key=_order), 2))
+        tests = []
+        for a, b in pairs:
+            t = fit.t_test(marginal("position", a) - marginal("position", b))
+            est, se = float(t.effect[0]), float(t.sd[0][0])
+            tests.append((f"position: {a} - {b}", "unresolved", est, se, fit.df_resid, (f"{a} better", f"{b} better")))
+        position = _judge(tests, margin)
+
+    seed_sd = _within_sd(by_arch, seeds)
+    return Analysis(
+        configurations=len(gc),
+        seeds=seeds,
+        residual_sd=math.sqrt(fit.scale),
+        seed_sd=seed_sd,
+        df=float(fit.df_resid),
+        margin=margin,
+        hypotheses=hypotheses,
+        position=position,
+        means=means,
+        interactions=_interactions(frame, axes, formula, fit),
+    )
+
+
+def _order(value: str) -> tuple[int, str]:
+    """Levels in a readable order: ratios by size, the paper's default first otherwise."""
+    if "/" in value:
+        return (int(value.split("/")[1]), value)
+    return (0 if value in {str(v) for v in PAPER_DEFAULT.values()} or value == "c3c4c5" else 1, value)
+
+
+def _full_factorial(frame: Any, axes: Sequence[str]) -> Any:
+    import pandas as pd
+
+    levels = {ax: sorted(frame[ax].unique()) for ax in AXES}
+    combos = itertools.product(*(levels[ax] for ax in AXES))
+    full = pd.DataFrame([dict(zip(AXES, c, strict=True)) for c in combos])
+    full["score"] = 0.0
+    return full
+
+
+def _design_rows(fit: Any, frame: Any) -> Any:
+    """The model's design matrix for new rows, columns in the order of its parameters (statsmodels builds
+    formulas with patsy, or with formulaic where patsy is missing)."""
+    data = fit.model.data
+    spec = getattr(data, "model_spec", None) or data.design_info
+    if hasattr(spec, "get_model_matrix"):  # formulaic
+        matrix = spec.get_model_matrix(frame)
+    else:  # patsy
+        import patsy
+
+        matrix = patsy.dmatrix(spec, frame, return_type="dataframe")
+    return matrix.reindex(columns=fit.params.index).to_numpy(dtype=float)
+
+
+def _gc_versus_baseline(
+    by_arch: dict[ArchConfig, dict[int, float]], seeds: Sequence[int]
+) -> tuple[float, float, float] | None:
+    """Paper default - baseline, paired by seed: (mean, its standard error, df); None unless both were
+    recorded."""
+    default, baseline = ArchConfig.from_dict(PAPER_DEFAULT), ArchConfig()
+    if default not in by_arch or baseline not in by_arch:
+        return None
+    diffs = [by_arch[default][s] - by_arch[baseline][s] for s in seeds]
+    return statistics.mean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), float(len(diffs) - 1)
+
+
+def _judge(tests: Sequence[tuple[str, str, float, float, float, tuple[str, str]]], margin: float) -> list[Contrast]:
+    """Two-sided t tests and TOST at +-margin, both Holm-adjusted over ``tests``; each test's verdict is
+    its first word when the estimate is resolved above zero, its second below, "equivalent", or "not
+    resolved"."""
+    from scipy import stats as st
+
+    p, p_tost = [], []
+    for _, _, est, se, df, _ in tests:
+        if se <= 0:  # no spread: a t test says nothing (identical differences are not evidence)
+            p.append(1.0)
+            p_tost.append(1.0)
+            continue
+        p.append(float(2 * st.t.sf(abs(est) / se, df)))
+        p_tost.append(float(max(st.t.sf((est + margin) / se, df), st.t.cdf((est - margin) / se, df))))
+    adjusted, adjusted_tost = stats.holm(p), stats.holm(p_tost)
+    m = len(tests)
+    out = []
+    for (name, paper, est, se, df, words), pv, pa, pt in zip(tests, p, adjusted, adjusted_tost, strict=True):
+        half = float(st.t.ppf(1 - ALPHA / 2, df)) * se
+        # 80% power for a two-sided test at the strictest Holm step, alpha / m.
+        mde = (float(st.t.ppf(1 - ALPHA / (2 * m), df)) + float(st.t.ppf(POWER, df))) * se
+        if pa <= ALPHA:
+            verdict = words[0] if est > 0 else words[1]
+        elif pt <= ALPHA:
+            verdict = "equivalent"
+        else:
+            verdict = "not resolved"
+        out.append(Contrast(name, paper, est, est - half, est + half, se, df, pv, pa, pt, mde, verdict))
+    return out
+
+
+def _within_sd(by_arch: dict[ArchConfig, dict[int, float]], seeds: Sequence[int]) -> float:
+    """The sd of one training once configuration and seed are removed (two-way ANOVA residual)."""
+    archs = list(by_arch)
+    grand = statistics.mean(by_arch[a][s] for a in archs for s in seeds)
+    arch_mean = {a: statistics.mean(by_arch[a][s] for s in seeds) for a in archs}
+    seed_mean = {s: statistics.mean(by_arch[a][s] for a in archs) for s in seeds}
+    ss = sum((by_arch[a][s] - arch_mean[a] - seed_mean[s] + grand) ** 2 for a in archs for s in seeds)
+    df = (len(archs) - 1) * (len(seeds) - 1)
+    return math.sqrt(ss / df) if df > 0 else math.nan
+
+
+def _interactions(frame: Any, axes: Sequence[str], formula: str, fit: Any) -> list[Interaction]:
+    """The model's interactions (their F tests), and every other two-way interaction screened one at a time
+    against the model (F test of adding it), Holm over all of them."""
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+
+    found: list[tuple[tuple[str, str], float, float]] = []
+    table = sm.stats.anova_lm(fit, typ=2)
+    for a, b in INTERACTIONS:
+        key = f"C({a}):C({b})"
+        if key in table.index:
+            found.append(((a, b), float(table.loc[key, "F"]), float(table.loc[key, "PR(>F)"])))
+    for a, b in itertools.combinations(axes, 2):
+        if (a, b) in INTERACTIONS:
+            continue
+        bigger = smf.ols(f"{formula} + C({a}):C({b})", frame).fit()
+        if bigger.df_resid < 2 or bigger.df_model <= fit.df_model:
+            continue
+        f, p, _ = bigger.compare_f_test(fit)
+        found.append(((a, b), float(f), float(p)))
+    adjusted = stats.holm([p for _, _, p in found])
+    return [Interaction(ax, f, p, pa) for (ax, f, p), pa in zip(found, adjusted, strict=True)]
+
+
+def report(analysis: Analysis, source: str) -> str:
+    """``ablation.md``: one row per hypothesis, the level means, the interactions."""
+    a = analysis
+    lines = [
+        f"# Factorial ablation of {source}",
+        "",
+        f"{a.configurations} GC configurations x {len(a.seeds)} seeds {a.seeds}, plus the baseline. Model: OLS "
+        "over configuration seed-means, score ~ "
+        + " + ".join([*AXES, *(f"{x}:{y}" for x, y in INTERACTIONS)])
+        + " (categorical); residual "
+        f"sd of a configuration's mean {a.residual_sd:.4f} on {a.df:.0f} df; one training's sd after removing "
+        f"configuration and seed {a.seed_sd:.4f}. Each hypothesis: two-sided t test of its contrast (marginal "
+        f"means over the full factorial), Holm over the {len(a.hypotheses)} hypotheses; 'equivalent' = TOST at "
+        f"+-{a.margin:g}, Holm-adjusted; 'detectable' = the effect found with {POWER:.0%} power at the strictest "
+        f"Holm step. GC vs baseline: paired t over seeds of the paper default against the baseline.",
+        "",
+        "| hypothesis | paper (evidence) | estimate [95% interval] | Holm p | TOST p | detectable | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [_row(c) for c in a.hypotheses]
+    if a.position:
+        lines += ["", "Position (the paper left it unresolved), pairwise, Holm over its pairs:", ""]
+        lines += ["| contrast | paper | estimate [95% interval] | Holm p | TOST p | detectable | verdict |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [_row(c) for c in a.position]
+    lines += ["", "Marginal means (95% interval), averaged over the full factorial of the other axes:", "",
+              "| axis | level | mean [95% interval] | configurations |", "|---|---|---|---|"]  # fmt: skip
+    lines += [
+        f"| {m.axis} | {m.level} | {m.mean:.4f} [{m.low:.4f}, {m.high:.4f}] | {m.configurations} |" for m in a.means
+    ]
+    if a.interactions:
+        lines += ["", "Two-way interactions: those in the model (their F tests), every other pair added to it "
+                  "one at a time (F test), Holm over all:", "", "| axes | F | p | Holm p |",
+                  "|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {x.axes[0]} x {x.axes[1]} | {x.f:.2f} | {x.p:.3g} | {x.p_adjusted:.3g} |" for x in a.interactions]
+    return "\n".join(lines) + "\n"
+
+
+def _row(c: Contrast) -> str:
+    return (f"| {c.name} | {c.paper} | {c.estimate:+.4f} [{c.low:+.4f}, {c.high:+.4f}] | {c.p_adjusted:.3g} | "
+            f"{c.p_tost:.3g} | {c.detectable:.4f} | {c.verdict} |")  # fmt: skip
