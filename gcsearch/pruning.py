@@ -7,10 +7,19 @@ that receives its per-epoch validation accuracy (step = epochs finished, 1-based
 own pruners (median, successive halving, hyperband) run unchanged on the twin; their state, like the
 intermediate values, lives in the storage, so a resumed search prunes the same way.
 
-``ParetoPruner`` is MO-ASHA (Schmucker et al. 2021) on the twin: at each rung (min_epochs * rf^k epochs)
-it ranks the trials that reached the rung by non-dominated sorting of (accuracy at the rung, MACs, and
-params when it is an objective) and keeps 1/rf of them, whole fronts first and the overflowing front by
-crowding distance, so cheap configurations are not killed for being cheap.
+``ParetoPruner`` is MO-ASHA (Schmucker et al. 2021; Syne Tune's ``MOASHA``) on the twin: a trial is
+judged when it arrives at a rung (min_epochs * rf^k epochs), against the trials that reached the rung so
+far (itself included). They are ordered by non-dominated sorting of (accuracy at the rung, MACs, and params
+when it is an objective), then, within a front, by crowding distance; the trial's rank is the number of
+them strictly ahead of it (equals share a rank, so a tie never goes against a trial by its number), and it
+is stopped only when rank / n > 1 / rf. A non-dominated newcomer with infinite crowding distance thus
+always continues, and so do both of the first two trials at a rung; cheap configurations are not killed
+for being cheap.
+
+Reference trials (the baseline without GC and the paper default, what users compare against) are never
+pruned, by any pruner: ``make_pruner`` wraps the file's pruner in ``KeepReferences``, which answers "go on"
+for a twin trial whose user attribute ``REFERENCE`` is true. The decider sets it on the twin of each trial
+it trains as a reference.
 """
 
 from __future__ import annotations
@@ -24,13 +33,25 @@ from optuna.trial import FrozenTrial, TrialState
 from gcsearch.pareto import nondominated_ranks
 from gcsearch.settings import SearchConfig
 
+# Twin-study user attribute: true on the twin of a reference trial (the baseline, the paper default), which
+# no pruner may stop. The decider sets it, before the main trial's ``attrs.TWIN``, when it starts a trial it
+# popped from its reference list.
+REFERENCE = "reference"
+
+
+def is_reference(trial: FrozenTrial) -> bool:
+    """Whether a twin trial is a reference trial (never pruned)."""
+    return bool(trial.user_attrs.get(REFERENCE, False))
+
 
 class ParetoPruner(BasePruner):
-    """MO-ASHA at the rungs min_epochs * rf^k. Selection as published (NSGA-II's): whole non-dominated
-    fronts of (accuracy at the rung, MACs[, params]) are kept while they fit in ceil(n / rf) places; the
-    front that overflows is cut by crowding distance, keeping the points that spread along it (its
-    extremes first). ``front_first`` is the earlier rule, kept for comparison in the replay: the whole
-    first front survives however large it is, the other places go by accuracy."""
+    """MO-ASHA at the rungs min_epochs * rf^k, as Syne Tune's MOASHA decides: a trial arriving at a rung
+    is stopped when its rank among the n trials there so far, over n, exceeds 1 / rf. The rank orders by
+    non-dominated front of (accuracy at the rung, MACs[, params]), then by crowding distance within the
+    front (larger first: its extremes, infinite, first); it counts the trials strictly ahead, so equals
+    share a rank and no tie is broken by trial number. ``front_first`` is the earlier rule, kept for
+    comparison in the replay: the whole first front survives however large it is, the other ceil(n / rf)
+    places go by accuracy. A reference trial (``REFERENCE``) is never pruned."""
 
     def __init__(
         self,
@@ -70,47 +91,63 @@ class ParetoPruner(BasePruner):
         points = [(t.intermediate_values[step], *(float(t.user_attrs[c]) for c in self.costs)) for t in peers]
         directions = ["maximize"] + ["minimize"] * len(self.costs)
         ranks = nondominated_ranks(points, directions)
-        keep = math.ceil(len(peers) / self.reduction_factor)
         me = next(i for i, t in enumerate(peers) if t.number == trial.number)
+        if is_reference(peers[me]):
+            return False
         if self.front_first:
+            keep = math.ceil(len(peers) / self.reduction_factor)
             order = sorted(range(len(peers)), key=lambda i: (ranks[i], -points[i][0], peers[i].number))
             return ranks[me] > 0 and order.index(me) >= keep
-        return me not in select(points, ranks, keep, [t.number for t in peers])
+        # rank / n > 1 / rf, in integers.
+        return ahead(points, ranks, me) * self.reduction_factor > len(peers)
 
 
-def select(points: list[tuple[float, ...]], ranks: list[int], keep: int, names: list[int]) -> set[int]:
-    """NSGA-II survivor selection: indices of ``keep`` points, whole fronts first, the overflowing front
-    by crowding distance (larger first; ties by name, for a deterministic choice)."""
-    chosen: list[int] = []
-    for rank in sorted(set(ranks)):
-        front = [i for i, r in enumerate(ranks) if r == rank]
-        if len(chosen) + len(front) <= keep:
-            chosen += front
-            continue
-        distance = crowding(points, front)
-        front.sort(key=lambda i: (-distance[i], names[i]))
-        chosen += front[: keep - len(chosen)]
-        break
-    return set(chosen)
+def ahead(points: list[tuple[float, ...]], ranks: list[int], me: int) -> int:
+    """How many points rank strictly ahead of point ``me``: on a better front, or on its front with a larger
+    crowding distance. Equal points share a rank: no tie is broken by name or arrival."""
+    front = [i for i, r in enumerate(ranks) if r == ranks[me]]
+    distance = crowding(points, front)
+    better_fronts = sum(r < ranks[me] for r in ranks)
+    return better_fronts + sum(distance[i] > distance[me] for i in front)
 
 
 def crowding(points: list[tuple[float, ...]], front: list[int]) -> dict[int, float]:
     """NSGA-II crowding distance of each point of one front: the extremes of each objective are infinite;
-    the rest sum, per objective, the normalised gap between their two neighbours."""
-    distance = dict.fromkeys(front, 0.0)
-    for k in range(len(points[front[0]])):
-        ordered = sorted(front, key=lambda i: points[i][k])
-        low, high = points[ordered[0]][k], points[ordered[-1]][k]
+    the rest sum, per objective, the normalised gap between their two neighbours. Equal points get the
+    same distance (computed once per distinct point), so their order in ``front`` decides nothing."""
+    distinct = sorted({points[i] for i in front})
+    distance = dict.fromkeys(distinct, 0.0)
+    for k in range(len(distinct[0])):
+        ordered = sorted(distinct, key=lambda p: p[k])
+        low, high = ordered[0][k], ordered[-1][k]
         distance[ordered[0]] = distance[ordered[-1]] = math.inf
         if high == low:
             continue
-        for a, i, b in zip(ordered, ordered[1:], ordered[2:], strict=False):  # neighbours
-            distance[i] += (points[b][k] - points[a][k]) / (high - low)
-    return distance
+        for a, p, b in zip(ordered, ordered[1:], ordered[2:], strict=False):  # neighbours
+            distance[p] += (b[k] - a[k]) / (high - low)
+    return {i: distance[points[i]] for i in front}
+
+
+class KeepReferences(BasePruner):
+    """A pruner that never stops a reference trial (``REFERENCE`` on its twin) and otherwise asks ``inner``.
+    The reference trials still count as peers of the others at a rung: only their own decision is fixed."""
+
+    def __init__(self, inner: BasePruner):
+        self.inner = inner
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        if is_reference(trial):
+            return False
+        return self.inner.prune(study, trial)
 
 
 def make_pruner(search: SearchConfig, epochs: int) -> BasePruner:
-    """The file's pruner, acting on the single-objective twin study."""
+    """The file's pruner, acting on the single-objective twin study, reference trials exempt."""
+    inner = _file_pruner(search, epochs)
+    return inner if isinstance(inner, optuna.pruners.NopPruner) else KeepReferences(inner)
+
+
+def _file_pruner(search: SearchConfig, epochs: int) -> BasePruner:
     s = search.pruner_settings
     min_epochs = int(s.get("min_epochs", 1))
     rf = int(s.get("reduction_factor", 3))
