@@ -6,7 +6,11 @@ is varied alone; the baseline without GC is added. Every point is trained to ful
 seeds (``search.run`` with a fixed plan, no pruning). A seed gives every point the same initial backbone
 weights and batch order, so points are compared by their per-seed differences: per axis, each value
 against the axis's best with a paired t interval, an exact sign-flip p-value, and a Holm-Bonferroni
-correction over all comparisons of the ablation ("separable" = Holm-adjusted p <= 0.05).
+correction over all comparisons of the ablation ("separable" = Holm-adjusted p <= 0.05). A point
+whose every seed failed has no mean: it ranks last on its axis and is shown as failed.
+
+The default number of seeds is powered for that correction: Holm tests the smallest of the m p-values at
+0.05 / m, so the seeds are those a paired t-test at 0.05 / m needs to detect ``EFFECT`` with 80% power.
 """
 
 from __future__ import annotations
@@ -27,16 +31,29 @@ from gcsearch.space import SearchSpace
 
 AXES = ("pool", "fusion", "norm", "ratio", "stages", "position")
 # The standard deviation of the same-seed difference in final accuracy between two configurations,
-# measured on gc.yaml's proxy (60 configurations x 3 seeds: experiments/results/fidelity-curves-gc.md), and
-# the smallest effect worth finding: the default number of seeds detects it with 80% power (paired t-test
-# at 5%), and is never below 5.
+# measured on the from-scratch proxy (gc-scratch.yaml, 60 configurations x 3 seeds:
+# experiments/results/recipes-noise.md; the fine-tuning recipe of gc.yaml measures 0.0010 there, so this
+# is the conservative figure), and the smallest effect worth finding: the default number of seeds detects
+# it with 80% power by a paired t-test at the level Holm applies to the smallest p-value of the ablation
+# (0.05 / m over its m comparisons), and is never below 5.
 PAIRED_SD = 0.0055
 EFFECT = 0.005
 MIN_SEEDS = 5
+ALPHA = 0.05
 
 
-def default_seeds(effect: float = EFFECT, sd: float = PAIRED_SD) -> int:
-    return max(MIN_SEEDS, stats.seeds_needed(sd, effect))
+def comparisons(space: SearchSpace) -> int:
+    """How many comparisons the ablation of ``space`` makes (the Holm family): each point but the
+    reference and the baseline against its axis's best."""
+    return max(1, len(points(space)) - 2)
+
+
+def default_seeds(effect: float = EFFECT, sd: float = PAIRED_SD, comparisons: int = 1) -> int:
+    """Seeds for 80% power to detect ``effect`` at Holm's first step over ``comparisons`` tests (a paired
+    t-test at ALPHA / comparisons), and at least MIN_SEEDS."""
+    if comparisons < 1:
+        raise ValueError("comparisons must be >= 1")
+    return max(MIN_SEEDS, stats.seeds_needed(sd, effect, alpha=ALPHA / comparisons))
 
 
 @dataclass(frozen=True)
@@ -53,8 +70,9 @@ def run(space: SearchSpace, seeds: int, name: str | None = None, address: str | 
 
     from gcsearch import search
 
-    if seeds < 2:
-        raise ConfigError("--seeds", "must be >= 2: paired comparisons need two seeds or more", seeds)
+    if seeds < stats.MIN_PAIRS:
+        raise ConfigError("--seeds", f"must be >= {stats.MIN_PAIRS}: a paired comparison resolves nothing with "
+                          "fewer seeds", seeds)  # fmt: skip
     stem = name or f"{Path(space.path).stem}-ablate-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     run_dir = Path(space.output_dir) / stem
     points_ = points(space)
@@ -114,12 +132,23 @@ class Row:
     params: int
 
     @property
+    def failed(self) -> bool:
+        """Every seed failed (or none finished): no mean to rank by."""
+        return not self.accuracies
+
+    @property
     def mean(self) -> float:
         return statistics.fmean(self.accuracies.values()) if self.accuracies else math.nan
 
     @property
     def std(self) -> float:
         return statistics.stdev(self.accuracies.values()) if len(self.accuracies) > 1 else math.nan
+
+
+def best_first(rows: Sequence[Row]) -> list[Row]:
+    """Rows by mean accuracy, best first; failed rows (no mean: NaN, which sorts nowhere) last, in the
+    order given."""
+    return sorted(rows, key=lambda r: (r.failed, -r.mean if not r.failed else 0.0))
 
 
 @dataclass(frozen=True)
@@ -130,6 +159,7 @@ class Comparison:
     interval: stats.Interval | None  # best - value: mean, 95% t interval, p (None with < 2 common seeds)
     holm_p: float  # the p-value adjusted over every comparison of the ablation
     sign_p: float  # exact sign-flip p-value, for few seeds
+    failed: bool = False  # every seed of this value failed: nothing to compare
 
     @property
     def separable(self) -> bool:
@@ -139,9 +169,10 @@ class Comparison:
 @dataclass(frozen=True)
 class AxisResult:
     axis: str
-    ranking: tuple[str, ...]  # values, best first (reference value included)
-    best: str
-    comparisons: tuple[Comparison, ...]  # best against each other value, runner-up first
+    ranking: tuple[str, ...]  # values, best first (reference value included), failed values last
+    best: str  # "" when every value of the axis failed
+    comparisons: tuple[Comparison, ...]  # best against each other value, runner-up first, failed ones last
+    failed: tuple[str, ...] = ()  # values whose every seed failed
 
     @property
     def runner_up(self) -> str | None:
@@ -158,9 +189,6 @@ class AxisResult:
         return bool(self.comparisons) and self.comparisons[0].separable
 
 
-ALPHA = 0.05
-
-
 def axis_results(rows: Sequence[Row]) -> list[AxisResult]:
     """Per axis: its variants plus the reference (the reference's value on that axis), best first; each
     value compared with the best, paired by seed; Holm-Bonferroni over all comparisons of the ablation."""
@@ -172,24 +200,29 @@ def axis_results(rows: Sequence[Row]) -> list[AxisResult]:
             continue
         ref_row = Row(Point(axis, value_text(axis, ref.point.arch), ref.point.arch), ref.accuracies, ref.macs,
                       ref.params)  # fmt: skip
-        ranked_axes.append((axis, sorted([ref_row, *candidates], key=lambda r: -r.mean)))
-    pending = []  # (axis, value, interval, sign p)
+        ranked_axes.append((axis, best_first([ref_row, *candidates])))
+    # (axis, value, interval, sign p, failed); a failed value stays in the family with p = 1 (conservative)
+    pending: list[tuple[str, str, stats.Interval | None, float, bool]] = []
     for axis, ranked in ranked_axes:
         best = ranked[0]
+        if best.failed:
+            continue  # every value of the axis failed: no best to compare with
         for other in ranked[1:]:
             diffs = stats.paired(best.accuracies, other.accuracies)
             interval = stats.t_interval(diffs) if len(diffs) >= 2 else None
             sign = stats.sign_flip_p(diffs) if 1 <= len(diffs) <= 20 else math.nan
-            pending.append((axis, other.point.value, interval, sign))
-    adjusted = stats.holm([i.p if i is not None else 1.0 for _, _, i, _ in pending])
+            pending.append((axis, other.point.value, interval, sign, other.failed))
+    adjusted = stats.holm([i.p if i is not None else 1.0 for _, _, i, _, _ in pending])
     out = []
     for axis, ranked in ranked_axes:
         comps = tuple(
-            Comparison(value, interval, p, sign)
-            for (a, value, interval, sign), p in zip(pending, adjusted, strict=True)
+            Comparison(value, interval, p, sign, failed)
+            for (a, value, interval, sign, failed), p in zip(pending, adjusted, strict=True)
             if a == axis
         )
-        out.append(AxisResult(axis, tuple(r.point.value for r in ranked), ranked[0].point.value, comps))
+        failed_values = tuple(r.point.value for r in ranked if r.failed)
+        best_value = "" if ranked[0].failed else ranked[0].point.value
+        out.append(AxisResult(axis, tuple(r.point.value for r in ranked), best_value, comps, failed_values))
     return out
 
 
@@ -226,9 +259,10 @@ def table(rows: Sequence[Row]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        mean = "failed (no seed completed)" if r.failed else f"{r.mean:.4f}"
+        std = f"{r.std:.4f}" if math.isfinite(r.std) else "-"
         lines.append(
-            f"| {r.point.axis} | {r.point.value} | {r.mean:.4f} | {r.std:.4f} | {len(r.accuracies)} | "
-            f"{r.macs:,d} | {r.params:,d} |"
+            f"| {r.point.axis} | {r.point.value} | {mean} | {std} | {len(r.accuracies)} | {r.macs:,d} | {r.params:,d} |"
         )
     results = axis_results(rows)
     m = sum(len(a.comparisons) for a in results)
@@ -238,7 +272,13 @@ def table(rows: Sequence[Row]) -> str:
               "| axis | best | value | difference [95% interval] | p | Holm p | sign-flip p | separable |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for a in results:
+        if not a.best:
+            lines.append(f"| {a.axis} | - | {', '.join(a.failed)} | - (every value failed) | - | - | - | no |")
+            continue
         for c in a.comparisons:
+            if c.failed:
+                lines.append(f"| {a.axis} | {a.best} | {c.value} | failed (no seed completed) | - | - | - | no |")
+                continue
             if c.interval is None:
                 lines.append(f"| {a.axis} | {a.best} | {c.value} | - (fewer than 2 paired seeds) | - | - | - | no |")
                 continue
@@ -246,12 +286,14 @@ def table(rows: Sequence[Row]) -> str:
                 f"| {a.axis} | {a.best} | {c.value} | {c.interval.text()} | {c.interval.p:.3f} | {c.holm_p:.3f} | "
                 f"{c.sign_p:.3f} | {'yes' if c.separable else 'no'} |"
             )
-    seeds = min((len(r.accuracies) for r in rows), default=0)
+    seeds = min((len(r.accuracies) for r in rows if not r.failed), default=0)
     sd = paired_sd(rows)
     if seeds >= 2 and math.isfinite(sd):
+        first = ALPHA / max(1, m)
         lines += ["", f"Power: with {seeds} seeds and the paired standard deviation seen here ({sd:.4f}), a paired "
-                  f"t-test at 5% detects a difference of {stats.detectable(sd, seeds):.4f} with 80% power "
-                  f"(before the Holm correction, which asks for more)."]  # fmt: skip
+                  f"t-test detects with 80% power a difference of {stats.detectable(sd, seeds, first):.4f} at "
+                  f"Holm's first step over the {m} comparisons (alpha 0.05 / {m} = {first:.4f}), "
+                  f"{stats.detectable(sd, seeds):.4f} at 5% alone."]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -278,14 +278,16 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
     if args.effect is not None and not 0 < args.effect < 1:
         raise ConfigError("--effect", "must be an accuracy difference in (0, 1)", args.effect)
+    space = load_space(args.space)
     seeds = args.seeds
     if seeds is None:
-        seeds = ablate.default_seeds(args.effect or ablate.EFFECT)
+        m = ablate.comparisons(space)
+        seeds = ablate.default_seeds(args.effect or ablate.EFFECT, comparisons=m)
         print(
             f"--seeds {seeds}: a paired t-test then detects a difference of {args.effect or ablate.EFFECT:g} "
-            f"with 80% power, given the paired seed noise {ablate.PAIRED_SD:g} measured on gc.yaml's proxy"
+            f"with 80% power at Holm's first step over the ablation's {m} comparisons (alpha 0.05 / {m}), given "
+            f"the paired seed noise {ablate.PAIRED_SD:g} measured on the from-scratch proxy (gc-scratch.yaml)"
         )
-    space = load_space(args.space)
     if args.epochs:
         space = dataclasses.replace(space, train=dataclasses.replace(space.train, epochs=args.epochs))
     run_dir = ablate.run(space, seeds, args.name, args.address)
@@ -307,10 +309,11 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
 
 
 def cmd_confirm(args: argparse.Namespace) -> None:
-    from gcsearch import confirm, rundir
+    from gcsearch import confirm, rundir, stats
 
-    if args.seeds < 2:
-        raise ConfigError("--seeds", "must be >= 2 more seeds: fewer cannot tell candidates apart", args.seeds)
+    if args.seeds < stats.MIN_PAIRS:
+        raise ConfigError("--seeds", f"must be >= {stats.MIN_PAIRS} fresh seeds: fewer cannot tell candidates apart",
+                          args.seeds)  # fmt: skip
     if args.top < 2:
         raise ConfigError("--top", "must be >= 2: confirming compares candidates", args.top)
     run_dir, space, study = _open_run(args.run)
@@ -322,9 +325,12 @@ def cmd_confirm(args: argparse.Namespace) -> None:
     chosen = confirm.candidates(front, complete, args.top)
     on_front = sum(r in front for r in chosen)
     runner_ups = f" and {len(chosen) - on_front} runner-up(s) off it" if len(chosen) > on_front else ""
-    print(f"confirming {on_front} front point(s){runner_ups} of {run_dir} with {args.seeds} more seeds each -> "
-          f"{run_dir}/confirm/", flush=True)  # fmt: skip
-    result = confirm.confirm(space, run_dir.resolve(), chosen, args.seeds, address=args.address)
+    searched = confirm.searched_seeds(space, trained(records))
+    fresh = confirm.fresh_seeds(space, searched, args.seeds)
+    print(f"confirming {on_front} front point(s){runner_ups} of {run_dir} with {args.seeds} fresh seeds each "
+          f"({', '.join(map(str, fresh))}; the search's own, {', '.join(map(str, sorted(searched)))}, not reused) "
+          f"-> {run_dir}/confirm/", flush=True)  # fmt: skip
+    result = confirm.confirm(space, run_dir.resolve(), chosen, args.seeds, searched=searched, address=args.address)
     print(confirm.table(result))
     print(f"\nwrote {run_dir}/{confirm.FILE}: `gcsearch pareto` draws its intervals, `gcsearch export` picks from it")
 

@@ -2,11 +2,15 @@
 
 A search trains each configuration once, under one seed: the front it reports mixes real differences
 with seed luck. ``confirm`` takes the top ``K`` points of the front (by accuracy; the best runner-ups off
-the front fill a shorter one), retrains each with ``S`` more seeds (the same seeds for all, so they are
+the front fill a shorter one), retrains each with ``S`` fresh seeds (the same seeds for all, so they are
 paired) through ``search.run`` in ``<run>/confirm``, and compares every pair of candidates by their
-per-seed differences (paired t-test, Holm-Bonferroni over all pairs). The search's own trial counts as
-the seed it was trained with. ``confirm.json`` holds the result; ``pareto`` draws its intervals and
-``export --pick`` chooses among confirmed points.
+per-seed differences (paired t-test, Holm-Bonferroni over all pairs).
+
+Fresh seeds only: the search's accuracies chose the candidates, so counting them again would add a
+winner's-curse term to every mean (the best of many noisy draws is biased upwards). No seed the run trained
+with (``train.seed`` for a search's trials, a planned trial's own seed for an ``ablate`` or ``bench record``
+run) is trained again, and no search accuracy enters a candidate's mean. ``confirm.json`` holds the result;
+``pareto`` draws its intervals and ``export --pick`` chooses among confirmed points.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import itertools
 import json
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -89,10 +94,28 @@ def compare(cands: list[Candidate]) -> Confirmation:
         diffs = stats.paired(a.accuracies, b.accuracies)
         if len(diffs) < 2:
             raise ConfigError("--seeds", "must give every candidate at least 2 common seeds", len(diffs))
+        # With fewer than stats.MIN_PAIRS (a failed seed) the pair is compared but not resolved (p = 1).
         keys.append((a.number, b.number))
         intervals.append(stats.t_interval(diffs))
     adjusted = stats.holm([i.p for i in intervals])
     return Confirmation(cands, {k: (i, p) for k, i, p in zip(keys, intervals, adjusted, strict=True)})
+
+
+def searched_seeds(space: SearchSpace, records: Iterable[TrialRecord]) -> set[int]:
+    """The seeds the run's trials trained with: a planned trial's own, else the space's ``train.seed``."""
+    return {r.seed if r.seed is not None else space.train.seed for r in records}
+
+
+def fresh_seeds(space: SearchSpace, used: Iterable[int], count: int) -> list[int]:
+    """``count`` seeds none of ``used``: train.seed + 1, + 2, ... skipping the used ones (for a plain
+    search, whose only seed is train.seed, the same seeds as before, so an earlier confirm resumes)."""
+    taken, seed = set(used), space.train.seed + 1
+    out: list[int] = []
+    while len(out) < count:
+        if seed not in taken:
+            out.append(seed)
+        seed += 1
+    return out
 
 
 def confirm(
@@ -101,29 +124,32 @@ def confirm(
     chosen: list[TrialRecord],
     seeds: int,
     *,
+    searched: Iterable[int] = (),
     address: str | None = None,
     stream: TextIO | None = None,
 ) -> Confirmation:
-    """Retrain the ``chosen`` candidates (``candidates()``) with ``seeds`` more seeds in ``<run>/confirm``
-    (resumable), then compare."""
+    """Retrain the ``chosen`` candidates (``candidates()``) with ``seeds`` fresh seeds in ``<run>/confirm``
+    (resumable), then compare on those seeds only. ``searched``: every seed the run trained with
+    (``searched_seeds`` of its records); the candidates' own seeds are avoided whether given or not."""
     from gcsearch import search
 
-    if seeds < 1:
-        raise ConfigError("--seeds", "must be >= 1 (more seeds on top of the search's own)", seeds)
+    if seeds < stats.MIN_PAIRS:
+        raise ConfigError("--seeds", f"must be >= {stats.MIN_PAIRS} fresh seeds: fewer cannot tell candidates "
+                          "apart", seeds)  # fmt: skip
     if len(chosen) < 2:
         raise ConfigError("run", "needs at least 2 COMPLETE configurations to compare", len(chosen))
-    own = space.train.seed
-    extra = [own + 1 + i for i in range(seeds)]
-    plan: list[tuple[ArchConfig, int | None]] = [(r.arch, s) for r in chosen for s in extra]
+    fresh = fresh_seeds(space, {*searched, *searched_seeds(space, chosen)}, seeds)
+    plan: list[tuple[ArchConfig, int | None]] = [(r.arch, s) for r in chosen for s in fresh]
     no_pruning = dataclasses.replace(space.search, pruner="none", pruner_settings={}, trials=len(plan),
                                      sampler="random")  # fmt: skip
     records = search.run(dataclasses.replace(space, search=no_pruning), run_dir / "confirm", address=address,
                          stream=stream, plan=plan)  # fmt: skip
     cands = []
     for r in chosen:
-        accs = {own: float(r.accuracy)} if r.accuracy is not None else {}
+        # The fresh seeds only: never the search's accuracy, which picked the candidate.
+        accs = {}
         for x in trained(records):
-            if x.arch == r.arch and x.state == "COMPLETE" and x.accuracy is not None and x.seed is not None:
+            if x.arch == r.arch and x.state == "COMPLETE" and x.accuracy is not None and x.seed in fresh:
                 accs[x.seed] = x.accuracy
         cands.append(Candidate(r.number, r.arch, r.macs, accs))
     result = compare(cands)

@@ -1,11 +1,13 @@
-"""Paired statistics over seeds. Pure Python: no torch, no ray, no scipy.
+"""Paired statistics over seeds, over scipy.stats (imported when first used): no torch, no ray.
 
 Seeds are common random numbers: one seed gives every configuration the same initial backbone weights
 and the same batch order, so two configurations trained with the same seed form a pair, and their
 comparison uses the per-seed differences (a paired t-test), not two independent means.
 
 - ``paired``: the per-seed differences over the seeds both sides have;
-- ``t_interval``: mean, Student-t confidence interval and two-sided p-value of differences;
+- ``t_interval``: mean, Student-t confidence interval and two-sided p-value of differences (scipy's
+  ``ttest_1samp``); not resolved (p = 1, an unbounded interval) with fewer than ``MIN_PAIRS`` differences
+  or when they do not vary, unless the exact sign-flip test resolves constant differences;
 - ``sign_flip_p``: the exact permutation (sign-flip) p-value, distribution-free, for few seeds;
 - ``holm``: Holm-Bonferroni adjusted p-values across the comparisons of one family;
 - ``seeds_needed`` / ``detectable``: power of a paired t-test from an observed paired standard deviation.
@@ -13,11 +15,21 @@ comparison uses the per-seed differences (a paired t-test), not two independent 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+# Fewer paired differences than this resolve nothing: p = 1 and an unbounded interval. With 2 the t test
+# has one degree of freedom and rests on the normality of two numbers; accuracies on a finite validation
+# set are multiples of 1 / size, so two differences often agree by the grid alone.
+MIN_PAIRS = 3
+# Differences whose spread is at most this fraction of their size do not vary: the t statistic is then
+# 0 / 0 or x / (float rounding), not evidence (e.g. 0.8102 - 0.8100 and 0.7904 - 0.7902 differ in the 17th
+# digit only).
+CONSTANT = 1e-9
 
 
 def paired(a: Mapping[int, float], b: Mapping[int, float]) -> list[float]:
@@ -28,54 +40,31 @@ def paired(a: Mapping[int, float], b: Mapping[int, float]) -> list[float]:
 # --------------------------------------------------------------------------- Student's t
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz's method)."""
-    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
-            d = 1.0 + aa * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + aa / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
 def betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b)."""
+    """The regularized incomplete beta function I_x(a, b) (scipy.special.betainc)."""
     if x <= 0.0:
         return 0.0
     if x >= 1.0:
         return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+    from scipy import special  # imported on use: scipy.stats alone takes a second to import
+
+    return float(special.betainc(a, b, x))
 
 
 def t_cdf(t: float, df: float) -> float:
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
+    """Student's t distribution function with df degrees of freedom."""
+    from scipy import stats as sps
+
+    return float(sps.t.cdf(t, df))
 
 
 def t_quantile(p: float, df: float) -> float:
-    """The p-quantile of Student's t with df degrees of freedom (bisection on the CDF)."""
+    """The p-quantile of Student's t with df degrees of freedom."""
     if not 0.0 < p < 1.0:
         raise ValueError("p must be in (0, 1)")
-    lo, hi = -1e4, 1e4
-    for _ in range(200):
-        mid = (lo + hi) / 2.0
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2.0
+    from scipy import stats as sps
+
+    return float(sps.t.ppf(p, df))
 
 
 # --------------------------------------------------------------------------- tests and intervals
@@ -101,18 +90,38 @@ class Interval:
         return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
 
+def constant(diffs: Sequence[float]) -> bool:
+    """Whether the differences do not vary (to float rounding): a t test on them is undefined."""
+    scale = max(abs(d) for d in diffs)
+    return max(diffs) - min(diffs) <= CONSTANT * scale
+
+
 def t_interval(diffs: Sequence[float], confidence: float = 0.95) -> Interval:
-    """Student-t interval of the mean of paired differences; needs 2 or more."""
+    """Student-t interval of the mean of paired differences, with the two-sided p-value of a one-sample t
+    test against 0 (scipy.stats.ttest_1samp); needs 2 or more differences.
+
+    Not resolved (p = 1, interval (-inf, +inf)) with fewer than ``MIN_PAIRS`` differences. Differences that
+    do not vary (``constant``) leave the t test undefined (its standard error is 0): the exact sign-flip
+    test decides instead, p = 2 / 2^n for n equal non-zero differences (1 when they are 0); when that p
+    reaches 1 - confidence the interval is the point itself (what the inverted sign-flip test leaves), else
+    it is unbounded. So 5 equal differences (p 0.0625) are not resolved at 95%, 6 (p 0.031) are."""
     n = len(diffs)
     if n < 2:
         raise ValueError("a t interval needs at least 2 paired differences")
     mean = statistics.fmean(diffs)
-    se = statistics.stdev(diffs) / math.sqrt(n)
-    if se == 0.0:
-        p = 1.0 if mean == 0.0 else 0.0
+    unresolved = Interval(n, mean, math.nan, -math.inf, math.inf, 1.0, confidence)
+    if n < MIN_PAIRS:
+        return unresolved
+    if constant(diffs):
+        p = 1.0 if max(abs(d) for d in diffs) == 0.0 else min(1.0, 2.0 / 2**n)
+        if p > 1 - confidence:
+            return dataclasses.replace(unresolved, p=p)
         return Interval(n, mean, 0.0, mean, mean, p, confidence)
+    from scipy import stats as sps
+
+    se = statistics.stdev(diffs) / math.sqrt(n)
     half = t_quantile(1 - (1 - confidence) / 2, n - 1) * se
-    p = 2.0 * (1.0 - t_cdf(abs(mean) / se, n - 1))
+    p = float(sps.ttest_1samp(diffs, 0.0).pvalue)
     return Interval(n, mean, se, mean - half, mean + half, min(1.0, p), confidence)
 
 

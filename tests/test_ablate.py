@@ -21,20 +21,21 @@ def test_points_vary_one_axis_at_a_time_around_the_paper_default():
     assert len(pts) == len({p.arch for p in pts}) == 13
 
 
-def row(axis, value, accs):
-    return ablate.Row(ablate.Point(axis, value, ArchConfig()), dict(enumerate(accs)), 1, 1)
+def row(axis, value, accs, arch=None):
+    return ablate.Row(ablate.Point(axis, value, arch or ArchConfig()), dict(enumerate(accs)), 1, 1)
 
 
 def test_axis_results_rank_and_separate_by_noise():
     rows = [
         row("reference", "reference", [0.80, 0.81, 0.79, 0.80, 0.82]),  # pool=att, fusion=add
-        row("pool", "avg", [0.70, 0.71, 0.69, 0.70, 0.72]),  # far below: separable
+        # Far below (0.095 to 0.105): separable. Exactly 0.10 in every seed would not be: zero variance.
+        row("pool", "avg", [0.70, 0.715, 0.69, 0.705, 0.72]),
         row("fusion", "mul", [0.805, 0.80, 0.81, 0.79, 0.83]),  # within noise of the reference
     ]
     results = {r.axis: r for r in ablate.axis_results(rows)}
     assert results["pool"].ranking[0] != "avg" and results["pool"].separable
     assert not results["fusion"].separable
-    assert results["pool"].lead == pytest.approx(0.10)
+    assert results["pool"].lead == pytest.approx(0.098)
 
 
 def test_a_small_consistent_paired_lead_is_separable_where_the_unpaired_rule_was_not():
@@ -69,6 +70,53 @@ def test_holm_corrects_over_the_whole_ablation():
     assert not pool.separable
 
 
+def test_default_seeds_are_powered_for_the_holm_correction():
+    # gc.yaml's ablation: 13 points, 11 comparisons. At the measured paired noise 0.0055 and effect 0.005 a
+    # paired t-test at 5% needs 12 seeds; Holm tests the smallest p at 0.05 / 11, which needs 21.
+    space = load_space(ROOT / "search_spaces" / "gc.yaml")
+    assert ablate.comparisons(space) == 11
+    assert ablate.default_seeds(comparisons=1) == 12
+    assert ablate.default_seeds(comparisons=ablate.comparisons(space)) == 21
+    # And the seeds do what they are for: 80% power at 0.05 / 11 for the effect, not at 0.05 only.
+    from gcsearch import stats
+
+    assert stats.detectable(ablate.PAIRED_SD, 21, alpha=0.05 / 11) <= ablate.EFFECT
+    assert stats.detectable(ablate.PAIRED_SD, 12, alpha=0.05 / 11) > ablate.EFFECT
+    assert ablate.default_seeds(sd=0.0010, comparisons=11) == ablate.MIN_SEEDS  # never below 5
+
+
+def test_the_ablate_command_prints_the_holm_powered_default(tmp_path, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(ablate, "run", lambda space, seeds, name, address: seen.append(seeds) or tmp_path)
+    assert main(["ablate", str(ROOT / "search_spaces" / "gc.yaml")]) == 0
+    assert seen == [21] and "11 comparisons" in capsys.readouterr().out
+
+
+def test_a_point_whose_every_seed_failed_ranks_last_and_is_shown_as_failed():
+    # Issue 24: reference (fusion add) 0.80, "both" failed, "mul" 0.90. NaN broke the sort: the table named
+    # add best and put mul at -0.10.
+    ref = ablate.reference_in(load_space(ROOT / "search_spaces" / "gc.yaml"))  # fusion: add
+    rows = [
+        row("reference", "reference", [0.80, 0.81, 0.79, 0.80, 0.82], ref),
+        row("fusion", "both", []),
+        row("fusion", "mul", [0.90, 0.91, 0.895, 0.905, 0.92]),
+    ]
+    (fusion,) = ablate.axis_results(rows)
+    assert fusion.ranking == ("mul", "add", "both") and fusion.best == "mul" and fusion.failed == ("both",)
+    assert fusion.runner_up == "add" and fusion.lead == pytest.approx(0.102) and fusion.separable
+    assert fusion.comparisons[-1].failed and not fusion.comparisons[-1].separable
+    text = ablate.table(rows)
+    assert "| fusion | both | failed (no seed completed) |" in text
+    assert "| fusion | mul | add | +0.1020" in text and "| fusion | mul | both | failed (no seed completed) |" in text
+    assert "nan" not in text
+    # Failed wherever it sits in the input, and even when the reference is the one that failed.
+    again = ablate.axis_results([rows[1], rows[2], rows[0]])
+    assert again[0].ranking == ("mul", "add", "both")
+    all_failed = ablate.axis_results([row("reference", "reference", []), row("fusion", "mul", [])])
+    assert all_failed[0].best == "" and not all_failed[0].separable and all_failed[0].comparisons == ()
+    assert "every value failed" in ablate.table([row("reference", "reference", []), row("fusion", "mul", [])])
+
+
 @pytest.mark.parametrize(
     "a,b,tau",
     [(["x", "y", "z"], ["x", "y", "z"], 1.0), (["x", "y", "z"], ["z", "y", "x"], -1.0),
@@ -82,13 +130,13 @@ def test_kendall_tau(a, b, tau):
 @pytest.mark.slow
 def test_ablate_command_trains_every_point_with_every_seed(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["ablate", str(ROOT / "search_spaces" / "smoke.yaml"), "--seeds", "2", "--name", "ab"]) == 0
+    assert main(["ablate", str(ROOT / "search_spaces" / "smoke.yaml"), "--seeds", "3", "--name", "ab"]) == 0
     out = capsys.readouterr().out
     table = (tmp_path / "runs" / "ab" / "ablation.md").read_text()
-    # smoke.yaml: reference, avg pool, mul fusion, stage set c4, baseline; 2 seeds each.
+    # smoke.yaml: reference, avg pool, mul fusion, stage set c4, baseline; 3 seeds each.
     for needle in ("| reference | reference |", "| pool | avg |", "| fusion | mul |", "| baseline | no GC |"):
         assert needle in table and needle in out
-    assert table.count("| 2 |") == 5  # every point trained with both seeds
+    assert table.count("| 3 |") == 5  # every point trained with every seed
 
 
 def test_reference_falls_back_to_the_space_where_it_lacks_the_paper_value():

@@ -1,3 +1,5 @@
+import pathlib
+
 import pytest
 import yaml
 
@@ -8,6 +10,7 @@ from gcsearch.pareto import TrialRecord
 GC_A = {"stages": ["c3", "c4"], "pool": "att", "fusion": "add", "ratio": 0.25, "norm": "layernorm",
         "position": "after_1x1"}  # fmt: skip
 GC_B = {**GC_A, "pool": "avg"}
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def cand(number, accs):
@@ -16,13 +19,24 @@ def cand(number, accs):
 
 def test_candidates_are_paired_by_seed_and_holm_corrected():
     a = cand(1, [0.90, 0.85, 0.88, 0.87])
-    b = cand(2, [0.89, 0.84, 0.87, 0.86])  # 0.01 below a in every seed: distinguishable when paired
+    b = cand(2, [0.890, 0.839, 0.871, 0.860])  # 0.009-0.011 below a in every seed: distinguishable paired
     c = cand(3, [0.86, 0.89, 0.85, 0.90])  # as good as a on average, in no consistent direction
     result = confirm.compare([a, b, c])
     assert result.distinguishable(1, 2) and result.distinguishable(2, 1)
     assert result.tied_with(1) == [3] and not result.distinguishable(1, 3)
     interval, holm_p = result.pairs[(1, 2)]
     assert interval.mean == pytest.approx(0.01) and holm_p >= interval.p
+
+
+def test_identical_differences_do_not_make_candidates_distinguishable():
+    # b exactly one validation image (1/5000) below a in each of 4 seeds: zero variance. The earlier t test
+    # said p = 0 (distinguishable); the exact sign-flip test gives 2 / 16, and Holm more.
+    a = cand(1, [k / 5000 for k in (4051, 3952, 4118, 4025)])
+    b = cand(2, [(k - 1) / 5000 for k in (4051, 3952, 4118, 4025)])
+    c = cand(3, [0.70, 0.71, 0.69, 0.72])
+    result = confirm.compare([a, b, c])
+    assert not result.distinguishable(1, 2) and result.pairs[(1, 2)][0].p == pytest.approx(2 / 16)
+    assert 2 in result.tied_with(1)
 
 
 def record(number, arch, acc, macs):
@@ -39,7 +53,7 @@ def test_a_front_shorter_than_top_is_filled_with_the_best_runner_ups():
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(["--seeds", "1"], "`--seeds` must be >= 2"), (["--top", "1"], "`--top` must be >= 2")],
+    [(["--seeds", "2"], "`--seeds` must be >= 3"), (["--top", "1"], "`--top` must be >= 2")],
 )
 def test_bad_flags_exit_2(make_run, capsys, args, needle):
     run_dir = make_run([(GC_A, "COMPLETE", 0.8), (GC_B, "COMPLETE", 0.7)])
@@ -56,6 +70,57 @@ def test_unknown_run_and_run_without_complete_trials_exit_2(make_run, tmp_path, 
     assert "has no COMPLETE trial to confirm" in capsys.readouterr().err
 
 
+def fake_search(monkeypatch, plans):
+    """Replace the training: each planned (configuration, seed) gets an accuracy of 0.8 + seed / 1000 (and
+    + 0.01 for the second configuration), as a COMPLETE record carrying its seed."""
+    from gcsearch import search
+
+    def run(space, run_dir, *, address=None, stream=None, plan=None, dashboard=False):
+        plans.append(list(plan))
+        archs = list(dict.fromkeys(a for a, _ in plan))
+        return [TrialRecord(n, "COMPLETE", a, 0.8 + s / 1000 + 0.01 * archs.index(a), 10, 1, 3, 1.0, seed=s)
+                for n, (a, s) in enumerate(plan)]  # fmt: skip
+
+    monkeypatch.setattr(search, "run", run)
+
+
+def test_confirm_trains_fresh_seeds_only_and_never_counts_the_search_accuracy(tmp_path, monkeypatch):
+    from gcsearch.space import load_space
+
+    space = load_space(ROOT / "search_spaces" / "smoke.yaml")
+    own = space.train.seed
+    # A from the search (trained under train.seed), B from an ablate-like plan under its own seed 3; its
+    # run also trained seeds own + 1 and own + 2 for other points.
+    a = record(0, GC_A, 0.99, 20)  # the search's lucky draw: must not enter A's mean
+    b = TrialRecord(1, "COMPLETE", ArchConfig.from_dict(GC_B), 0.98, 20, 0, 3, 1.0, seed=own + 3)
+    plans = []
+    fake_search(monkeypatch, plans)
+    result = confirm.confirm(space, tmp_path, [a, b], 3, searched={own + 1, own + 2})
+    (plan,) = plans
+    trained_seeds = {s for _, s in plan}
+    # Fresh: none of the run's seeds (train.seed, the record's own seed 3, the other seeds it trained).
+    assert trained_seeds == {own + 4, own + 5, own + 6}
+    for c in result.candidates:
+        assert set(c.accuracies) == trained_seeds  # the search's own seed is not one of them
+        assert 0.99 not in c.accuracies.values() and 0.98 not in c.accuracies.values()
+    assert result.by_number(0).mean == pytest.approx(0.8 + (own + 5) / 1000)
+    # The earlier code filed B's search accuracy under train.seed although B was trained with seed 3.
+    assert own not in result.by_number(1).accuracies
+
+
+def test_confirm_command_avoids_every_seed_of_the_run(make_run, monkeypatch, capsys):
+    from gcsearch.space import load_space
+
+    run_dir = make_run([(GC_A, "COMPLETE", 0.8), (GC_B, "COMPLETE", 0.7)])
+    own = load_space(run_dir / "space.yaml").train.seed
+    plans = []
+    fake_search(monkeypatch, plans)
+    assert main(["confirm", str(run_dir), "--top", "2", "--seeds", "3"]) == 0
+    (plan,) = plans
+    assert own not in {s for _, s in plan} and len(plan) == 6
+    assert "not reused" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_confirm_on_a_smoke_run_retrains_with_paired_seeds_and_export_picks_among_them(tmp_path, monkeypatch):
     from pathlib import Path
@@ -67,11 +132,11 @@ def test_confirm_on_a_smoke_run_retrains_with_paired_seeds_and_export_picks_amon
     (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(smoke))
     assert main(["run", "smoke.yaml", "--name", "s", "--trials", "4"]) == 0
     run_dir = tmp_path / "runs" / "s"
-    assert main(["confirm", str(run_dir), "--top", "2", "--seeds", "2"]) == 0
+    assert main(["confirm", str(run_dir), "--top", "2", "--seeds", "3"]) == 0
     result = confirm.load(run_dir)
     assert result is not None and len(result.candidates) == 2
-    # Each candidate: the search's own seed (train.seed 0) plus seeds 1 and 2, the same for both.
-    assert all(sorted(c.accuracies) == [0, 1, 2] for c in result.candidates)
+    # Each candidate: fresh seeds 1, 2 and 3, the same for both; never the search's own (train.seed 0).
+    assert all(sorted(c.accuracies) == [1, 2, 3] for c in result.candidates)
     assert len(result.pairs) == 1
     assert main(["pareto", str(run_dir)]) == 0
     assert main(["export", str(run_dir), "--pick", "max-accuracy", "--out", str(tmp_path / "best.yaml")]) == 0

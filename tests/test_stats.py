@@ -61,3 +61,46 @@ def test_sign_test_matches_the_binomial_tails():
     assert stats.sign_test_p(10, 0) == pytest.approx(2 / 2**10)
     assert stats.sign_test_p(3, 3) == 1.0 and stats.sign_test_p(0, 0) == 1.0
     assert stats.sign_test_p(15, 5) == pytest.approx(0.0414, abs=1e-4)  # a textbook value: 20 trials, 15 heads
+
+
+def test_identical_differences_are_not_resolved_by_a_t_test_of_zero_variance():
+    # Accuracies are multiples of 1/5000: five seeds can all put b exactly one image below a. The t test's
+    # standard error is then 0 (or float rounding): the earlier code said p = 0 and a zero-width interval.
+    correct = [4051, 3952, 4118, 4025, 4089]  # of 5000 validation images
+    a = [k / 5000 for k in correct]
+    b = [(k - 1) / 5000 for k in correct]
+    diffs = stats.paired(dict(enumerate(a)), dict(enumerate(b)))
+    assert max(diffs) != min(diffs)  # float rounding: not exactly equal, yet they do not vary
+    i = stats.t_interval(diffs)
+    # The exact sign-flip test decides: 2 / 2^5 = 0.0625, not resolved at 95%, and the interval says nothing.
+    assert i.p == pytest.approx(2 / 32) and i.p == pytest.approx(stats.sign_flip_p(diffs))
+    assert (i.low, i.high) == (-math.inf, math.inf) and not i.excludes_zero
+    assert i.mean == pytest.approx(0.0002)
+    # Six equal differences: 2 / 64 = 0.031 resolves at 95% (not at 99%); all-zero differences never.
+    six = stats.t_interval([0.0002] * 6)
+    assert six.p == pytest.approx(2 / 64) and six.excludes_zero
+    assert not stats.t_interval([0.0002] * 6, confidence=0.99).excludes_zero
+    zero = stats.t_interval([0.0] * 8)
+    assert zero.p == 1.0 and not zero.excludes_zero
+
+
+def test_fewer_than_three_pairs_resolve_nothing():
+    # Two nearly equal differences give t = 21 on 1 df (p 0.03) by the t test alone; two seeds are not
+    # enough to say it: p = 1, unbounded interval.
+    i = stats.t_interval([0.0010, 0.0011])
+    assert i.p == 1.0 and (i.low, i.high) == (-math.inf, math.inf) and not i.excludes_zero
+    assert stats.MIN_PAIRS == 3
+    with pytest.raises(ValueError):
+        stats.t_interval([0.1])
+
+
+def test_the_t_test_matches_scipy():
+    from scipy import stats as sps
+
+    diffs = [0.003, -0.001, 0.004, 0.002, 0.0005, 0.0035]
+    i = stats.t_interval(diffs, confidence=0.9)
+    ref = sps.ttest_1samp(diffs, 0.0)
+    low, high = ref.confidence_interval(0.9)
+    assert i.p == pytest.approx(ref.pvalue) and (i.low, i.high) == pytest.approx((low, high))
+    assert stats.t_cdf(2.0, 5) == pytest.approx(sps.t.cdf(2.0, 5))
+    assert stats.betainc(2.0, 3.0, 0.4) == pytest.approx(0.5248)  # I_0.4(2, 3), by hand: 0.5248
