@@ -159,11 +159,12 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
     terms += [f"C({a}):C({b})" for a, b in INTERACTIONS if a in axes and b in axes]
     formula = "score ~ " + " + ".join(terms) if terms else "score ~ 1"
     fit = smf.ols(formula, frame).fit()
-    if fit.df_resid < 2:
+    if fit.df_resid < 2 or fit.model.rank < fit.model.exog.shape[1]:
         raise ConfigError(
             "configurations",
-            f"are too few for the factorial model: {len(gc)} GC configurations for {int(fit.df_model) + 1} "
-            "parameters; record more (bench record --configs)",
+            f"are too few for the factorial model: {len(gc)} GC configurations for "
+            f"{fit.model.exog.shape[1]} parameters, or not spread over the axes' levels; record a balanced "
+            "sample (bench record --configs N)",
             len(gc),
             where,
         )
@@ -268,7 +269,7 @@ def _judge(tests: Sequence[tuple[str, str, float, float, float, tuple[str, str]]
 
     p, p_tost = [], []
     for _, _, est, se, df, _ in tests:
-        if se <= 0:  # no spread: a t test says nothing (identical differences are not evidence)
+        if se <= 1e-9:  # no spread (to rounding): a t test says nothing; identical scores are not evidence
             p.append(1.0)
             p_tost.append(1.0)
             continue
@@ -318,7 +319,7 @@ def _interactions(frame: Any, axes: Sequence[str], formula: str, fit: Any) -> li
         if (a, b) in INTERACTIONS:
             continue
         bigger = smf.ols(f"{formula} + C({a}):C({b})", frame).fit()
-        if bigger.df_resid < 2 or bigger.df_model <= fit.df_model:
+        if bigger.df_resid < 2 or bigger.df_model <= fit.df_model or bigger.model.rank < bigger.model.exog.shape[1]:
             continue
         f, p, _ = bigger.compare_f_test(fit)
         found.append(((a, b), float(f), float(p)))

@@ -1,0 +1,112 @@
+"""The factorial analysis on synthetic balanced designs with known effects (no training)."""
+
+import itertools
+import random
+from pathlib import Path
+
+import pytest
+
+from gcsearch import curves, factorial
+from gcsearch.arch import PAPER_DEFAULT, ArchConfig
+from gcsearch.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GRID = [
+    ArchConfig(stages=st, pool=p, fusion=f, ratio=r, norm=n, position=pos)
+    for st, p, f, r, n, pos in itertools.product(
+        [("c3", "c4", "c5"), ("c4", "c5"), ("c5",)],
+        ["att", "avg"],
+        ["add", "mul", "both"],
+        [1 / 4, 1 / 16],
+        ["layernorm", "none"],
+        ["after_1x1", "after_3x3"],
+    )
+]
+
+
+def synthetic(effects, interaction=0.0, noise=0.0005, seeds=4, seed=0, gc_gain=0.0):
+    """Scores = 0.9 + the planted main effects (a dict of (axis, level text) -> effect) + an att+mul
+    interaction + a seed effect shared by every configuration + per-training noise."""
+    rng = random.Random(seed)
+    seed_effect = {s: rng.gauss(0, 0.002) for s in range(seeds)}
+    obs = []
+    for arch in [*GRID, ArchConfig()]:
+        for s in range(seeds):
+            if arch.is_baseline:
+                mean = 0.9
+            else:
+                mean = 0.9 + gc_gain + sum(effects.get((ax, factorial.level(ax, arch)), 0.0) for ax in factorial.AXES)
+                if arch.pool == "att" and arch.fusion == "mul":
+                    mean += interaction
+            obs.append((arch, s, mean + seed_effect[s] + rng.gauss(0, noise)))
+    return obs
+
+
+def verdicts(analysis):
+    return {c.name: c.verdict for c in analysis.hypotheses}
+
+
+def test_planted_main_effects_are_estimated_and_resolved_in_their_direction():
+    planted = {("fusion", "mul"): -0.004, ("pool", "avg"): +0.003}  # add > mul: agree; att > avg: disagree
+    a = factorial.analyse(synthetic(planted))
+    got = {c.name: c for c in a.hypotheses}
+    add_mul = got["fusion: add > mul"]
+    assert add_mul.low < 0.004 < add_mul.high
+    assert add_mul.verdict == "agree"
+    att_avg = got["pool: att > avg"]
+    assert att_avg.low < -0.003 < att_avg.high
+    assert att_avg.verdict == "disagree"
+    # Nothing planted on norm: no direction is claimed.
+    assert got["norm: layernorm > none"].verdict in ("equivalent", "not resolved")
+
+
+def test_the_interaction_is_found_and_does_not_bias_the_main_effect():
+    a = factorial.analyse(synthetic({}, interaction=-0.006))
+    inter = {x.axes: x for x in a.interactions}[("pool", "fusion")]
+    assert inter.p_adjusted < 0.01
+    # att+mul alone lost 0.006: averaged over fusion's 3 levels, att loses 0.002 against avg.
+    att_avg = {c.name: c for c in a.hypotheses}["pool: att > avg"]
+    assert att_avg.low < -0.002 < att_avg.high
+    assert {x.axes: x for x in factorial.analyse(synthetic({})).interactions}[("pool", "fusion")].p > 0.01
+
+
+def test_equivalence_needs_the_interval_inside_the_margin():
+    null = factorial.analyse(synthetic({}, noise=0.0003), margin=0.002)
+    assert verdicts(null)["ratio: 1/4 > 1/16"] == "equivalent"
+    # The same null, far noisier: the interval is wider than the margin, so it is not resolved.
+    noisy = factorial.analyse(synthetic({}, noise=0.02), margin=0.002)
+    assert verdicts(noisy)["ratio: 1/4 > 1/16"] == "not resolved"
+    # An effect just outside the margin, measured precisely, is never called equivalent.
+    outside = factorial.analyse(synthetic({("ratio", "1/16"): -0.0025}, noise=0.0003), margin=0.002)
+    assert verdicts(outside)["ratio: 1/4 > 1/16"] == "agree"
+
+
+def test_gc_against_the_baseline_is_paired_by_seed():
+    a = factorial.analyse(synthetic({}, gc_gain=0.003, noise=0.0003))
+    gc = {c.name: c for c in a.hypotheses}["gc: paper default > baseline"]
+    # The seed effect (sd 0.002) is shared by both, so pairing removes it and the gain is resolved.
+    assert gc.verdict == "agree"
+    assert gc.low < 0.003 < gc.high
+    assert ArchConfig.from_dict(PAPER_DEFAULT) in GRID
+
+
+def test_identical_differences_are_not_evidence():
+    obs = [(a, s, 0.9) for a in [*GRID, ArchConfig()] for s in range(3)]
+    for c in factorial.analyse(obs).hypotheses:
+        assert c.verdict == "not resolved" and c.p == 1.0
+
+
+def test_too_few_configurations_is_one_clear_error():
+    few = random.Random(0).sample(GRID, 6)
+    obs = [(a, s, 0.9 + random.Random(s).random() / 100) for a in few for s in range(3)]
+    with pytest.raises(ConfigError, match="too few for the factorial model"):
+        factorial.analyse(obs)
+
+
+def test_the_committed_recordings_analyse_and_report():
+    c = curves.Curves.of(curves.read(ROOT / "experiments" / "data" / "curves-gc.csv"))
+    a = factorial.analyse(factorial.observations(c))
+    text = factorial.report(a, "curves-gc.csv")
+    assert text.count("\n| ") >= len(factorial.PAPER) + 3
+    assert a.configurations == 59 and a.seeds == [0, 1, 2]
