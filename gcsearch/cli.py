@@ -276,6 +276,10 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     from gcsearch import ablate
     from gcsearch.space import load_space
 
+    if args.design == "balanced":
+        return cmd_ablate_balanced(args)
+    if args.space is None:
+        raise ConfigError("space", "is needed: the space file to ablate", None)
     if args.effect is not None and not 0 < args.effect < 1:
         raise ConfigError("--effect", "must be an accuracy difference in (0, 1)", args.effect)
     space = load_space(args.space)
@@ -292,6 +296,38 @@ def cmd_ablate(args: argparse.Namespace) -> None:
         space = dataclasses.replace(space, train=dataclasses.replace(space.train, epochs=args.epochs))
     run_dir = ablate.run(space, seeds, args.name, args.address)
     print(f"\nwrote {run_dir}/ablation.md")
+
+
+def cmd_ablate_balanced(args: argparse.Namespace) -> None:
+    """Main effects on a balanced design: recorded now (``bench record``), or read from ``--curves``."""
+    import datetime
+    from pathlib import Path
+
+    from gcsearch import bench, curves, factorial
+    from gcsearch.files import write_atomic
+    from gcsearch.space import load_space
+
+    if args.curves:
+        source = Path(args.curves)
+        if not source.is_file():
+            raise ConfigError("--curves", "must name a curves file made by `gcsearch bench record`", args.curves)
+        out = source.with_suffix(".ablation.md")
+    else:
+        if args.space is None:
+            raise ConfigError("space", "is needed to record a balanced design (or give --curves FILE)", None)
+        space = load_space(args.space)
+        seeds = args.seeds or 5
+        if seeds < 2:
+            raise ConfigError("--seeds", "must be >= 2: seed is the blocking factor", seeds)
+        stem = args.name or f"{Path(space.path).stem}-factorial-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+        run_dir = Path(space.output_dir) / stem
+        source = bench.record(space, run_dir, seeds, args.configs, address=args.address)
+        out = run_dir / "ablation.md"
+    c = curves.Curves.of(curves.read(source), str(source))
+    text = factorial.report(factorial.analyse(factorial.observations(c), args.margin, str(source)), str(source))
+    write_atomic(out, text)
+    print(text)
+    print(f"wrote {out}")
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:
@@ -488,8 +524,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-dashboard", action="store_true", help="serve the local Ray's dashboard on 127.0.0.1")
     run.set_defaults(func=cmd_run)
 
-    ablate = sub.add_parser("ablate", help="the paper's one-factor-at-a-time ablation, on your space and data")
-    ablate.add_argument("space", help="a space file")
+    ablate = sub.add_parser("ablate", help="the paper's ablation on your space and data: one factor at a time, "
+                            "or main effects on a balanced design")  # fmt: skip
+    ablate.add_argument("space", nargs="?", help="a space file")
+    ablate.add_argument("--design", choices=("ofat", "balanced"), default="ofat",
+                        help="ofat: each axis varied alone around the paper default; balanced: a pairwise-balanced "
+                        "sample of the grid, every axis's main effect estimated from every configuration")  # fmt: skip
+    ablate.add_argument("--curves", help="balanced: analyse this `bench record` curves file instead of training")
+    ablate.add_argument("--configs", type=int, default=40, help="balanced: configurations to record (40)")
+    ablate.add_argument("--margin", type=float, default=0.002,
+                        help="balanced: equivalence margin of 'equivalent' (TOST), in accuracy (0.002)")  # fmt: skip
     ablate.add_argument("--seeds", type=int, help="trainings per point (default: from a power estimate, >= 5)")
     ablate.add_argument("--effect", type=float, help="accuracy difference the default --seeds should detect (0.005)")
     ablate.add_argument("--epochs", type=int, help="override train.epochs (fidelity)")

@@ -110,3 +110,17 @@ def test_the_committed_recordings_analyse_and_report():
     text = factorial.report(a, "curves-gc.csv")
     assert text.count("\n| ") >= len(factorial.PAPER) + 3
     assert a.configurations == 59 and a.seeds == [0, 1, 2]
+
+
+def test_ablate_balanced_analyses_a_curves_file(tmp_path, capsys):
+    import shutil
+
+    from gcsearch.cli import main
+
+    path = tmp_path / "curves.csv"
+    shutil.copy(ROOT / "experiments" / "data" / "curves-gc.csv", path)
+    assert main(["ablate", "--design", "balanced", "--curves", str(path)]) == 0
+    text = (tmp_path / "curves.ablation.md").read_text()
+    assert "fusion: add > mul" in text and "| agree |" in text
+    assert main(["ablate", "--design", "balanced", "--curves", str(tmp_path / "missing.csv")]) == 2
+    assert "--curves" in capsys.readouterr().err
