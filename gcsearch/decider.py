@@ -30,57 +30,20 @@ import dataclasses
 import random
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from gcsearch import attrs, rundir
+from gcsearch import attrs, pruning, rundir
 from gcsearch.arch import ArchConfig
+from gcsearch.options import Options
 from gcsearch.pruning import make_pruner
 from gcsearch.space import SearchSpace
 
 CURVE_KEYS = ("epoch", "accuracy", "loss", "train_loss", "seconds", "ema_accuracy", "ema_loss")
-
-
-# TPE's settings. multivariate + group: joint modelling of the axes that occur together (define-by-run
-# spaces need group=True, or the joint space shrinks to the axes every trial has); constant liar: running
-# trials count as pending so parallel workers do not all get the same proposal. Optuna's prior_weight (1)
-# stays: a smoother prior (2, 3, 5) cuts the duplicate proposals of a replay from 46% to 28%, 15%, 9%, but
-# finds a top-3 configuration no sooner (10-21 seeds against prior_weight 3, sign test p 0.07), and a
-# duplicate costs an ask, not a training (experiments/results/sampler-settings.md).
-# Read-only: a variant is an ``Options(tpe=...)`` value passed to the Decider, never a patched global.
-TPE_OPTIONS: Mapping[str, Any] = MappingProxyType(
-    {"multivariate": True, "group": True, "constant_liar": True, "n_startup_trials": 8}
-)
-REPLACEMENTS = ("nearest", "random")
-
-
-@dataclass(frozen=True)
-class Options:
-    """How a search decides, beyond the space file's sampler and pruner: a value, so that the replay can
-    run variants side by side (in one process or many) without patching a module or a class.
-
-    ``references``: train the baseline and the paper default first (what users compare against).
-    ``replacement``: what replaces a proposal that cannot be trained as proposed (a duplicate, or outside
-    ``within``): "nearest", an untried configuration nearest to it (the sampler's intent, one step away),
-    or "random", any untried one (the earlier rule).
-    ``tpe``: keyword arguments of Optuna's TPESampler, as (name, value) pairs."""
-
-    references: bool = True
-    replacement: str = "nearest"
-    tpe: tuple[tuple[str, Any], ...] = field(default_factory=lambda: tuple(TPE_OPTIONS.items()))
-
-    def __post_init__(self) -> None:
-        if self.replacement not in REPLACEMENTS:
-            raise ValueError(f"replacement must be one of {REPLACEMENTS}, but got {self.replacement!r}")
-
-    def with_tpe(self, **changes: Any) -> Options:
-        """These options with some TPE settings changed."""
-        return dataclasses.replace(self, tpe=tuple({**dict(self.tpe), **changes}.items()))
 
 
 def make_sampler(space: SearchSpace, options: Options | None = None) -> optuna.samplers.BaseSampler:
@@ -243,7 +206,7 @@ class Decider:
             return None
         if self.references:
             arch = self.references.pop(0)
-            return self._start(self._ask_fixed(arch), arch, None)
+            return self._start(self._ask_fixed(arch), arch, None, reference=True)
         for _ in range(len(self.space.grid()) + 1):  # each pass trains, skips one over budget, or ends
             trial = self.main.ask()
             self.proposals += 1
@@ -328,8 +291,9 @@ class Decider:
             left = [a for a in left if distance[a] == closest]
         return self.rng.choice(left) if left else None
 
-    def _start(self, trial: Trial, arch: ArchConfig, seed: int | None) -> Proposal:
-        """Record what is known before training and pair the trial with its twin, where the pruner acts."""
+    def _start(self, trial: Trial, arch: ArchConfig, seed: int | None, reference: bool = False) -> Proposal:
+        """Record what is known before training and pair the trial with its twin, where the pruner acts
+        (which never prunes a reference trial: the baseline and the paper default users compare against)."""
         macs, params = self.coster(arch)
         known: dict[str, Any] = {attrs.ARCH: arch.to_dict(), attrs.LABEL: arch.label(), attrs.MACS: macs,
                                  attrs.PARAMS: params}  # fmt: skip
@@ -340,6 +304,8 @@ class Decider:
         twin = self.twin.ask()
         twin.set_user_attr(attrs.MACS, macs)
         twin.set_user_attr(attrs.PARAMS, params)  # the pareto pruner's costs
+        if reference:  # before MAIN and TWIN: a kill between the writes leaves no unmarked reference
+            twin.set_user_attr(pruning.REFERENCE, True)
         twin.set_user_attr(attrs.MAIN, trial.number)
         trial.set_user_attr(attrs.TWIN, twin.number)  # from here on the trial counts as trained
         self.asked += 1

@@ -224,3 +224,18 @@ def test_a_time_budget_leaves_no_trial_running():
         twin = d.twin.trials[main.user_attrs[attrs.TWIN]]
         assert main.state == twin.state == optuna.trial.TrialState.PRUNED
         assert "time budget" in main.user_attrs[attrs.REASON]
+
+
+def test_reference_trials_are_marked_so_no_pruner_stops_them(tmp_path):
+    import optuna
+
+    from gcsearch import pruning
+    from gcsearch.decider import Decider
+
+    space = load_space(ROOT / "search_spaces" / "gc.yaml")
+    decider = Decider(space, optuna.storages.InMemoryStorage(), 4)
+    first, second, third = decider.propose(), decider.propose(), decider.propose()
+    twins = decider.twin.get_trials(deepcopy=False)
+    assert [pruning.is_reference(t) for t in twins] == [True, True, False]
+    assert {first.arch, second.arch} == {ArchConfig(), space.reference()}
+    assert third.arch not in (first.arch, second.arch)
