@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from gcsearch import curves, replay
-from gcsearch.decider import Options
+from gcsearch.options import Options
 from gcsearch.space import load_space
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Which TPE settings should the default strategy ship? Replayed on the recorded curves, no training.
 
-The default strategy (tpe + pareto) with each variant of the TPE options of ``decider.TPE_OPTIONS``, on
+The default strategy (tpe + pareto) with each variant of the TPE options of ``options.TPE_OPTIONS``, on
 the same replay seeds (each replay seed reads the same recorded seed in every variant, so variants are
 paired). What the settings change is how often TPE proposes a configuration already trained (a
 duplicate: it costs an ask, and the decider replaces it by the nearest untried configuration) and how
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from gcsearch import curves, decider, replay
+from gcsearch import curves, options, replay
 from gcsearch.space import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,12 +46,12 @@ def main() -> None:
     space = load_space(ROOT / "search_spaces" / "gc.yaml")
     c = curves.Curves.of(curves.read(CURVES))
     full = len(c.archs) * c.epochs
-    shipped = dict(decider.TPE_OPTIONS)
+    shipped = dict(options.TPE_OPTIONS)
     base = replay.resolve(space, "tpe+pareto")
     start = time.perf_counter()
     traces: dict[str, list[replay.Trace]] = {}
-    for name, options in VARIANTS.items():
-        variant = dataclasses.replace(base, name=name, options=base.options.with_tpe(**options))
+    for name, tpe in VARIANTS.items():
+        variant = dataclasses.replace(base, name=name, options=base.options.with_tpe(**tpe))
         shipped_mark = " (shipped)" if {**OPTUNA_DEFAULTS, **shipped} == dict(variant.options.tpe) else ""
         traces[name + shipped_mark] = replay.replay_many(c, space, [variant], args.seeds, 2, full, 1)[name]
     traces["random+none"] = replay.replay_many(c, space, ["random+none"], args.seeds, 2, full, 1)["random+none"]

@@ -33,9 +33,9 @@ from typing import Any
 from gcsearch import attrs, stats
 from gcsearch.arch import ArchConfig
 from gcsearch.curves import CurvePoint, Curves
-from gcsearch.decider import Options
 from gcsearch.errors import ConfigError
 from gcsearch.files import save_figure
+from gcsearch.options import Options
 from gcsearch.settings import PRUNERS, SAMPLERS
 from gcsearch.space import SearchSpace
 
@@ -84,7 +84,7 @@ def strategy_space(space: SearchSpace, name: str, seed: int, trials: int) -> Sea
 @dataclass(frozen=True)
 class Strategy:
     """A search strategy as a value: the space file's sampler, pruner and settings replaced, and the
-    decider's options (``decider.Options``: reference trials, replacement rule, TPE settings). Variants
+    decider's options (``options.Options``: reference trials, replacement rule, TPE settings). Variants
     are built as values and passed to the Decider, never by patching a module or a class."""
 
     name: str

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import ROOT
 
 PURE = ["arch", "attrs", "settings", "space", "pareto", "export", "ablate", "curves", "design", "fidelity", "stats",
-        "files", "confirm", "bench", "replay", "report", "errors"]  # fmt: skip
+        "files", "confirm", "bench", "replay", "report", "errors", "options"]  # fmt: skip
 
 
 def loaded_after(code: str, watched: tuple[str, ...] = ("torch", "ray", "optuna")) -> set[str]:
