@@ -549,7 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
     conf = sub.add_parser("confirm", help="retrain the front's top points with more seeds; which differ?")
     conf.add_argument("run", help="a run directory")
     conf.add_argument("--top", type=int, default=5, help="front points to confirm, best accuracy first (5)")
-    conf.add_argument("--seeds", type=int, default=4, help="more seeds per point, on top of the search's (4)")
+    conf.add_argument(
+        "--seeds", type=int, default=4, help="fresh seeds per point, none the run trained with (>= 3; default 4)"
+    )
     conf.add_argument("--address", help="a Ray cluster to join")
     conf.set_defaults(func=cmd_confirm)
 

@@ -4,7 +4,8 @@ A search trains each configuration once, under one seed: the front it reports mi
 with seed luck. ``confirm`` takes the top ``K`` points of the front (by accuracy; the best runner-ups off
 the front fill a shorter one), retrains each with ``S`` fresh seeds (the same seeds for all, so they are
 paired) through ``search.run`` in ``<run>/confirm``, and compares every pair of candidates by their
-per-seed differences (paired t-test, Holm-Bonferroni over all pairs).
+per-seed differences (paired t-test, Holm-Bonferroni over all pairs), and calls two tied only when
+an equivalence test (TOST at stats.MARGIN) shows it.
 
 Fresh seeds only: the search's accuracies chose the candidates, so counting them again would add a
 winner's-curse term to every mean (the best of many noisy draws is biased upwards). No seed the run trained
@@ -57,17 +58,40 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """Two candidates compared on their common fresh seeds: the paired interval of a - b, its p Holm-adjusted
+    over all pairs, and the equivalence (TOST at stats.MARGIN) p Holm-adjusted the same way."""
+
+    interval: stats.Interval
+    p: float
+    p_tost: float
+
+
+@dataclass(frozen=True)
 class Confirmation:
     candidates: list[Candidate]
-    # (trial a, trial b) -> (paired interval of a - b, Holm-adjusted p)
-    pairs: dict[tuple[int, int], tuple[stats.Interval, float]]
+    pairs: dict[tuple[int, int], Pair]  # (trial a, trial b) -> a - b
+
+    def pair(self, a: int, b: int) -> Pair:
+        return self.pairs[(a, b)] if (a, b) in self.pairs else self.pairs[(b, a)]
 
     def distinguishable(self, a: int, b: int) -> bool:
-        key = (a, b) if (a, b) in self.pairs else (b, a)
-        return self.pairs[key][1] <= ALPHA
+        return self.pair(a, b).p <= ALPHA
+
+    def equivalent(self, a: int, b: int) -> bool:
+        """Tied: shown within +-stats.MARGIN of each other, not merely not told apart."""
+        return self.pair(a, b).p_tost <= ALPHA
 
     def tied_with(self, number: int) -> list[int]:
-        return [c.number for c in self.candidates if c.number != number and not self.distinguishable(number, c.number)]
+        return [c.number for c in self.others(number) if self.equivalent(number, c.number)]
+
+    def unresolved_with(self, number: int) -> list[int]:
+        """Neither told apart nor shown equivalent: more seeds would say which."""
+        return [c.number for c in self.others(number)
+                if not self.distinguishable(number, c.number) and not self.equivalent(number, c.number)]  # fmt: skip
+
+    def others(self, number: int) -> list[Candidate]:
+        return [c for c in self.candidates if c.number != number]
 
     def by_number(self, number: int) -> Candidate | None:
         return next((c for c in self.candidates if c.number == number), None)
@@ -98,7 +122,9 @@ def compare(cands: list[Candidate]) -> Confirmation:
         keys.append((a.number, b.number))
         intervals.append(stats.t_interval(diffs))
     adjusted = stats.holm([i.p for i in intervals])
-    return Confirmation(cands, {k: (i, p) for k, i, p in zip(keys, intervals, adjusted, strict=True)})
+    adjusted_tost = stats.holm([stats.tost_p(i) for i in intervals])
+    pairs = zip(keys, intervals, adjusted, adjusted_tost, strict=True)
+    return Confirmation(cands, {k: Pair(i, p, pt) for k, i, p, pt in pairs})
 
 
 def searched_seeds(space: SearchSpace, records: Iterable[TrialRecord]) -> set[int]:
@@ -176,15 +202,21 @@ def load(run_dir: Path) -> Confirmation | None:
 
 
 def table(c: Confirmation) -> str:
-    lines = ["| trial | configuration | MACs | seeds | accuracy mean [95% interval] | tied within noise with |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| trial | configuration | MACs | seeds | accuracy mean [95% interval] | tied with (equivalent) "
+             "| not resolved against |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for x in sorted(c.candidates, key=lambda x: -x.mean):
-        tied = ", ".join(str(n) for n in c.tied_with(x.number)) or "none (distinguishable from every other)"
-        lines.append(f"| {x.number} | {x.arch.label()} | {x.macs:,d} | {len(x.accuracies)} | {x.mean:.4f} "
-                     f"[{x.mean - x.half_width:.4f}, {x.mean + x.half_width:.4f}] | {tied} |")  # fmt: skip
-    lines += ["", "Pairs compared by their per-seed differences (paired t-test), Holm-Bonferroni over all "
-              f"{len(c.pairs)} pairs; tied = Holm-adjusted p > 0.05.", "",
-              "| a | b | a - b [95% interval] | p | Holm p |", "|---|---|---|---|---|"]  # fmt: skip
-    for (a, b), (interval, p) in c.pairs.items():
-        lines.append(f"| {a} | {b} | {interval.text()} | {interval.p:.3f} | {p:.3f} |")
+        tied = ", ".join(str(n) for n in c.tied_with(x.number)) or "none"
+        unresolved = ", ".join(str(n) for n in c.unresolved_with(x.number)) or "none"
+        interval = f"{x.mean:.4f} [{x.mean - x.half_width:.4f}, {x.mean + x.half_width:.4f}]"
+        lines.append(f"| {x.number} | {x.arch.label()} | {x.macs:,d} | {len(x.accuracies)} | {interval} "
+                     f"| {tied} | {unresolved} |")  # fmt: skip
+    lines += ["", "Pairs compared by their per-seed differences on fresh seeds (paired t-test), Holm-Bonferroni "
+              f"over all {len(c.pairs)} pairs: different = Holm p <= {ALPHA}; tied = equivalent within "
+              f"+-{stats.MARGIN} (two one-sided tests, Holm p <= {ALPHA}); otherwise not resolved.", "",
+              "| a | b | a - b [95% interval] | p | Holm p | equivalence Holm p | verdict |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (a, b), pair in c.pairs.items():
+        verdict = "different" if c.distinguishable(a, b) else "tied" if c.equivalent(a, b) else "not resolved"
+        lines.append(f"| {a} | {b} | {pair.interval.text()} | {pair.interval.p:.3f} | {pair.p:.3f} "
+                     f"| {pair.p_tost:.3f} | {verdict} |")  # fmt: skip
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from gcsearch import __version__, pareto
+from gcsearch import __version__, pareto, stats
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
@@ -155,8 +155,11 @@ def choose(
     if confirmed is None:
         return Choice(picked, rule)
     seeds = len(confirmed.by_number(picked.number).accuracies)
-    tied = confirmed.tied_with(picked.number)
+    tied, unresolved = confirmed.tied_with(picked.number), confirmed.unresolved_with(picked.number)
+    words = [f"equivalent within {stats.MARGIN} to trials {', '.join(map(str, tied))}" if tied else "",
+             f"not told apart from trials {', '.join(map(str, unresolved))} (more seeds would say)" if unresolved
+             else ""]  # fmt: skip
     note = f"picked among {len(confirmed.candidates)} confirmed candidates by mean accuracy over {seeds} seeds; " + (
-        f"tied within noise with trials {', '.join(map(str, tied))}" if tied else "distinguishable from every other"
+        "; ".join(w for w in words if w) or "distinguishable from every other"
     )
     return Choice(picked, f"{rule} among confirmed points ({seeds} seeds)", note)

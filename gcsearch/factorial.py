@@ -42,7 +42,7 @@ AXES = ("pool", "fusion", "ratio", "norm", "stages", "position")
 INTERACTIONS = (("pool", "fusion"), ("fusion", "position"))
 ALPHA = 0.05
 POWER = 0.8
-MARGIN = 0.002  # equivalence margin (accuracy): 0.2 points, under the smallest effect the paper reports
+MARGIN = stats.MARGIN  # the equivalence margin of every tied verdict (stats.py says why 0.002)
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class Noise:
     seed_std: float  # std of final accuracy across seeds, pooled over configurations
     paired_std: float  # std of the same-seed difference between two configurations, pooled over pairs
     best: ArchConfig
-    tied_with_best: int  # configurations whose paired 95% interval against the best contains 0
+    not_separated_from_best: int  # configurations whose paired 95% interval against the best contains 0
     seconds_per_trial: float  # mean training seconds of a full curve
 
 
@@ -223,8 +223,10 @@ def noise(curves: Curves, archs: Sequence[ArchConfig], seeds: Sequence[int]) -> 
     pair_var = statistics.fmean(
         statistics.variance(stats.paired(finals[a], finals[b])) for a, b in itertools.combinations(archs, 2)
     )
-    tied = sum(not stats.t_interval(stats.paired(finals[best], finals[a])).excludes_zero for a in archs if a != best)
-    return Noise(len(seeds), len(archs), math.sqrt(seed_var), math.sqrt(pair_var), best, tied, seconds)
+    unresolved = sum(
+        not stats.t_interval(stats.paired(finals[best], finals[a])).excludes_zero for a in archs if a != best
+    )
+    return Noise(len(seeds), len(archs), math.sqrt(seed_var), math.sqrt(pair_var), best, unresolved, seconds)
 
 
 # --------------------------------------------------------------------------- report
@@ -264,10 +266,11 @@ def table(report: Report) -> str:
         f"{_fmt(ceiling(report))}; no rung is expected to beat a rerun of the whole training.",
         f"Best by mean final accuracy: {n.best.label()}; "
         + (
-            f"{n.tied_with_best} of the other {n.configs - 1} configurations are tied with it (paired t-test, "
-            "95% interval of the difference contains 0)."
-            if n.tied_with_best >= 0
-            else "with one seed, which others are tied with it cannot be told."
+            f"{n.not_separated_from_best} of the other {n.configs - 1} configurations cannot be told from it "
+            "(paired t-test, 95% interval of the difference contains 0; not an equivalence claim: with fewer "
+            "than 3 seeds no interval is bounded)."
+            if n.not_separated_from_best >= 0
+            else "with one seed, which others can be told from it cannot be said."
         ),
     ]
     return "\n".join(lines)

@@ -8,6 +8,8 @@ comparison uses the per-seed differences (a paired t-test), not two independent 
 - ``t_interval``: mean, Student-t confidence interval and two-sided p-value of differences (scipy's
   ``ttest_1samp``); not resolved (p = 1, an unbounded interval) with fewer than ``MIN_PAIRS`` differences
   or when they do not vary, unless the exact sign-flip test resolves constant differences;
+- ``tost_p``: the two one-sided tests (TOST) that a paired difference lies within +-margin: the only
+  ground for calling two configurations tied;
 - ``sign_flip_p``: the exact permutation (sign-flip) p-value, distribution-free, for few seeds;
 - ``holm``: Holm-Bonferroni adjusted p-values across the comparisons of one family;
 - ``seeds_needed`` / ``detectable``: power of a paired t-test from an observed paired standard deviation.
@@ -30,6 +32,10 @@ MIN_PAIRS = 3
 # 0 / 0 or x / (float rounding), not evidence (e.g. 0.8102 - 0.8100 and 0.7904 - 0.7902 differ in the 17th
 # digit only).
 CONSTANT = 1e-9
+# Equivalence margin (accuracy) of every "tied" verdict: 0.2 points, under the smallest effect the paper
+# reports (its ablations separate variants by 0.3 points and more), and 2x the paired noise of the
+# fine-tuned recipe (experiments/results/recipes-noise.md), so a few seeds can show it.
+MARGIN = 0.002
 
 
 def paired(a: Mapping[int, float], b: Mapping[int, float]) -> list[float]:
@@ -123,6 +129,23 @@ def t_interval(diffs: Sequence[float], confidence: float = 0.95) -> Interval:
     half = t_quantile(1 - (1 - confidence) / 2, n - 1) * se
     p = float(sps.ttest_1samp(diffs, 0.0).pvalue)
     return Interval(n, mean, se, mean - half, mean + half, min(1.0, p), confidence)
+
+
+def tost_p(interval: Interval, margin: float = MARGIN) -> float:
+    """p-value of the two one-sided t tests (TOST) that the true mean difference lies within +-margin:
+    the larger of the two one-sided p-values (scipy.stats.t), on the interval's mean and standard error.
+    An unresolved interval (too few pairs, or constant differences the sign-flip test does not resolve)
+    gives 1; constant differences it resolves give 0 inside the margin and 1 outside."""
+    if math.isnan(interval.se):
+        return 1.0
+    if interval.se == 0.0:
+        return 0.0 if abs(interval.mean) < margin else 1.0
+    from scipy import stats as sps
+
+    df = interval.n - 1
+    above = sps.t.sf((interval.mean + margin) / interval.se, df)  # H0: difference <= -margin
+    below = sps.t.cdf((interval.mean - margin) / interval.se, df)  # H0: difference >= +margin
+    return float(max(above, below))
 
 
 def sign_flip_p(diffs: Sequence[float]) -> float:

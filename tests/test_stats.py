@@ -104,3 +104,13 @@ def test_the_t_test_matches_scipy():
     assert i.p == pytest.approx(ref.pvalue) and (i.low, i.high) == pytest.approx((low, high))
     assert stats.t_cdf(2.0, 5) == pytest.approx(sps.t.cdf(2.0, 5))
     assert stats.betainc(2.0, 3.0, 0.4) == pytest.approx(0.5248)  # I_0.4(2, 3), by hand: 0.5248
+
+
+def test_tost_shows_equivalence_only_when_the_interval_sits_inside_the_margin():
+    close = stats.t_interval([0.0003, -0.0002, 0.0001, -0.0001, 0.0002, 0.0000])
+    wide = stats.t_interval([0.004, -0.003, 0.002, -0.004, 0.003, -0.002])  # mean ~0 but noisy
+    shifted = stats.t_interval([0.0031, 0.0029, 0.0030, 0.0032, 0.0028, 0.0030])  # precise, outside 0.002
+    assert stats.tost_p(close) < 0.001
+    assert stats.tost_p(wide) > 0.05 and not wide.excludes_zero  # not separated, yet not shown tied
+    assert stats.tost_p(shifted) > 0.5
+    assert stats.tost_p(stats.t_interval([0.0, 0.001])) == 1.0  # 2 pairs: unresolved
