@@ -18,6 +18,7 @@ import datetime
 import logging
 import math
 import os
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -178,9 +179,15 @@ class LiveView(tune.Callback):
 
 
 def start_ray(address: str | None, stream: TextIO, dashboard: bool = False) -> bool:
-    """Join a cluster (address or RAY_ADDRESS) or start a local Ray; True if we started it. A local Ray
-    serves no dashboard unless asked (then on 127.0.0.1 only). Ray still starts its head's API-server
-    process, minimal (usage-stats module only, no web frontend, no listening port); usage stats are off."""
+    """Join a cluster (address or RAY_ADDRESS) or start a local Ray; True if we started it.
+
+    A local Ray runs with token authentication: its GCS, raylet and workers listen on every interface
+    (Ray 2.60 binds them to the node's address and resolves 127.0.0.1 to it), and an unauthenticated GCS
+    runs any job whoever reaches it submits. Each local search gets its own random token, in the
+    environment only (RAY_AUTH_TOKEN, inherited by Ray's processes), so nothing is written to $HOME and
+    no other user's token is reused. A RAY_AUTH_MODE or RAY_AUTH_TOKEN the user set is kept (with a
+    warning for "disabled"). Joining a cluster passes the user's RAY_AUTH_MODE / token through untouched.
+    No dashboard unless asked (then on 127.0.0.1 only); usage stats are off."""
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
@@ -195,12 +202,17 @@ def start_ray(address: str | None, stream: TextIO, dashboard: bool = False) -> b
             f"{res.get('GPU', 0):g} GPUs\n"
         )
         return False
-    # Local: no token-auth files, no usage reports, no dashboard unless asked. address="local": with no
-    # address, ray.init joins the cluster named in <tmp>/ray/ray_current_cluster (the last `ray start`),
-    # and hangs for minutes when that cluster is gone (experiments/results/startup.md); "local" always
-    # starts a fresh one, as documented for gcsearch.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    mode = os.environ.get("RAY_AUTH_MODE", "").lower()
+    if mode == "disabled":
+        stream.write("warning: RAY_AUTH_MODE=disabled: this machine's Ray accepts work from anyone who can reach "
+                     "its ports; unset it to keep token authentication\n")  # fmt: skip
+    elif not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    # Mode left unset: ray.init then turns token authentication on itself (and refreshes its cached
+    # config, which setting RAY_AUTH_MODE after `import ray` would not).
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # address="local": with no address, ray.init joins the cluster named in <tmp>/ray/ray_current_cluster
+    # (the last `ray start`), and hangs for minutes when that cluster is gone (experiments/results/startup.md).
     context = ray.init(address="local", include_dashboard=dashboard, dashboard_host="127.0.0.1",
                        logging_level=logging.ERROR, log_to_driver=False)  # fmt: skip
     if dashboard:

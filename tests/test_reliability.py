@@ -157,7 +157,7 @@ def test_local_search_writes_nothing_outside_its_run_directory(tmp_path):
     assert sorted(p.name for p in work.iterdir()) == ["runs", "smoke.yaml"]
 
 
-def test_a_removed_worker_node_reschedules_its_trials(tmp_path):
+def test_a_removed_worker_node_reschedules_its_trials(tmp_path, monkeypatch):
     import threading
 
     import ray
@@ -165,7 +165,10 @@ def test_a_removed_worker_node_reschedules_its_trials(tmp_path):
 
     from gcsearch.search import run
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # The cluster's mechanics, not its security (tests/test_ray_security.py): Ray caches its auth mode at
+    # import, so an in-process cluster cannot switch tokens on here; `ray start` under RAY_AUTH_MODE=token
+    # is what the README documents.
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     worker = cluster.add_node(num_cpus=1)
     space = load_space(space_file(tmp_path, data={"synthetic_size": 2048}, train={"epochs": 6},

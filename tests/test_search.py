@@ -131,13 +131,16 @@ def test_resume_after_driver_sigkill_keeps_every_finished_trial(tmp_path):
     assert all(r.state in ("COMPLETE", "PRUNED", "FAIL") for r in trained)
 
 
-def test_trials_run_on_both_nodes_of_a_two_node_cluster(tmp_path):
+def test_trials_run_on_both_nodes_of_a_two_node_cluster(tmp_path, monkeypatch):
     import ray
     from ray.cluster_utils import Cluster
 
     from gcsearch.search import run
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # The cluster's mechanics, not its security (tests/test_ray_security.py): Ray caches its auth mode at
+    # import, so an in-process cluster cannot switch tokens on here; `ray start` under RAY_AUTH_MODE=token
+    # is what the README documents.
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     try:
