@@ -158,8 +158,11 @@ class Decider:
         self.references = self._references_to_run() if self.plan is None else []
 
     def _close_half_started(self) -> None:
-        """Repair what a kill between two journal writes leaves: a main trial asked but never paired with
-        its twin (it never trained: FAIL), and a twin still RUNNING whose main trial was already told."""
+        """Repair what a kill between two journal writes leaves: a configuration enqueued but never asked
+        (the next ask would pop it in place of the one it enqueues), a main trial asked but never paired
+        with its twin (neither trained: FAIL), and a twin still RUNNING whose main trial was already told."""
+        for _ in self.main.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            self.main.tell(self.main.ask(), state=TrialState.FAIL)
         twins = self.twin.get_trials(deepcopy=False)
         for t in self.main.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if attrs.TWIN not in t.user_attrs:
@@ -388,6 +391,10 @@ class Decider:
             self.twin.tell(live.twin, value)
 
     def stop_running(self) -> None:
-        """Tell every trial still live PRUNED (a time budget ran out): none stays RUNNING for ever."""
+        """Tell every trial still live what it reached when a time budget ran out: PRUNED, or COMPLETE with
+        its last report when that was its last epoch (reported, not yet told): none stays RUNNING for ever."""
         for number in list(self.live):
-            self.finish(number, {"epoch": int(self.live[number].main.user_attrs.get(attrs.EPOCHS, 0)) - 1})
+            main = self.live[number].main
+            curve = main.user_attrs.get(attrs.CURVE, [])
+            last = curve[-1] if curve else {"epoch": int(main.user_attrs.get(attrs.EPOCHS, 0)) - 1}
+            self.finish(number, last)

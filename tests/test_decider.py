@@ -226,6 +226,31 @@ def test_a_time_budget_leaves_no_trial_running():
         assert "time budget" in main.user_attrs[attrs.REASON]
 
 
+def test_a_time_budget_completes_a_trial_that_reported_its_last_epoch():
+    d = Decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=2)
+    p = d.propose()
+    for e in range(d.space.train.epochs):
+        assert not d.report(p.number, epoch(e, 0.6 + e / 100))
+    d.stop_running()  # the budget ended after its last report, before Tune told the decider it finished
+    main = d.main.trials[p.number]
+    assert main.state == optuna.trial.TrialState.COMPLETE
+    assert main.values[0] == pytest.approx(0.6 + (d.space.train.epochs - 1) / 100)
+
+
+def test_a_kill_between_enqueue_and_ask_does_not_train_a_stale_configuration(tmp_path):
+    from gcsearch import rundir
+
+    plan = grid_plan(SMOKE)[:3]
+    d = Decider(space_with(pruner="none", pruner_settings={}), rundir.storage(tmp_path), 3, plan=plan)
+    first = d.propose()
+    train_to_end(d, first, 0.6)
+    d.main.enqueue_trial(d.space.params_of(plan[1][0]))  # killed here, before the ask
+    again = Decider(d.space, rundir.storage(tmp_path), 2, plan=plan[1:])
+    assert not any(t.state == optuna.trial.TrialState.WAITING for t in again.main.trials)
+    proposals = [again.propose(), again.propose()]
+    assert [p.arch for p in proposals] == [a for a, _ in plan[1:]]
+
+
 def test_reference_trials_are_marked_so_no_pruner_stops_them(tmp_path):
     import optuna
 
