@@ -202,14 +202,16 @@ def start_ray(address: str | None, stream: TextIO, dashboard: bool = False) -> b
             f"{res.get('GPU', 0):g} GPUs\n"
         )
         return False
-    mode = os.environ.get("RAY_AUTH_MODE", "").lower()
-    if mode == "disabled":
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
         stream.write("warning: RAY_AUTH_MODE=disabled: this machine's Ray accepts work from anyone who can reach "
                      "its ports; unset it to keep token authentication\n")  # fmt: skip
-    elif not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    # Mode left unset: ray.init then turns token authentication on itself (and refreshes its cached
-    # config, which setting RAY_AUTH_MODE after `import ray` would not).
+    else:
+        if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        # Mode unset: ray.init then turns token authentication on itself and refreshes the config Ray
+        # cached at import, which a RAY_AUTH_MODE=token set later (by us, or by an earlier ray.init of
+        # this process) would not reach.
+        os.environ.pop("RAY_AUTH_MODE", None)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # address="local": with no address, ray.init joins the cluster named in <tmp>/ray/ray_current_cluster
     # (the last `ray start`), and hangs for minutes when that cluster is gone (experiments/results/startup.md).

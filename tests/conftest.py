@@ -46,3 +46,17 @@ def make_run(tmp_path):
         return run_dir
 
     return make
+
+
+def token_authentication(monkeypatch) -> None:
+    """Run an in-process Ray cluster (ray.cluster_utils) as the README runs one: token authentication, one
+    token for every node. Ray caches its auth mode when first imported; ``ray start`` reads it from a
+    fresh environment, but an in-process cluster needs the cache refreshed (Ray's own ray.init does the
+    same when it turns tokens on)."""
+    import secrets
+
+    from ray._raylet import Config
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    Config.initialize("")

@@ -14,6 +14,7 @@ import yaml
 
 from gcsearch import pareto, rundir
 from gcsearch.space import load_space
+from tests.conftest import token_authentication
 from tests.processes import descendants
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -165,10 +166,7 @@ def test_a_removed_worker_node_reschedules_its_trials(tmp_path, monkeypatch):
 
     from gcsearch.search import run
 
-    # The cluster's mechanics, not its security (tests/test_ray_security.py): Ray caches its auth mode at
-    # import, so an in-process cluster cannot switch tokens on here; `ray start` under RAY_AUTH_MODE=token
-    # is what the README documents.
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    token_authentication(monkeypatch)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     worker = cluster.add_node(num_cpus=1)
     space = load_space(space_file(tmp_path, data={"synthetic_size": 2048}, train={"epochs": 6},

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from gcsearch import pareto, rundir
 from gcsearch.space import load_space
+from tests.conftest import token_authentication
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "search_spaces" / "smoke.yaml"
@@ -137,10 +138,7 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(tmp_path, monkeypatch):
 
     from gcsearch.search import run
 
-    # The cluster's mechanics, not its security (tests/test_ray_security.py): Ray caches its auth mode at
-    # import, so an in-process cluster cannot switch tokens on here; `ray start` under RAY_AUTH_MODE=token
-    # is what the README documents.
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    token_authentication(monkeypatch)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     try:
