@@ -53,10 +53,13 @@ def token_authentication(monkeypatch) -> None:
     token for every node. Ray caches its auth mode when first imported; ``ray start`` reads it from a
     fresh environment, but an in-process cluster needs the cache refreshed (Ray's own ray.init does the
     same when it turns tokens on)."""
+    import os
     import secrets
 
-    from ray._raylet import Config
+    from ray._raylet import AuthenticationTokenLoader, Config
 
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    # An earlier local search of this process left its token; Ray caches tokens too, so keep that one.
+    monkeypatch.setenv("RAY_AUTH_TOKEN", os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32))
     Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
