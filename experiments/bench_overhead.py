@@ -25,7 +25,7 @@ from pathlib import Path
 
 from gcsearch import rundir
 from gcsearch.search import run, start_ray
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from torch import nn
 
 from gcsearch import data as datasets
 from gcsearch.models import build_model
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from gcsearch.train import pick_device, train
 
 

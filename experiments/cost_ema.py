@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from gcsearch import data as datasets
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from gcsearch.train import train
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from gcsearch import ablate, stats
 from gcsearch.arch import ArchConfig
-from gcsearch.space import SearchSpace, load_space
+from gcsearch.space import SearchSpace
+from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 GC = ROOT / "search_spaces" / "gc.yaml"

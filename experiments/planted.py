@@ -32,11 +32,11 @@ from pathlib import Path
 from gcsearch import curves, factorial, replay
 from gcsearch.arch import ArchConfig
 from gcsearch.files import save_figure, write_atomic
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = ROOT / "experiments" / "data" / "curves-finetune.csv"
-PAPER_LEVELS = {"pool": "att", "fusion": "add", "norm": "layernorm", "ratio": "1/4", "stages": "c3c4c5"}
+PAPER_LEVELS = {"pool": "att", "fusion": "add", "norm": "layernorm", "ratio": "1/4", "stages": "c3,c4,c5"}
 PLANTED = [h for h in factorial.PAPER if h.axis in PAPER_LEVELS]  # the hypotheses a plant makes true
 SHARE = 0.25
 
@@ -157,7 +157,7 @@ def main() -> None:
         "",
         f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Background: {CURVES.relative_to(ROOT)} with the GC "
         f"configurations' curve sets permuted among their labels ({args.permutations} permutations, seeds and costs "
-        f"kept). Planted: +delta per paper level held (att, add, layernorm, 1/4, c3c4c5), in proportion to epoch "
+        f"kept). Planted: +delta per paper level held (att, add, layernorm, 1/4, c3,c4,c5), in proportion to epoch "
         f"progress. delta in units of the paired noise {noise:.4f} (sd of a same-seed difference, after removing "
         f"configuration and seed). Factorial power: share of permutations whose hypothesis is resolved 'agree' "
         f"(Holm over the 9 hypotheses, all {len(recorded.common_seeds())} seeds). Search: replayed at "

@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from gcsearch.arch import ArchConfig
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 
 
 def run(space_path: str, arch: dict, seed: int) -> tuple[float, float]:

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from gcsearch import curves, design
-from gcsearch.space import SearchSpace, load_space
+from gcsearch.space import SearchSpace
+from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "experiments" / "data" / "recipes"
@@ -67,7 +68,7 @@ def job(args: tuple) -> list[curves.CurvePoint]:
         _SPLITS[key] = datasets.load(space.data, space.backbone.input_size, space.backbone.num_classes,
                                      seed=space.train.seed)  # fmt: skip
     macs, params = SpaceCoster(space.backbone)(arch)
-    recipe = curves.recipe_of(space)
+    recipe = space.recipe()
     out: list[curves.CurvePoint] = []
 
     def report(m: dict) -> None:

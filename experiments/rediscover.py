@@ -32,7 +32,7 @@ import yaml
 
 from gcsearch import ablate, pareto, rundir, stats
 from gcsearch.arch import ratio_text
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = ROOT.parent / "shared" / "paper_reference.yaml"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gcsearch import curves, factorial, replay
 from gcsearch.files import write_atomic
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 FINETUNE = ROOT / "experiments" / "data" / "curves-finetune.csv"

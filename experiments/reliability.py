@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from gcsearch import rundir
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "search_spaces" / "smoke.yaml"

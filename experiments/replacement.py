@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gcsearch import curves, replay
 from gcsearch.options import Options
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = ROOT / "experiments" / "data" / "curves-gc.csv"

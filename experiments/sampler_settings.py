@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from gcsearch import curves, options, replay
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = ROOT / "experiments" / "data" / "curves-gc.csv"

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GC = ROOT / "search_spaces" / "gc.yaml"
 MIB = 1024 * 1024
 
-LOAD = f"from gcsearch.space import load_space\ns = load_space({str(GC)!r}); torch.set_num_threads(1)\n"
+LOAD = f"from gcsearch.spacefile import load_space\ns = load_space({str(GC)!r}); torch.set_num_threads(1)\n"
 # Each stage adds its code to the previous ones' (a trial worker does all of them).
 STEPS = [
     ("interpreter", ""),

@@ -1,11 +1,12 @@
 """gcsearch: neural architecture search over Global Context (GCNet) block configurations."""
 
+import importlib.metadata
 from typing import Any
 
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError, DataError, GcsearchError, TrainingDiverged
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("gcsearch")  # pyproject.toml holds it
 
 __all__ = [
     "ArchConfig",
@@ -23,7 +24,7 @@ __all__ = [
 def build_model(path: str | None = None, **kwargs: Any) -> Any:
     """A backbone with GC blocks (``models.build_model``'s keywords), or ``build_model("best.yaml")``: the
     model of an export, with its trained weights when the export names them."""
-    from gcsearch import models
+    from gcsearch import models, weights
 
     if path is None:
         return models.build_model(**kwargs)
@@ -31,8 +32,8 @@ def build_model(path: str | None = None, **kwargs: Any) -> Any:
 
     exp = load_export(path)
     model = models.build_model(gc=exp.arch, **exp.space.backbone.build_kwargs())
-    weights = exp.weights_path()
-    return model if weights is None else models.load_weights(model, weights, path)
+    trained = exp.weights_path()
+    return model if trained is None else weights.load_weights(model, trained, path)
 
 
 def __getattr__(name: str):  # lazy: `import gcsearch` and the CLI stay fast without torch
@@ -45,7 +46,7 @@ def __getattr__(name: str):  # lazy: `import gcsearch` and the CLI stay fast wit
 
         return count_macs
     if name == "load_space":
-        from gcsearch.space import load_space
+        from gcsearch.spacefile import load_space
 
         return load_space
     raise AttributeError(f"module 'gcsearch' has no attribute {name!r}")

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from gcsearch import stats
-from gcsearch.arch import ArchConfig, ratio_text
+from gcsearch.arch import AXES, ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord, trained
 from gcsearch.space import SearchSpace
 
-AXES = ("pool", "fusion", "norm", "ratio", "stages", "position")
 # The standard deviation of the same-seed difference in final accuracy between two configurations,
 # measured on the from-scratch proxy (gc-scratch.yaml, 60 configurations x 3 seeds:
 # experiments/results/recipes-noise.md; the fine-tuning recipe of gc.yaml measures 0.0010 there, so this
@@ -66,15 +65,12 @@ class Point:
 def run(space: SearchSpace, seeds: int, name: str | None = None, address: str | None = None) -> Path:
     """Train every point of the ablation with ``seeds`` seeds, no pruning, in ``<output>/<name>`` (rerun the
     same name to continue it); writes ``ablation.md`` there and returns the run directory."""
-    import datetime
-
-    from gcsearch import search
+    from gcsearch import rundir, search
 
     if seeds < stats.MIN_PAIRS:
         raise ConfigError("--seeds", f"must be >= {stats.MIN_PAIRS}: a paired comparison resolves nothing with "
                           "fewer seeds", seeds)  # fmt: skip
-    stem = name or f"{Path(space.path).stem}-ablate-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = Path(space.output_dir) / stem
+    run_dir = rundir.new_run_dir(space, name, "ablate")
     points_ = points(space)
     plan = [(p.arch, seed) for p in points_ for seed in range(seeds)]
     # Full fidelity for every point: no pruning.
@@ -88,29 +84,12 @@ def run(space: SearchSpace, seeds: int, name: str | None = None, address: str | 
     return run_dir
 
 
-def value_text(axis: str, arch: ArchConfig) -> str:
-    if axis == "stages":
-        return ",".join(arch.stages) or "none"
-    if axis == "ratio":
-        return ratio_text(arch.ratio) if arch.ratio else "-"
-    return str(getattr(arch, axis))
-
-
-def reference_in(space: SearchSpace) -> ArchConfig:
-    """The paper default, with each axis the space does not offer set to that axis's first choice
-    (an ablation varies one axis of the space at a time, so its centre must be a point of the space)."""
-    paper = space.reference()
-    values = {}
-    for axis in AXES:
-        choices = [c for c in getattr(space.axes, axis) if not (axis == "stages" and not c)]
-        if not choices:
-            raise ConfigError("stages", "must offer a stage set with GC blocks to ablate around", [], space.path)
-        values[axis] = getattr(paper, axis) if getattr(paper, axis) in choices else choices[0]
-    return ArchConfig(**values)
-
-
 def points(space: SearchSpace, reference: ArchConfig | None = None) -> list[Point]:
-    ref = reference or reference_in(space)
+    """The reference (the paper default as a point of the space: an ablation varies one axis of the space at a
+    time, so its centre must be one), each axis's other values around it, and the baseline."""
+    ref = reference or space.reference()
+    if ref is None:
+        raise ConfigError("stages", "must offer a stage set with GC blocks to ablate around", [], space.path)
     out = [Point("reference", "reference", ref)]
     for axis in AXES:
         choices: Sequence[Any] = getattr(space.axes, axis)
@@ -119,7 +98,7 @@ def points(space: SearchSpace, reference: ArchConfig | None = None) -> list[Poin
                 continue  # the baseline is its own point
             arch = replace(ref, **{axis: choice})
             if arch != ref:
-                out.append(Point(axis, value_text(axis, arch), arch))
+                out.append(Point(axis, arch.value_text(axis), arch))
     out.append(Point("baseline", "no GC", ArchConfig()))
     return out
 
@@ -198,7 +177,7 @@ def axis_results(rows: Sequence[Row]) -> list[AxisResult]:
         candidates = [r for r in rows if r.point.axis == axis]
         if not candidates:
             continue
-        ref_row = Row(Point(axis, value_text(axis, ref.point.arch), ref.point.arch), ref.accuracies, ref.macs,
+        ref_row = Row(Point(axis, ref.point.arch.value_text(axis), ref.point.arch), ref.accuracies, ref.macs,
                       ref.params)  # fmt: skip
         ranked_axes.append((axis, best_first([ref_row, *candidates])))
     # (axis, value, interval, sign p, failed); a failed value stays in the family with p = 1 (conservative)
@@ -235,22 +214,6 @@ def paired_sd(rows: Sequence[Row]) -> float:
             if len(diffs) >= 2:
                 variances.append(statistics.variance(diffs))
     return math.sqrt(statistics.fmean(variances)) if variances else math.nan
-
-
-def kendall_tau(order_a: Sequence[str], order_b: Sequence[str]) -> float | None:
-    """Kendall's tau-a between two rankings, over the items both contain (None for fewer than 2)."""
-    common = [x for x in order_a if x in order_b]
-    if len(common) < 2:
-        return None
-    pos_b = {x: order_b.index(x) for x in common}
-    concordant = discordant = 0
-    for i in range(len(common)):
-        for j in range(i + 1, len(common)):
-            if pos_b[common[i]] < pos_b[common[j]]:
-                concordant += 1
-            else:
-                discordant += 1
-    return (concordant - discordant) / (concordant + discordant)
 
 
 def table(rows: Sequence[Row]) -> str:

@@ -6,28 +6,30 @@ builder. An empty ``stages`` is the baseline without GC; the other fields are th
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
 from gcsearch.errors import ConfigError
 
+# The searched axes, in the one order every table, file and model uses (ArchConfig's field order).
+AXES = ("stages", "pool", "fusion", "ratio", "norm", "position")
 POOLS = ("att", "avg")
 FUSIONS = ("add", "mul", "both")
 NORMS = ("layernorm", "none")
 POSITIONS = ("after_1x1", "after_3x3", "after_add")
 STAGES = ("c2", "c3", "c4", "c5")
 BACKBONES = ("proxy_resnet", "resnet18", "resnet34", "resnet50", "resnet101")
-BASIC_BACKBONES = ("resnet18", "resnet34")  # basic residual blocks: no 3x3 position between two 1x1 convs
+# The GC positions each kind of residual block offers: a basic block has no 3x3 conv between two 1x1 convs.
+BLOCK_POSITIONS = {"basic": ("after_1x1", "after_add"), "bottleneck": POSITIONS}
+TORCHVISION_BLOCKS = {"resnet18": "basic", "resnet34": "basic", "resnet50": "bottleneck", "resnet101": "bottleneck"}
 
-PAPER_DEFAULT: dict[str, Any] = {
-    "stages": ["c3", "c4", "c5"],
-    "pool": "att",
-    "fusion": "add",
-    "ratio": 1 / 16,
-    "norm": "layernorm",
-    "position": "after_1x1",
-}
+
+def block_kind(backbone: str, block: str = "basic") -> str:
+    """The kind of residual block a backbone is made of (``block`` matters for proxy_resnet only)."""
+    return block if backbone == "proxy_resnet" else TORCHVISION_BLOCKS[backbone]
 
 
 def _at(where: str | None, key: str) -> str | None:
@@ -76,6 +78,11 @@ def ratio_text(ratio: float) -> str:
     return f"{frac.numerator}/{frac.denominator}" if float(frac) == ratio else f"{ratio:g}"
 
 
+def stage_label(stages: tuple[str, ...]) -> str:
+    """ "c3,c4,c5", or "none" for the baseline: the one spelling of a stage set (files, tables, Optuna)."""
+    return ",".join(stages) if stages else "none"
+
+
 @dataclass(frozen=True)
 class ArchConfig:
     stages: tuple[str, ...] = ()
@@ -96,15 +103,10 @@ class ArchConfig:
             return cls()
         if not isinstance(data, dict):
             raise ConfigError("gc", "must be a mapping of GC settings", data, where)
-        unknown = sorted(set(data) - set(PAPER_DEFAULT))
+        unknown = sorted(set(data) - set(AXES))
         if unknown:
-            raise ConfigError(
-                unknown[0],
-                f"is not a GC setting; expected one of {list(PAPER_DEFAULT)}",
-                None,
-                where,
-            )
-        merged = {**PAPER_DEFAULT, **data}
+            raise ConfigError(unknown[0], f"is not a GC setting; expected one of {list(AXES)}", None, where)
+        merged = {**PAPER_DEFAULT.to_dict(), **data}
         stages = parse_stages(merged["stages"], "stages", _at(where, "stages"))
         if not stages:
             return cls()
@@ -125,10 +127,39 @@ class ArchConfig:
         out["stages"] = list(self.stages)
         return out
 
+    def value_text(self, axis: str) -> str:
+        """This configuration's value on one axis as files and tables write it: "c3,c4,c5", "1/16", "att"."""
+        if axis == "stages":
+            return stage_label(self.stages)
+        if axis == "ratio":
+            return ratio_text(self.ratio) if self.ratio else ""
+        value = getattr(self, axis)
+        return "" if value is None else str(value)
+
     def label(self) -> str:
-        """Short human name, e.g. 'c3c4c5 att+add r=1/16 ln after_1x1'."""
+        """Short human name, e.g. 'c3,c4,c5 att+add r=1/16 ln after_1x1'."""
         if self.is_baseline:
             return "baseline (no GC)"
         assert self.ratio is not None
         norm = "ln" if self.norm == "layernorm" else "no-ln"
-        return f"{''.join(self.stages)} {self.pool}+{self.fusion} r={ratio_text(self.ratio)} {norm} {self.position}"
+        return f"{stage_label(self.stages)} {self.pool}+{self.fusion} r={ratio_text(self.ratio)} {norm} {self.position}"
+
+    def within(self, stages: tuple[str, ...]) -> ArchConfig:
+        """This configuration restricted to the stages a backbone has (the baseline when none is left)."""
+        kept = tuple(s for s in self.stages if s in stages)
+        return dataclasses.replace(self, stages=kept) if kept else ArchConfig()
+
+
+# The official code's configuration (paper_reference.yaml: default_config): c3-c5, attention pooling, add
+# fusion, ratio 1/16, LayerNorm, after the block's last 1x1 conv.
+PAPER_DEFAULT = ArchConfig(("c3", "c4", "c5"), "att", "add", 1 / 16, "layernorm", "after_1x1")
+
+
+def paper_default_in(choices: Mapping[str, Sequence[Any]], stages: Sequence[str] = STAGES) -> ArchConfig | None:
+    """The paper default as a point of ``choices`` (axis -> the values offered, stage sets without the empty
+    one): its stages restricted to ``stages`` (what a backbone has), each axis that does not offer the paper's
+    value set to its first choice; None when no stage set with GC blocks is offered."""
+    if not choices["stages"]:
+        return None
+    paper = PAPER_DEFAULT.within(tuple(stages))
+    return ArchConfig(**{a: getattr(paper, a) if getattr(paper, a) in choices[a] else choices[a][0] for a in AXES})

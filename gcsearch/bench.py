@@ -23,10 +23,7 @@ def plan(space: SearchSpace, seeds: int, sample: int | None) -> list[tuple[ArchC
     """Every (configuration, seed) to record, configuration-major so a partial recording holds whole
     configurations. The baseline and the paper default are always in it."""
     grid = space.grid()
-    from gcsearch.ablate import reference_in
-
-    references = [reference_in(space), ArchConfig()]  # the paper default, or its nearest point in the space
-    archs = design.balanced(grid, sample, references) if sample else design.balanced(grid, len(grid), references)
+    archs = design.balanced(grid, sample or len(grid), space.references())
     return [(a, s) for a in archs for s in range(seeds)]
 
 
@@ -40,7 +37,7 @@ def curve_points(space: SearchSpace, study: Any) -> list[curves.CurvePoint]:
     """The curves of the COMPLETE trained trials of a run's main study."""
     from gcsearch import rundir
 
-    recipe = curves.recipe_of(space)
+    recipe = space.recipe()
     out = []
     for t in study.get_trials(deepcopy=False):
         if t.state.name != "COMPLETE" or not rundir.was_trained(t) or attrs.CURVE not in t.user_attrs:

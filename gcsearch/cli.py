@@ -71,8 +71,8 @@ def cmd_macs(args: argparse.Namespace) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> None:
     from gcsearch.describe import describe_space
-    from gcsearch.pretrained import check
-    from gcsearch.space import load_space
+    from gcsearch.spacefile import load_space
+    from gcsearch.weights import check
 
     space = load_space(args.space)
     check(space)  # a weights file that does not fit the backbone fails here, before any compute
@@ -84,36 +84,21 @@ def _arch_from_flag(space: SearchSpace, text: str | None) -> ArchConfig:
     from gcsearch.arch import ArchConfig
 
     if text in (None, "paper-default"):
-        return space.reference()
+        reference = space.reference()
+        if reference is None:
+            raise ConfigError("--arch", "paper-default needs a space with a GC stage set; name one with key=value")
+        return reference
     if text == "baseline":
         return ArchConfig()
     return ArchConfig.from_dict(_parse_gc(text.split()), where="--arch")
 
 
-def _load_trainable(path: str) -> tuple[Any, Any]:
-    """(arch, space) from a space file or an export (best.yaml), told apart by the export's `arch`."""
-    import yaml
-
-    from gcsearch.export import load_export
-    from gcsearch.space import load_space
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            is_export = "arch" in (yaml.safe_load(f) or {})
-    except (OSError, yaml.YAMLError, TypeError, AttributeError):
-        is_export = False  # load_space below reports the problem in full
-    if is_export:
-        exp = load_export(path)
-        return exp.arch, exp.space
-    space = load_space(path)
-    return None, space
-
-
 def cmd_train(args: argparse.Namespace) -> None:
-    from gcsearch.pretrained import resolve
+    from gcsearch.export import load_trainable
+    from gcsearch.pretrain import resolve
     from gcsearch.train import train
 
-    arch, space = _load_trainable(args.config)
+    arch, space = load_trainable(args.config)
     space = resolve(space, sys.stdout)  # fine-tuning: the weights made (backbone.pretrain) or checked
     if arch is None or args.arch:
         arch = _arch_from_flag(space, args.arch)
@@ -140,8 +125,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from gcsearch.pretrained import pretrain
-    from gcsearch.space import load_space
+    from gcsearch.pretrain import pretrain
+    from gcsearch.spacefile import load_space
 
     out = pretrain(load_space(args.space), Path(args.out), sys.stdout)
     print(f"wrote {out}: name it as backbone.weights in a space file to fine-tune GC blocks into it")
@@ -153,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     from gcsearch import rundir
     from gcsearch.report import front_table
-    from gcsearch.space import load_space
+    from gcsearch.spacefile import load_space
 
     if args.resume:
         if args.space or args.name:
@@ -164,9 +149,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         if not args.space:
             raise ConfigError("space", "is required: gcsearch run SPACE.yaml (or --resume RUN_DIR)")
         space = load_space(args.space)
-        from gcsearch.search import new_run_dir
-
-        run_dir = new_run_dir(space, args.name)
+        run_dir = rundir.new_run_dir(space, args.name)
         if run_dir.exists():
             raise ConfigError("--name", "names a run that exists; continue it with --resume", str(run_dir))
     if args.trials is not None:
@@ -256,7 +239,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(choice.note)
     weights = None
     if args.weights:
-        from gcsearch.models import save_weights
+        from gcsearch.weights import save_weights
 
         source = int(chosen.extra.get("duplicate_of", chosen.number))
         ckpt = rundir.checkpoint(run_dir, source)
@@ -274,7 +257,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     import dataclasses
 
     from gcsearch import ablate
-    from gcsearch.space import load_space
+    from gcsearch.spacefile import load_space
 
     if args.design == "balanced":
         return cmd_ablate_balanced(args)
@@ -300,12 +283,11 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 def cmd_ablate_balanced(args: argparse.Namespace) -> None:
     """Main effects on a balanced design: recorded now (``bench record``), or read from ``--curves``."""
-    import datetime
     from pathlib import Path
 
-    from gcsearch import bench, curves, factorial
+    from gcsearch import bench, curves, factorial, rundir
     from gcsearch.files import write_atomic
-    from gcsearch.space import load_space
+    from gcsearch.spacefile import load_space
 
     if args.curves:
         source = Path(args.curves)
@@ -319,8 +301,7 @@ def cmd_ablate_balanced(args: argparse.Namespace) -> None:
         seeds = args.seeds or 5
         if seeds < 2:
             raise ConfigError("--seeds", "must be >= 2: seed is the blocking factor", seeds)
-        stem = args.name or f"{Path(space.path).stem}-factorial-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-        run_dir = Path(space.output_dir) / stem
+        run_dir = rundir.new_run_dir(space, args.name, "factorial")
         source = bench.record(space, run_dir, seeds, args.configs, address=args.address)
         out = run_dir / "ablation.md"
     c = curves.Curves.of(curves.read(source), str(source))
@@ -372,18 +353,14 @@ def cmd_confirm(args: argparse.Namespace) -> None:
 
 
 def cmd_bench_record(args: argparse.Namespace) -> None:
-    import datetime
-    from pathlib import Path
-
-    from gcsearch import bench
-    from gcsearch.space import load_space
+    from gcsearch import bench, rundir
+    from gcsearch.spacefile import load_space
 
     space = load_space(args.space)
     sample = None if args.configs == "all" else _positive(args.configs, "--configs")
     if args.seeds < 1:
         raise ConfigError("--seeds", "must be >= 1", args.seeds)
-    stem = args.name or f"{Path(space.path).stem}-record-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = Path(space.output_dir) / stem
+    run_dir = rundir.new_run_dir(space, args.name, "record")
     pairs = len(bench.plan(space, args.seeds, sample))
     print(f"recording {space.path}: {pairs // args.seeds} configurations x {args.seeds} seeds = {pairs} trainings "
           f"of {space.train.epochs} epochs, no pruning -> {run_dir}/ (rerun the same --name to continue)",
@@ -427,7 +404,7 @@ def cmd_bench_replay(args: argparse.Namespace) -> None:
 
     from gcsearch import curves, replay
     from gcsearch.files import write_atomic
-    from gcsearch.space import load_space
+    from gcsearch.spacefile import load_space
 
     space = load_space(args.space)
     c = curves.Curves.of(curves.read(args.curves), args.curves)

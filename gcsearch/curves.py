@@ -18,20 +18,17 @@ A file holds one recipe: rows of two recipes cannot be compared epoch for epoch.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gcsearch.arch import ArchConfig, parse_ratio, parse_stages, ratio_text
+from gcsearch.arch import AXES, ArchConfig, parse_ratio, parse_stages
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 
-AXES = ("stages", "pool", "fusion", "ratio", "norm", "position")
 COLUMNS = (
     *AXES, "seed", "epoch", "accuracy", "loss", "train_loss", "ema_accuracy", "ema_loss",
     "seconds", "macs", "params", "recipe",
@@ -67,23 +64,8 @@ class CurvePoint:
         return -value if name.startswith("-") else value
 
 
-def recipe_of(space: Any) -> str:
-    """What must match for curves to be comparable: the backbone, data and train sections."""
-    from gcsearch.space import space_to_dict
-
-    d = space_to_dict(space)
-    train = {k: v for k, v in d["train"].items() if k not in ("device", "threads")}  # not the recipe
-    backbone = {k: v for k, v in d["backbone"].items() if k != "weights"}  # the file's hash, not its path
-    blob = json.dumps({"backbone": backbone, "data": d["data"], "train": train}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
 def arch_cells(arch: ArchConfig) -> list[str]:
-    if arch.is_baseline:
-        return ["none", "", "", "", "", ""]
-    assert arch.ratio is not None
-    return [",".join(arch.stages), str(arch.pool), str(arch.fusion), ratio_text(arch.ratio), str(arch.norm),
-            str(arch.position)]  # fmt: skip
+    return [arch.value_text(axis) for axis in AXES]
 
 
 def _num(x: float | None) -> str:

@@ -68,7 +68,7 @@ def grid_plan(
     trial budget; references first (unless ``references`` is False: then uniform random search without
     replacement), the rest in a seeded random order so a smaller budget still spreads."""
     grid = list(within) if within is not None else space.grid()
-    first = [a for a in (ArchConfig(), space.reference()) if a in grid] if references else []
+    first = [a for a in space.references() if a in grid] if references else []
     rest = [a for a in grid if a not in first]
     random.Random(space.search.seed).shuffle(rest)
     order = first + rest
@@ -192,7 +192,7 @@ class Decider:
         none when the options turn reference trials off."""
         if not self.options.references:
             return []
-        wanted = [a for a in (ArchConfig(), self.space.reference()) if a in self._within]
+        wanted = [a for a in self.space.references() if a in self._within]
         done = {ArchConfig.from_dict(t.user_attrs[attrs.ARCH]) for t in self._trained()}
         return [a for a in wanted if a not in done]
 

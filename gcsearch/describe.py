@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gcsearch.arch import ArchConfig, ratio_text
+from gcsearch.arch import ArchConfig, ratio_text, stage_label
 from gcsearch.flops import SpaceCoster
 from gcsearch.report import si
 from gcsearch.space import SearchSpace
@@ -17,7 +17,6 @@ def describe_space(space: SearchSpace) -> str:
     cheapest = min(grid, key=lambda x: costs[x])
     dearest = max(grid, key=lambda x: costs[x])
     reference = space.reference()
-    ref_cost = costs.get(reference) or coster(reference)
     size = "x".join(map(str, (1, *b.input_size)))
 
     def axis(name: str, values: list[str], sep: str = ", ") -> str:
@@ -35,12 +34,12 @@ def describe_space(space: SearchSpace) -> str:
         axis("fusion", list(a.fusion)),
         axis("ratio", [ratio_text(r) for r in a.ratio]),
         axis("norm", list(a.norm)),
-        axis("stages", [space.stage_label(st) + (" (baseline)" if not st else "") for st in a.stages], " | "),
+        axis("stages", [stage_label(st) + (" (baseline)" if not st else "") for st in a.stages], " | "),
         axis("position", list(a.position)),
         f"cost at input {size} (MACs: conv + linear + matmul, GC attention pooling included)",
         cost("min", cheapest, costs[cheapest]),
         cost("max", dearest, costs[dearest]),
-        cost("paper default", reference, ref_cost),
+        *([cost("paper default", reference, costs[reference])] if reference is not None else []),
         "backbone: "
         + (
             f"proxy_resnet, {b.block} blocks, width {b.width}, depth {list(b.depth)}"

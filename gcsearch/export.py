@@ -8,6 +8,7 @@ came from (run, trial, pick rule, gcsearch version, cost convention).
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,13 @@ from typing import Any
 
 import yaml
 
-from gcsearch import __version__, pareto, stats
+from gcsearch import pareto, stats
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord
-from gcsearch.space import SearchSpace, parse_space, space_to_dict
+from gcsearch.space import SearchSpace, space_to_dict
+from gcsearch.spacefile import parse_space, read_yaml
 
 COST_CONVENTION = "MACs of conv, linear and matmul (GC attention pooling included); params = sum(numel)"
 KEYS = ("arch", "backbone", "data", "train", "metrics", "source", "weights")
@@ -57,7 +59,7 @@ def export_dict(space: SearchSpace, record: TrialRecord, run: str, pick: str, we
             "run": run,
             "trial": record.number,
             "pick": pick,
-            "gcsearch_version": __version__,
+            "gcsearch_version": importlib.metadata.version("gcsearch"),
             "cost_convention": COST_CONVENTION,
         },
     }
@@ -75,18 +77,11 @@ def write_export(path: Path, data: dict[str, Any], force: bool) -> None:
 
 def load_export(path: str | Path) -> Export:
     """Read and validate an export; an edited file with a bad value gets a one-line error."""
-    path = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("path", "must name an existing export file", path) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError("<yaml>", f"must be valid YAML{line}", where=path) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError("path", f"must be a readable export file ({type(err).__name__})", path) from None
-    if not isinstance(data, dict) or "arch" not in data:
+    return _parse_export(read_yaml(path, "export file"), str(path))
+
+
+def _parse_export(data: Any, path: str) -> Export:
+    if not is_export(data):
         raise ConfigError("<top level>", "must be a mapping with an `arch` section (a gcsearch export)", where=path)
     for key in data:
         if key not in KEYS:
@@ -107,6 +102,21 @@ def load_export(path: str | Path) -> Export:
     if weights is not None and (not isinstance(weights, str) or "/" in weights or weights.startswith(".")):
         raise ConfigError("weights", "must be a file name next to the export", weights, f"{path}: weights")
     return Export(path, arch, space, metrics, source, weights)
+
+
+def is_export(data: object) -> bool:
+    """An export, not a space file: a mapping with an ``arch`` section."""
+    return isinstance(data, dict) and "arch" in data
+
+
+def load_trainable(path: str | Path) -> tuple[ArchConfig | None, SearchSpace]:
+    """What ``gcsearch train`` trains: an export's (architecture, settings), or a space file's settings with no
+    architecture (the caller picks one), told apart by the export's ``arch`` section."""
+    data = read_yaml(path, "space file or export")
+    if is_export(data):
+        exp = _parse_export(data, str(path))
+        return exp.arch, exp.space
+    return None, parse_space(data, str(path))
 
 
 @dataclass(frozen=True)

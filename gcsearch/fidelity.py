@@ -36,60 +36,6 @@ METRIC_NAMES = {"accuracy": "val accuracy", "-loss": "val loss", "ema_accuracy":
                 "-ema_loss": "EMA val loss"}  # fmt: skip
 
 
-def ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties given their average rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    mx, my = statistics.fmean(x), statistics.fmean(y)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
-    sxx = sum((a - mx) ** 2 for a in x)
-    syy = sum((b - my) ** 2 for b in y)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    return pearson(ranks(x), ranks(y))
-
-
-def kendall(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b (ties in either variable accounted for)."""
-    conc = disc = tx = ty = 0
-    for i, j in itertools.combinations(range(len(x)), 2):
-        dx, dy = x[i] - x[j], y[i] - y[j]
-        if dx == 0 and dy == 0:
-            continue
-        if dx == 0:
-            tx += 1
-        elif dy == 0:
-            ty += 1
-        elif (dx > 0) == (dy > 0):
-            conc += 1
-        else:
-            disc += 1
-    denom = math.sqrt((conc + disc + tx) * (conc + disc + ty))
-    return (conc - disc) / denom if denom else math.nan
-
-
-def top_overlap(x: Sequence[float], y: Sequence[float], share: float = 0.1) -> float:
-    """|top k by x  intersect  top k by y| / k, with k = ceil(share * n)."""
-    k = max(1, math.ceil(share * len(x)))
-    top_x = set(sorted(range(len(x)), key=lambda i: -x[i])[:k])
-    top_y = set(sorted(range(len(y)), key=lambda i: -y[i])[:k])
-    return len(top_x & top_y) / k
-
-
 @dataclass(frozen=True)
 class EpochFidelity:
     metric: str
@@ -145,7 +91,7 @@ def _truth(curves: Curves, archs: Sequence[ArchConfig], seeds: Sequence[int]) ->
 
 def _mean_spearman(per_seed: Sequence[Sequence[float]], truth: Sequence[float], idx: Sequence[int]) -> float:
     y = [truth[i] for i in idx]
-    return statistics.fmean(spearman([x[i] for i in idx], y) for x in per_seed)
+    return statistics.fmean(stats.spearman([x[i] for i in idx], y) for x in per_seed)
 
 
 def _draws(n: int, resamples: int, seed: int) -> list[list[int]]:
@@ -172,11 +118,11 @@ def fidelity(curves: Curves, resamples: int = BOOTSTRAP, seed: int = 0) -> Repor
             for x, s in zip(xs, seeds, strict=True):
                 others = [t for t in seeds if t != s]
                 held = (
-                    spearman(x, [statistics.fmean(curves.final(a, t) for t in others) for a in archs])
+                    stats.spearman(x, [statistics.fmean(curves.final(a, t) for t in others) for a in archs])
                     if others
                     else math.nan
                 )
-                per_seed.append((spearman(x, truth), kendall(x, truth), top_overlap(x, truth), held))
+                per_seed.append((stats.spearman(x, truth), stats.kendall(x, truth), stats.top_overlap(x, truth), held))
             rho, tau, top, held = (statistics.fmean(col) for col in zip(*per_seed, strict=True))
             low, high = _percentiles([_mean_spearman(xs, truth, d) for d in draws])
             rows.append(EpochFidelity(metric, epoch, rho, tau, top, held, low, high))

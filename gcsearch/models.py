@@ -16,17 +16,15 @@ for 28x28 and 32x32 proxies.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torchvision.models import resnet as tv
 
-from gcsearch.arch import BACKBONES, STAGES, ArchConfig, check_choice
+from gcsearch.arch import BACKBONES, BLOCK_POSITIONS, STAGES, ArchConfig, block_kind, check_choice
 from gcsearch.blocks import GlobalContext
 from gcsearch.errors import ConfigError
-from gcsearch.files import replace_with
 
 STAGE_LAYERS = dict(zip(STAGES, ("layer1", "layer2", "layer3", "layer4"), strict=True))
 
@@ -72,29 +70,27 @@ class Bottleneck(tv.Bottleneck):
         return self.relu(out)
 
 
-# name -> (block class, blocks per stage)
-TORCHVISION_RESNETS: dict[str, tuple[type[nn.Module], list[int]]] = {
-    "resnet18": (BasicBlock, [2, 2, 2, 2]),
-    "resnet34": (BasicBlock, [3, 4, 6, 3]),
-    "resnet50": (Bottleneck, [3, 4, 6, 3]),
-    "resnet101": (Bottleneck, [3, 4, 23, 3]),
+# Residual blocks per stage c2..c5 (the block kind of each is arch.TORCHVISION_BLOCKS's).
+TORCHVISION_RESNETS: dict[str, list[int]] = {
+    "resnet18": [2, 2, 2, 2],
+    "resnet34": [3, 4, 6, 3],
+    "resnet50": [3, 4, 6, 3],
+    "resnet101": [3, 4, 23, 3],
 }
 BLOCK_TYPES: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 def block_positions(block_type: type[nn.Module]) -> tuple[str, ...]:
-    """The GC positions a residual block offers."""
-    if block_type is Bottleneck:
-        return ("after_1x1", "after_3x3", "after_add")
-    return ("after_1x1", "after_add")
+    """The GC positions a residual block offers (arch.BLOCK_POSITIONS)."""
+    return BLOCK_POSITIONS["bottleneck" if block_type is Bottleneck else "basic"]
 
 
 def backbone_block(backbone: str, block: str = "basic") -> type[nn.Module]:
     """The residual block class a backbone is made of (``block`` matters for proxy_resnet only)."""
     check_choice("backbone", backbone, BACKBONES)
     if backbone == "proxy_resnet":
-        return BLOCK_TYPES[check_choice("block", block, tuple(BLOCK_TYPES))]  # type: ignore[return-value]
-    return TORCHVISION_RESNETS[backbone][0]
+        check_choice("block", block, tuple(BLOCK_TYPES))
+    return BLOCK_TYPES[block_kind(backbone, block)]
 
 
 class ProxyResNet(tv.ResNet):
@@ -151,8 +147,7 @@ def _make_backbone(
         ):
             raise ConfigError("depth", "must be 1 to 4 positive integers, blocks per stage c2..c5", depth)
         return ProxyResNet(block_type, list(depth), width=width, num_classes=num_classes, in_channels=in_channels)
-    _, layers = TORCHVISION_RESNETS[backbone]
-    model = tv.ResNet(block_type, layers, num_classes=num_classes)  # type: ignore[arg-type]
+    model = tv.ResNet(block_type, TORCHVISION_RESNETS[backbone], num_classes=num_classes)  # type: ignore[arg-type]
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     return model
@@ -217,19 +212,3 @@ def build_model(
 
 def gc_blocks(model: nn.Module) -> list[GlobalContext]:
     return [m for m in model.modules() if isinstance(m, GlobalContext)]
-
-
-def load_weights(model: nn.Module, weights: Path, source: str) -> nn.Module:
-    """Trained weights into ``model``; ``source`` is the file that named them, for the error line."""
-    if not weights.is_file():
-        raise ConfigError("weights", "must name a file next to the export", str(weights), source)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model
-
-
-def save_weights(checkpoint: Path, out: Path) -> None:
-    """A trial checkpoint's model weights alone, for an export (atomic: temporary file, then rename): the
-    EMA of the weights when the recipe keeps one, since that is what the trial's accuracy measured."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state = saved.get("ema") or saved["model"]
-    replace_with(out, lambda tmp: torch.save(state, tmp))

@@ -103,7 +103,7 @@ def plot_pareto(
                         xytext=(8, 9 * (i % 3 - 1)), va="center", fontsize=8, color="tab:red")  # fmt: skip
     marks = {"baseline (no GC)": ArchConfig(), "paper default": space.reference()}
     for (name, arch), style in zip(marks.items(), (("s", "black"), ("*", "tab:orange")), strict=True):
-        hits = [r for r in done if r.arch == arch]
+        hits = [r for r in done if arch is not None and r.arch == arch]
         if hits:
             ax.scatter([r.macs for r in hits], [r.accuracy for r in hits], marker=style[0], s=90, c=style[1],
                        label=name, zorder=5, alpha=0.8)  # fmt: skip

@@ -16,6 +16,7 @@ run read it, so they also work while a search is still running.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import os
 import warnings
@@ -34,7 +35,8 @@ from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord, front, trained
-from gcsearch.space import SearchSpace, load_space, space_to_dict
+from gcsearch.space import SearchSpace, space_to_dict
+from gcsearch.spacefile import load_space
 
 MAIN_STUDY = "gcsearch"
 TWIN_STUDY = "gcsearch-accuracy"
@@ -42,6 +44,13 @@ TRIAL_COLUMNS = (
     "number", "state", "epochs", "accuracy", "macs", "params", "seconds",
     "stages", "pool", "fusion", "ratio", "norm", "position", "reason",
 )  # fmt: skip
+
+
+def new_run_dir(space: SearchSpace, name: str | None, kind: str = "") -> Path:
+    """Where a new run goes: ``<output.dir>/<name>``, or ``<output.dir>/<space file's stem>[-<kind>]-<time>``
+    (kind: ablate, record, factorial; none for a search)."""
+    stem = name or "-".join(p for p in (Path(space.path).stem, kind, f"{datetime.datetime.now():%Y%m%d-%H%M%S}") if p)
+    return Path(space.output_dir) / stem
 
 
 CHECKPOINT = "checkpoints/trial-{:04d}.pt"  # inside the run directory, by trial number

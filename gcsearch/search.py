@@ -32,7 +32,7 @@ from ray.tune.experiment import Trial as TuneTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
-from gcsearch import attrs, pretrained, rundir
+from gcsearch import attrs, pretrain, rundir
 from gcsearch.arch import ArchConfig
 from gcsearch.decider import Decider, grid_plan
 from gcsearch.errors import ConfigError, TrainingDiverged
@@ -275,7 +275,7 @@ def _run_locked(
             f"optuna.log ended in a half-written record ({dropped} bytes, from a kill mid-write): dropped it; "
             "every complete record is kept, and a trial it left unfinished is rerun from its checkpoint\n"
         )
-    space = pretrained.resolve(space, stream)  # fine-tuning: the weights made once, checked, their hash pinned
+    space = pretrain.resolve(space, stream)  # fine-tuning: the weights made once, checked, their hash pinned
     rundir.check_same_recipe(run_dir, space)
     rundir.save_space(run_dir, space)
     if plan is None and space.search.sampler == "grid":
@@ -337,8 +337,3 @@ def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, strea
     view.draw(force=True)
     if decider.ended:
         stream.write(f"the search ended before its budget of {budget} trials: {decider.ended}\n")
-
-
-def new_run_dir(space: SearchSpace, name: str | None) -> Path:
-    stem = name or f"{Path(space.path).stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    return Path(space.output_dir) / stem

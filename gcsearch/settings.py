@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gcsearch.arch import BASIC_BACKBONES, POSITIONS, STAGES
+from gcsearch.arch import BLOCK_POSITIONS, STAGES, block_kind
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
 # dataset -> (channels, height, width), classes
@@ -66,8 +66,7 @@ class BackboneConfig:
 
     @property
     def positions(self) -> tuple[str, ...]:
-        basic = self.name in BASIC_BACKBONES or (self.name == "proxy_resnet" and self.block == "basic")
-        return ("after_1x1", "after_add") if basic else POSITIONS
+        return BLOCK_POSITIONS[block_kind(self.name, self.block)]
 
     def build_kwargs(self) -> dict[str, Any]:
         """Arguments of ``models.build_model`` (torch-free so the space stays importable)."""

@@ -1,64 +1,30 @@
-"""Search space files: YAML -> frozen dataclasses, validated once; Optuna sampling; the grid.
-
-No torch, no ray: loading and validating a file is instant. Every mistake raises ``ConfigError`` naming
-the file, the key path (``space.ratio[2]``), the rule and the value given.
-
-File layout (README documents every key):
-
-    space:    the searched axes: pool, fusion, ratio, norm, stages, position (one value = fixed)
-    backbone: name, width, depth, block, input_size, num_classes, weights (or pretrain), weights_sha256
-    data:     dataset, root, train_subset, val_size, augment, download, synthetic_size
-    train:    epochs, batch_size, optimizer, lr, momentum, weight_decay, schedule, label_smoothing, ...
-    search:   objectives, trials, sampler, pruner, pruner_settings, resources, concurrency, ...
-    output:   dir
+"""The search space as typed values: the searched axes and the settings of a space file, Optuna sampling, the
+grid, the reference pair every search and recording trains first, and the recipe hash. No YAML here
+(``spacefile.py`` reads and checks a file), no torch, no ray.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import hashlib
 import itertools
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
-
-import yaml
+from typing import Any, Protocol
 
 from gcsearch.arch import (
-    BACKBONES,
+    AXES,
     FUSIONS,
     NORMS,
     PAPER_DEFAULT,
     POOLS,
-    POSITIONS,
-    STAGES,
     ArchConfig,
-    check_choice,
-    parse_ratio,
+    paper_default_in,
     ratio_text,
+    stage_label,
 )
-from gcsearch.errors import ConfigError
-from gcsearch.settings import (
-    DATASET_SHAPES,
-    DATASETS,
-    DEVICES,
-    OBJECTIVES,
-    OPTIMIZERS,
-    PRUNER_SETTINGS,
-    PRUNERS,
-    SAMPLERS,
-    SCHEDULES,
-    BackboneConfig,
-    DataConfig,
-    PretrainConfig,
-    SearchConfig,
-    TrainConfig,
-)
-
-SECTIONS = ("space", "backbone", "data", "train", "search", "output")
-
-# --------------------------------------------------------------------------- the dataclasses
+from gcsearch.settings import BackboneConfig, DataConfig, SearchConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -69,7 +35,7 @@ class Axes:
     fusion: tuple[str, ...] = FUSIONS
     ratio: tuple[float, ...] = (1 / 4, 1 / 8, 1 / 16)
     norm: tuple[str, ...] = NORMS
-    stages: tuple[tuple[str, ...], ...] = (tuple(PAPER_DEFAULT["stages"]), ())
+    stages: tuple[tuple[str, ...], ...] = (PAPER_DEFAULT.stages, ())
     position: tuple[str, ...] = ("after_1x1",)
 
 
@@ -85,9 +51,6 @@ class SearchSpace:
 
     # ------------------------------------------------------------------ sampling
 
-    def stage_label(self, stages: tuple[str, ...]) -> str:
-        return ",".join(stages) if stages else "none"
-
     def suggest(self, trial: TrialLike) -> ArchConfig:
         """Define-by-run sampling on an Optuna trial of the GC configurations; fixed axes are not
         suggested. The baseline (no stages) is no category here: it is one configuration, trained once as
@@ -95,7 +58,7 @@ class SearchSpace:
         sets = [s for s in self.axes.stages if s]
         if not sets:
             return ArchConfig()
-        labels = [self.stage_label(s) for s in sets]
+        labels = [stage_label(s) for s in sets]
         stages = sets[labels.index(_pick(trial, "stages", labels))]
         ratios = [ratio_text(r) for r in self.axes.ratio]
         return ArchConfig(
@@ -109,23 +72,10 @@ class SearchSpace:
 
     def params_of(self, arch: ArchConfig) -> dict[str, Any]:
         """The Optuna parameters ``suggest`` draws for ``arch`` (for FixedTrial and enqueue_trial)."""
-        out: dict[str, Any] = {}
         if arch.is_baseline:
-            return out  # drawn by no sampler (see suggest)
-        if len([s for s in self.axes.stages if s]) > 1:
-            out["stages"] = self.stage_label(arch.stages)
-        assert arch.ratio is not None
-        values = {
-            "pool": arch.pool,
-            "fusion": arch.fusion,
-            "ratio": ratio_text(arch.ratio),
-            "norm": arch.norm,
-            "position": arch.position,
-        }
-        for name, value in values.items():
-            if len(getattr(self.axes, name)) > 1:
-                out[name] = value
-        return out
+            return {}  # drawn by no sampler (see suggest)
+        searched = {"stages": [s for s in self.axes.stages if s], **{a: getattr(self.axes, a) for a in AXES[1:]}}
+        return {axis: arch.value_text(axis) for axis in AXES if len(searched[axis]) > 1}
 
     def grid(self) -> list[ArchConfig]:
         """Every distinct architecture of the space, the baseline once."""
@@ -139,10 +89,36 @@ class SearchSpace:
                 seen.setdefault(ArchConfig(stages, pool, fusion, ratio, norm, position), None)
         return list(seen)
 
-    def reference(self) -> ArchConfig:
-        """The paper's default, restricted to what this backbone has."""
-        paper = ArchConfig.from_dict(PAPER_DEFAULT)
-        return dataclasses.replace(paper, stages=tuple(s for s in paper.stages if s in self.backbone.stages))
+    # ------------------------------------------------------------------ the reference pair
+
+    def reference(self) -> ArchConfig | None:
+        """The paper default as a point of this space: its stages restricted to the backbone's, and each axis
+        the space does not offer at the paper's value set to the space's first choice of that axis (so it is
+        always a configuration a search could train); None when the space offers no stage set with GC."""
+        choices = {"stages": [s for s in self.axes.stages if s], **{a: list(getattr(self.axes, a)) for a in AXES[1:]}}
+        return paper_default_in(choices, self.backbone.stages)
+
+    def references(self) -> tuple[ArchConfig, ...]:
+        """What users compare a search against, trained first by every search and held by every recording:
+        the baseline without GC (when the space holds it), then the paper default as a point of the space."""
+        baseline = (ArchConfig(),) if () in self.axes.stages else ()
+        reference = self.reference()
+        return baseline + ((reference,) if reference is not None else ())
+
+    # ------------------------------------------------------------------ the recipe
+
+    def recipe(self) -> str:
+        """Hash of what must match for two trainings to be comparable: the backbone, data and train sections
+        (not where or how fast a trial runs, and a weights file by its hash, not its path)."""
+        d = space_to_dict(self)
+        train = {k: v for k, v in d["train"].items() if k not in ("device", "threads")}
+        backbone = {k: v for k, v in d["backbone"].items() if k != "weights"}
+        blob = json.dumps({"backbone": backbone, "data": d["data"], "train": train}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def with_search(self, **changes: Any) -> SearchSpace:
+        """This space with some settings of its search section changed."""
+        return dataclasses.replace(self, search=dataclasses.replace(self.search, **changes))
 
 
 class TrialLike(Protocol):
@@ -151,374 +127,6 @@ class TrialLike(Protocol):
 
 def _pick(trial: TrialLike, name: str, choices: list[Any]) -> Any:
     return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
-
-
-# --------------------------------------------------------------------------- reading and checking
-
-T = TypeVar("T")
-_MISSING = object()
-
-
-class _Section:
-    """One mapping of the file: typed getters that raise ConfigError with the key path."""
-
-    def __init__(self, path: str, name: str, data: object, known: Sequence[str]):
-        self.path, self.name, self.known = path, name, tuple(known)
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(name, "must be a mapping", data, path)
-        self.data: dict[Any, Any] = data
-        for key in data:
-            if key not in self.known:
-                raise _unknown_key(key, self.known, f"{path}: {self.where(str(key))}")
-
-    def where(self, key: str) -> str:
-        return f"{self.name}.{key}" if self.name else key
-
-    def at(self, key: str) -> str:
-        return f"{self.path}: {self.where(key)}"
-
-    def get(self, key: str, default: Any, check: Callable[[Any, str, str], T]) -> T:
-        value = self.data.get(key, _MISSING)
-        if value is _MISSING:
-            return default  # type: ignore[no-any-return]
-        return check(value, key, self.at(key))
-
-
-def _unknown_key(key: object, known: Sequence[str], where: str) -> ConfigError:
-    close = difflib.get_close_matches(str(key), known, n=1)
-    hint = f"; did you mean `{close[0]}`?" if close else f"; expected one of {list(known)}"
-    return ConfigError(str(key), f"is not a known key{hint}", where=where)
-
-
-def _int(minimum: int, allow_none: bool = False) -> Callable[[Any, str, str], Any]:
-    def check(value: Any, key: str, where: str) -> int | None:
-        if value is None and allow_none:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, "must be an integer", value, where)
-        if value < minimum:
-            raise ConfigError(key, f"must be >= {minimum}", value, where)
-        return value
-
-    return check
-
-
-def _float(low: float, high: float | None = None, allow_none: bool = False, open_low: bool = False):
-    def check(value: Any, key: str, where: str) -> float | None:
-        if value is None and allow_none:
-            return None
-        if isinstance(value, str):
-            try:
-                value = float(value)  # YAML reads 5e-4 as a string
-            except ValueError:
-                raise ConfigError(key, "must be a number", value, where) from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise ConfigError(key, "must be a number", value, where)
-        too_low = value <= low if open_low else value < low
-        if too_low or (high is not None and value > high):
-            lo = f"({low}" if open_low else f"[{low}"
-            rule = f"must be in {lo}, {high}]" if high is not None else f"must be {'>' if open_low else '>='} {low}"
-            raise ConfigError(key, rule, value, where)
-        return float(value)
-
-    return check
-
-
-def _bool(value: Any, key: str, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(key, "must be true or false", value, where)
-    return value
-
-
-def _choice(allowed: Sequence[str]):
-    def check(value: Any, key: str, where: str) -> str:
-        return check_choice(key, value, tuple(allowed), where)
-
-    return check
-
-
-def _opt_str(value: Any, key: str, where: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(key, "must be a path (a string)", value, where)
-    return value
-
-
-def _choices(section: _Section, key: str, check: Callable[[Any, str, str], T]) -> tuple[T, ...] | None:
-    """A list of choices (a scalar means one fixed value); None when the key is absent."""
-    value = section.data.get(key, _MISSING)
-    if value is _MISSING:
-        return None
-    values = value if isinstance(value, list) else [value]
-    if not values:
-        raise ConfigError(key, "must list at least one choice", value, section.at(key))
-    out = [check(v, key, f"{section.at(key)}[{i}]") for i, v in enumerate(values)]
-    return tuple(dict.fromkeys(out))  # duplicates dropped, order kept
-
-
-def _read_axes(section: _Section, backbone: BackboneConfig) -> Axes:
-    def stage_set(value: Any, key: str, where: str) -> tuple[str, ...]:
-        if value is None or value == "none":
-            return ()
-        if isinstance(value, str):
-            value = [s.strip() for s in value.split(",") if s.strip()]
-        if not isinstance(value, list):
-            raise ConfigError(key, "must be a list of stage sets such as [[c3, c4, c5], []]", value, where)
-        for i, stage in enumerate(value):
-            if stage not in backbone.stages:
-                rule = f"must hold stages of backbone {backbone.name}: {list(backbone.stages)}"
-                raise ConfigError(key, rule, stage, f"{where}[{i}]")
-        return tuple(s for s in STAGES if s in value)
-
-    def ratio(value: Any, key: str, where: str) -> float:
-        return parse_ratio(value, key, where)
-
-    def position(value: Any, key: str, where: str) -> str:
-        check_choice(key, value, POSITIONS, where)
-        if value not in backbone.positions:
-            rule = f"must be one of {list(backbone.positions)} for {backbone.name}'s {backbone.block} blocks"
-            if backbone.name != "proxy_resnet":
-                rule = f"must be one of {list(backbone.positions)} for {backbone.name}"
-            raise ConfigError(key, rule, value, where)
-        return str(value)
-
-    raw_stages = section.data.get("stages", _MISSING)
-    if isinstance(raw_stages, dict):
-        stages = _per_stage(section, raw_stages, backbone)
-    elif isinstance(raw_stages, list) and raw_stages and all(_plain_stage(v) for v in raw_stages):
-        # [c3, c4, c5] is one stage set, not three single-stage sets.
-        stages = (stage_set(raw_stages, "stages", section.at("stages")),)
-    else:
-        reference = tuple(s for s in PAPER_DEFAULT["stages"] if s in backbone.stages)
-        stages = _choices(section, "stages", stage_set) or (reference, ())
-    defaults = Axes()
-    return Axes(
-        pool=_choices(section, "pool", _choice(POOLS)) or defaults.pool,
-        fusion=_choices(section, "fusion", _choice(FUSIONS)) or defaults.fusion,
-        ratio=_choices(section, "ratio", ratio) or defaults.ratio,
-        norm=_choices(section, "norm", _choice(NORMS)) or defaults.norm,
-        stages=stages,
-        position=_choices(section, "position", position) or defaults.position,
-    )
-
-
-def _plain_stage(value: Any) -> bool:
-    return isinstance(value, str) and "," not in value and value != "none"
-
-
-def _per_stage(section: _Section, raw: dict[Any, Any], backbone: BackboneConfig) -> tuple[tuple[str, ...], ...]:
-    """``stages: {c3: [on, off], c4: [on, off], c5: on}`` -> every combination of on/off per stage."""
-    options: list[list[bool]] = []
-    names: list[str] = []
-    for stage, value in raw.items():
-        where = f"{section.at('stages')}.{stage}"
-        if stage not in backbone.stages:
-            raise ConfigError(
-                "stages",
-                f"must name stages of backbone {backbone.name}: {list(backbone.stages)}",
-                stage,
-                where,
-            )
-        values = value if isinstance(value, list) else [value]
-        if not values:
-            raise ConfigError(str(stage), "must list at least one of true/false", value, where)
-        options.append([_bool(v, str(stage), where) for v in values])
-        names.append(str(stage))
-    if not names:
-        raise ConfigError("stages", "must name at least one stage", raw, section.at("stages"))
-    sets = {tuple(s for s, on in zip(names, combo, strict=True) if on) for combo in itertools.product(*options)}
-    return tuple(sorted((tuple(sorted(s, key=STAGES.index)) for s in sets), key=lambda s: (-len(s), s)))
-
-
-def _read_backbone(path: str, raw: object, dataset: str) -> BackboneConfig:
-    sec = _Section(
-        path,
-        "backbone",
-        raw,
-        ("name", "width", "depth", "block", "input_size", "num_classes", "weights", "weights_sha256", "pretrain"),
-    )
-    name = sec.get("name", "proxy_resnet", _choice(BACKBONES))
-
-    def depth(value: Any, key: str, where: str) -> tuple[int, ...]:
-        if not isinstance(value, list) or not 1 <= len(value) <= 4:
-            raise ConfigError(key, "must list 1 to 4 block counts, for stages c2..c5", value, where)
-        return tuple(_int(1)(v, key, f"{where}[{i}]") for i, v in enumerate(value))
-
-    def input_size(value: Any, key: str, where: str) -> tuple[int, int, int]:
-        if not isinstance(value, list) or len(value) != 3:
-            raise ConfigError(key, "must be [channels, height, width]", value, where)
-        c, h, w = (_int(1)(v, key, f"{where}[{i}]") for i, v in enumerate(value))
-        return (c, h, w)
-
-    (shape, classes) = DATASET_SHAPES[dataset]
-    size = sec.get("input_size", shape, input_size)
-    num_classes = sec.get("num_classes", classes, _int(2))
-    if num_classes is None:
-        raise ConfigError("num_classes", f"must be given for dataset {dataset}", where=sec.at("num_classes"))
-    if name != "proxy_resnet":
-        for key in ("width", "depth", "block"):
-            if key in sec.data:
-                raise ConfigError(key, "applies to backbone proxy_resnet only", sec.data[key], sec.at(key))
-    weights = sec.get("weights", None, _opt_str)
-    pretrain = _read_pretrain(path, sec.data.get("pretrain"))
-    # Both only in a run's space.yaml, where weights names the file pretrain made and its hash is pinned.
-    if weights and pretrain and "weights_sha256" not in sec.data:
-        raise ConfigError(
-            "pretrain", "must be left out when backbone.weights names a file (one or the other)", None,
-            sec.at("pretrain"),
-        )  # fmt: skip
-    return BackboneConfig(
-        name=name,
-        width=sec.get("width", 16, _int(1)),
-        depth=sec.get("depth", (1, 1, 1, 1), depth),
-        block=sec.get("block", "basic", _choice(("basic", "bottleneck"))),
-        input_size=size,
-        num_classes=num_classes,
-        weights=weights,
-        weights_sha256=sec.get("weights_sha256", None, _opt_str),
-        pretrain=pretrain,
-    )
-
-
-def _read_pretrain(path: str, raw: object) -> PretrainConfig | None:
-    if raw is None:
-        return None
-    sec = _Section(path, "backbone.pretrain", raw, tuple(PretrainConfig.__dataclass_fields__))
-    d = PretrainConfig()
-    return PretrainConfig(
-        epochs=sec.get("epochs", d.epochs, _int(1)),
-        train_subset=sec.get("train_subset", None, _int(1, allow_none=True)),
-        lr=sec.get("lr", None, _float(0, open_low=True, allow_none=True)),
-        schedule=sec.get("schedule", None, _choice(SCHEDULES)) if sec.data.get("schedule") is not None else None,
-        batch_size=sec.get("batch_size", None, _int(1, allow_none=True)),
-        seed=sec.get("seed", d.seed, _int(0)),
-    )
-
-
-def _read_data(path: str, raw: object) -> DataConfig:
-    sec = _Section(
-        path,
-        "data",
-        raw,
-        ("dataset", "root", "train_subset", "val_size", "augment", "download", "synthetic_size"),
-    )
-    aug = _Section(path, "data.augment", sec.data.get("augment"), ("flip", "crop_padding"))
-    d = DataConfig()
-    return DataConfig(
-        dataset=sec.get("dataset", d.dataset, _choice(DATASETS)),
-        root=sec.get("root", None, _opt_str),
-        train_subset=sec.get("train_subset", None, _int(1, allow_none=True)),
-        val_size=sec.get("val_size", d.val_size, _int(1)),
-        flip=aug.get("flip", d.flip, _bool),
-        crop_padding=aug.get("crop_padding", d.crop_padding, _int(0)),
-        download=sec.get("download", d.download, _bool),
-        synthetic_size=sec.get("synthetic_size", d.synthetic_size, _int(16)),
-    )
-
-
-def _read_train(path: str, raw: object) -> TrainConfig:
-    sec = _Section(path, "train", raw, tuple(TrainConfig.__dataclass_fields__))
-    d = TrainConfig()
-    return TrainConfig(
-        epochs=sec.get("epochs", d.epochs, _int(1)),
-        batch_size=sec.get("batch_size", d.batch_size, _int(1)),
-        optimizer=sec.get("optimizer", d.optimizer, _choice(OPTIMIZERS)),
-        lr=sec.get("lr", d.lr, _float(0, open_low=True)),
-        momentum=sec.get("momentum", d.momentum, _float(0, 1)),
-        weight_decay=sec.get("weight_decay", d.weight_decay, _float(0)),
-        schedule=sec.get("schedule", d.schedule, _choice(SCHEDULES)),
-        label_smoothing=sec.get("label_smoothing", d.label_smoothing, _float(0, 1)),
-        seed=sec.get("seed", d.seed, _int(0)),
-        device=sec.get("device", d.device, _choice(DEVICES)),
-        threads=sec.get("threads", None, _int(1, allow_none=True)),
-        ema=sec.get("ema", d.ema, _float(0, 0.9999)),
-    )
-
-
-def _read_search(path: str, raw: object) -> SearchConfig:
-    known = (
-        "objectives", "trials", "sampler", "pruner", "pruner_settings", "resources", "concurrency",
-        "max_macs", "seed", "time_budget_s", "retries",
-    )  # fmt: skip
-    sec = _Section(path, "search", raw, known)
-    d = SearchConfig()
-    objectives = _choices(sec, "objectives", _choice(tuple(OBJECTIVES))) or d.objectives
-    if "accuracy" not in objectives:
-        raise ConfigError("objectives", "must include accuracy", list(objectives), sec.at("objectives"))
-    pruner = sec.get("pruner", d.pruner, _choice(PRUNERS))
-    raw_settings = sec.data.get("pruner_settings")
-    if pruner == "none" and raw_settings:
-        where = f"{path}: search.pruner_settings"
-        raise ConfigError(
-            "pruner_settings", "must be empty with pruner none (nothing would use them)", raw_settings, where
-        )
-    settings_sec = _Section(path, "search.pruner_settings", raw_settings, PRUNER_SETTINGS[pruner])
-    settings: dict[str, float] = {}
-    for key in settings_sec.data:
-        settings[key] = settings_sec.get(key, None, _int(1) if key != "reduction_factor" else _int(2))
-    res = _Section(path, "search.resources", sec.data.get("resources"), ("cpu", "gpu"))
-    return SearchConfig(
-        objectives=objectives,
-        trials=sec.get("trials", d.trials, _int(1)),
-        sampler=sec.get("sampler", d.sampler, _choice(SAMPLERS)),
-        pruner=pruner,
-        pruner_settings=settings,
-        cpu=res.get("cpu", d.cpu, _float(0, open_low=True)),
-        gpu=res.get("gpu", d.gpu, _float(0, 1)),
-        concurrency=sec.get("concurrency", None, _int(1, allow_none=True)),
-        max_macs=sec.get("max_macs", None, _float(0, allow_none=True, open_low=True)),
-        seed=sec.get("seed", d.seed, _int(0)),
-        time_budget_s=sec.get("time_budget_s", None, _float(0, allow_none=True, open_low=True)),
-        retries=sec.get("retries", d.retries, _int(0)),
-    )
-
-
-def parse_space(data: object, path: str = "<space>") -> SearchSpace:
-    """Validate an already-parsed mapping (the YAML's top level)."""
-    if data is None:
-        raise ConfigError(
-            "<top level>",
-            "must be a mapping with sections " + ", ".join(SECTIONS) + ", but the file is empty",
-            where=path,
-        )
-    if not isinstance(data, dict):
-        raise ConfigError("<top level>", "must be a mapping with sections " + ", ".join(SECTIONS), data, path)
-    for key in data:
-        if key not in SECTIONS:
-            raise _unknown_key(key, SECTIONS, f"{path}: {key}")
-    data_cfg = _read_data(path, data.get("data"))
-    backbone = _read_backbone(path, data.get("backbone"), data_cfg.dataset)
-    space_sec = _Section(path, "space", data.get("space"), ("pool", "fusion", "ratio", "norm", "stages", "position"))
-    output = _Section(path, "output", data.get("output"), ("dir",))
-    return SearchSpace(
-        path=path,
-        axes=_read_axes(space_sec, backbone),
-        backbone=backbone,
-        data=data_cfg,
-        train=_read_train(path, data.get("train")),
-        search=_read_search(path, data.get("search")),
-        output_dir=output.get("dir", "runs", _opt_str) or "runs",
-    )
-
-
-def load_space(path: str | Path) -> SearchSpace:
-    """Read and validate a space file (``yaml.safe_load`` only)."""
-    path = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("path", "must name an existing space file", path) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
-        raise ConfigError("path", f"must be a readable UTF-8 YAML file ({type(err).__name__})", path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError("<yaml>", f"must be valid YAML: {problem} at {line}", where=path) from None
-    return parse_space(data, path)
 
 
 def space_to_dict(space: SearchSpace) -> dict[str, Any]:

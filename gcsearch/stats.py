@@ -12,7 +12,8 @@ comparison uses the per-seed differences (a paired t-test), not two independent 
   ground for calling two configurations tied;
 - ``sign_flip_p``: the exact permutation (sign-flip) p-value, distribution-free, for few seeds;
 - ``holm``: Holm-Bonferroni adjusted p-values across the comparisons of one family;
-- ``seeds_needed`` / ``detectable``: power of a paired t-test from an observed paired standard deviation.
+- ``seeds_needed`` / ``detectable``: power of a paired t-test from an observed paired standard deviation;
+- ``ranks``, ``spearman``, ``kendall`` (tau-b), ``top_overlap``: how well one ranking agrees with another.
 """
 
 from __future__ import annotations
@@ -187,6 +188,63 @@ def holm_confidence(rank: int, m: int, alpha: float = 0.05) -> float:
     """The confidence level of the interval that matches Holm's step ``rank`` (0 = smallest p) of m:
     the interval at 1 - alpha / (m - rank) excludes 0 exactly when that step rejects."""
     return 1 - alpha / (m - rank)
+
+
+# --------------------------------------------------------------------------- rank statistics
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties given their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    mx, my = statistics.fmean(x), statistics.fmean(y)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    return pearson(ranks(x), ranks(y))
+
+
+def kendall(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b (ties in either variable accounted for)."""
+    conc = disc = tx = ty = 0
+    for i, j in itertools.combinations(range(len(x)), 2):
+        dx, dy = x[i] - x[j], y[i] - y[j]
+        if dx == 0 and dy == 0:
+            continue
+        if dx == 0:
+            tx += 1
+        elif dy == 0:
+            ty += 1
+        elif (dx > 0) == (dy > 0):
+            conc += 1
+        else:
+            disc += 1
+    denom = math.sqrt((conc + disc + tx) * (conc + disc + ty))
+    return (conc - disc) / denom if denom else math.nan
+
+
+def top_overlap(x: Sequence[float], y: Sequence[float], share: float = 0.1) -> float:
+    """|top k by x  intersect  top k by y| / k, with k = ceil(share * n)."""
+    k = max(1, math.ceil(share * len(x)))
+    top_x = set(sorted(range(len(x)), key=lambda i: -x[i])[:k])
+    top_y = set(sorted(range(len(y)), key=lambda i: -y[i])[:k])
+    return len(top_x & top_y) / k
 
 
 # --------------------------------------------------------------------------- power

@@ -26,8 +26,8 @@ from gcsearch.arch import ArchConfig
 from gcsearch.errors import TrainingDiverged
 from gcsearch.files import replace_with
 from gcsearch.models import build_model
-from gcsearch.pretrained import load_backbone
 from gcsearch.settings import TrainConfig
+from gcsearch.weights import load_backbone
 
 if TYPE_CHECKING:  # the trainer reads a loaded space's settings, never the YAML reader
     from gcsearch.space import SearchSpace

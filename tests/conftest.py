@@ -5,7 +5,7 @@ import pytest
 
 from gcsearch import rundir
 from gcsearch.flops import SpaceCoster
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

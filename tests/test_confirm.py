@@ -96,7 +96,7 @@ def fake_search(monkeypatch, plans):
 
 
 def test_confirm_trains_fresh_seeds_only_and_never_counts_the_search_accuracy(tmp_path, monkeypatch):
-    from gcsearch.space import load_space
+    from gcsearch.spacefile import load_space
 
     space = load_space(ROOT / "search_spaces" / "smoke.yaml")
     own = space.train.seed
@@ -120,7 +120,7 @@ def test_confirm_trains_fresh_seeds_only_and_never_counts_the_search_accuracy(tm
 
 
 def test_confirm_command_avoids_every_seed_of_the_run(make_run, monkeypatch, capsys):
-    from gcsearch.space import load_space
+    from gcsearch.spacefile import load_space
 
     run_dir = make_run([(GC_A, "COMPLETE", 0.8), (GC_B, "COMPLETE", 0.7)])
     own = load_space(run_dir / "space.yaml").train.seed

@@ -12,7 +12,7 @@ import pytest
 
 from gcsearch import rundir
 from gcsearch.decider import Decider
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from gcsearch import ArchConfig, attrs
 from gcsearch.decider import Decider, grid_plan
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 
 SMOKE = load_space(ROOT / "search_spaces" / "smoke.yaml")
@@ -74,8 +74,9 @@ def test_references_first_then_the_budget_then_none():
     while (p := d.propose()) is not None:
         proposals.append(p)
         train_to_end(d, p, 0.5)
-    # The baseline first, once; smoke.yaml lacks the paper default (ratio 1/16), so it is not proposed.
-    assert proposals[0].arch == ArchConfig() and SMOKE.reference() not in [p.arch for p in proposals]
+    # The baseline first, then the paper default as a point of the space (smoke.yaml has ratio 1/4 only, so
+    # its reference is the paper default at 1/4), the rule bench record and ablate use too.
+    assert [p.arch for p in proposals[:2]] == [ArchConfig(), SMOKE.reference()] and SMOKE.reference().ratio == 0.25
     assert len(proposals) == 4 and len({p.arch for p in proposals}) == 4
     # MACs and params were recorded before training, and the objectives told in the file's order.
     t = d.main.trials[proposals[2].number]
@@ -134,7 +135,7 @@ def test_a_trial_pruned_before_a_crash_is_told_pruned_not_rerun(tmp_path):
 def test_grid_plan_covers_the_space_once_references_first():
     plan = grid_plan(space_with(sampler="grid", trials=100))
     archs = [a for a, _ in plan]
-    assert archs[0] == ArchConfig()  # the references first (smoke.yaml holds only the baseline of the two)
+    assert archs[:2] == list(SMOKE.references())  # the references first
     assert sorted(a.label() for a in archs) == sorted(a.label() for a in SMOKE.grid())
     assert len(grid_plan(space_with(sampler="grid", trials=3))) == 3
 
@@ -142,7 +143,7 @@ def test_grid_plan_covers_the_space_once_references_first():
 def test_planned_trials_keep_their_parameters_under_python_O():
     # The configuration drawn for an enqueued trial was once computed inside an assert, which -O removes.
     code = (
-        "import optuna; from gcsearch.decider import Decider; from gcsearch.space import load_space\n"
+        "import optuna; from gcsearch.decider import Decider; from gcsearch.spacefile import load_space\n"
         f"s = load_space({str(ROOT / 'search_spaces' / 'smoke.yaml')!r})\n"
         "a = [x for x in s.grid() if not x.is_baseline][1]\n"
         "d = Decider(s, optuna.storages.InMemoryStorage(), 0, plan=[(a, 0)])\n"

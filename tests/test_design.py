@@ -2,7 +2,7 @@ import itertools
 from collections import Counter
 
 from gcsearch import ArchConfig, design
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 
 SPACE = load_space(ROOT / "search_spaces" / "gc.yaml")

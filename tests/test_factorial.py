@@ -88,7 +88,7 @@ def test_gc_against_the_baseline_is_paired_by_seed():
     # The seed effect (sd 0.002) is shared by both, so pairing removes it and the gain is resolved.
     assert gc.verdict == "agree"
     assert gc.low < 0.003 < gc.high
-    assert ArchConfig.from_dict(PAPER_DEFAULT) in GRID
+    assert PAPER_DEFAULT in GRID
 
 
 def test_identical_differences_are_not_evidence():

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from gcsearch import ArchConfig, curves, fidelity
+from gcsearch import ArchConfig, curves, fidelity, stats
 from gcsearch.cli import main
 
 ARCHS = [ArchConfig(("c4",), "att", "add", r, "layernorm", "after_1x1") for r in (1, 1 / 2, 1 / 4, 1 / 8, 1 / 16)]
@@ -81,11 +81,11 @@ def test_recipes_are_compared_paired_on_the_same_draws():
 
 
 def test_rank_helpers():
-    assert fidelity.ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
-    assert fidelity.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert stats.ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
+    assert stats.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     # tau-b with one tie in x: 2 concordant, 0 discordant, one x-tie: 2 / sqrt(3 * 2).
-    assert fidelity.kendall([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
-    assert fidelity.top_overlap(list(range(20)), list(range(20))[::-1]) == 0.0
+    assert stats.kendall([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    assert stats.top_overlap(list(range(20)), list(range(20))[::-1]) == 0.0
 
 
 def test_cli_writes_report_and_picture(tmp_path, capsys):

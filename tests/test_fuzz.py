@@ -45,7 +45,7 @@ def fuzz_run(tmp_path_factory):
 
     from gcsearch import ArchConfig, rundir
     from gcsearch.flops import SpaceCoster
-    from gcsearch.space import load_space
+    from gcsearch.spacefile import load_space
 
     run_dir = tmp_path_factory.mktemp("fuzz") / "run"
     run_dir.mkdir()

@@ -4,7 +4,7 @@ and a null plant is not "found". No training."""
 
 from experiments import planted
 from gcsearch import curves, factorial, replay
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 
 SPACE = load_space(ROOT / "search_spaces" / "gc.yaml")

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from gcsearch import pareto, rundir
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from tests.conftest import token_authentication
 from tests.processes import descendants
 

@@ -7,7 +7,7 @@ import pytest
 
 from gcsearch import curves, pruning, replay
 from gcsearch.cli import main
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 
 SMOKE = load_space(ROOT / "search_spaces" / "smoke.yaml")

@@ -21,7 +21,7 @@ def test_pareto_writes_a_table_and_a_valid_png(make_run, capsys):
     run = make_run(TRIALS)
     assert main(["pareto", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "baseline (no GC)" in out and "c3c4 att+add" in out
+    assert "baseline (no GC)" in out and "c3,c4 att+add" in out
     width, height = png_size(run / "pareto.png")
     assert 600 <= width <= 2000 and 400 <= height <= 1500
     assert (run / "pareto.png").stat().st_size > 10_000  # points, lines and labels, not an empty canvas

@@ -8,7 +8,7 @@ import yaml
 
 from gcsearch import attrs, pareto, rundir
 from gcsearch.errors import ConfigError
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 
 

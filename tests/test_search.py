@@ -14,7 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from gcsearch import pareto, rundir
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from tests.conftest import token_authentication
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

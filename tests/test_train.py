@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gcsearch import ArchConfig, TrainingDiverged
-from gcsearch.space import load_space
+from gcsearch.spacefile import load_space
 from gcsearch.train import lr_factor, train
 
 

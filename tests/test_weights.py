@@ -2,17 +2,18 @@
 
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
-from gcsearch import pretrained, rundir
+from gcsearch import pretrain, rundir, weights
 from gcsearch.arch import ArchConfig
 from gcsearch.cli import main
 from gcsearch.errors import ConfigError
 from gcsearch.models import build_model, gc_blocks
 from gcsearch.settings import PretrainConfig
-from gcsearch.space import load_space, parse_space
+from gcsearch.spacefile import load_space, parse_space
 from tests.conftest import ROOT
 
 SMOKE = ROOT / "search_spaces" / "smoke.yaml"
@@ -38,7 +39,7 @@ def test_a_gc_model_takes_the_baselines_tensors_and_starts_as_the_baseline(tmp_p
     path, base = baseline_file(tmp_path, space)
     torch.manual_seed(0)  # another seed than the file's: without the load the backbones would differ
     model = build_model(gc=PAPER_ADD, **space.backbone.build_kwargs())
-    pretrained.load_backbone(model, path)
+    weights.load_backbone(model, path)
     own = model.state_dict()
     for key, tensor in torch.load(path, weights_only=True).items():
         assert torch.equal(own[key], tensor), key
@@ -67,7 +68,7 @@ def test_a_file_of_another_backbone_is_refused_naming_the_first_mismatched_key(t
     wide = dataclasses.replace(space, backbone=dataclasses.replace(space.backbone, width=16))
     path, _ = baseline_file(tmp_path, wide)
     with pytest.raises(ConfigError, match=r"'conv1.weight' is \(16, 1, 3, 3\) in the file and \(8, 1, 3, 3\)"):
-        pretrained.check(with_weights(space, path))
+        weights.check(with_weights(space, path))
 
 
 def test_a_file_missing_a_tensor_is_refused(tmp_path):
@@ -77,7 +78,7 @@ def test_a_file_missing_a_tensor_is_refused(tmp_path):
     del state["bn1.running_mean"]
     torch.save(state, path)
     with pytest.raises(ConfigError, match=r"'bn1\.running_mean' is missing"):
-        pretrained.check(with_weights(space, path))
+        weights.check(with_weights(space, path))
 
 
 def test_bad_weights_give_one_line_and_exit_2(tmp_path, capsys):
@@ -96,17 +97,17 @@ def test_a_resume_with_other_weights_is_refused(tmp_path):
     first, _ = baseline_file(tmp_path, space, seed=1, name="a.pt")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    rundir.save_space(run_dir, pretrained.resolve(with_weights(space, first)))
+    rundir.save_space(run_dir, pretrain.resolve(with_weights(space, first)))
     (run_dir / "optuna.log").write_text("")
     # the same file again: accepted
-    rundir.check_same_recipe(run_dir, pretrained.resolve(with_weights(space, first)))
+    rundir.check_same_recipe(run_dir, pretrain.resolve(with_weights(space, first)))
     other, _ = baseline_file(tmp_path, space, seed=2, name="b.pt")
     with pytest.raises(ConfigError, match="weights_sha256"):
-        rundir.check_same_recipe(run_dir, pretrained.resolve(with_weights(space, other)))
+        rundir.check_same_recipe(run_dir, pretrain.resolve(with_weights(space, other)))
     # the run's own space.yaml pins the hash: its file replaced under it is refused too
     torch.save(torch.load(other, weights_only=True), first)
     with pytest.raises(ConfigError, match="must match the weights the run started from"):
-        pretrained.resolve(rundir.load_run_space(run_dir))
+        pretrain.resolve(rundir.load_run_space(run_dir))
 
 
 def test_pretrain_makes_the_file_once_and_the_search_reuses_it(tmp_path):
@@ -115,10 +116,10 @@ def test_pretrain_makes_the_file_once_and_the_search_reuses_it(tmp_path):
     space = dataclasses.replace(
         space, backbone=dataclasses.replace(space.backbone, pretrain=pre), output_dir=str(tmp_path / "runs")
     )
-    resolved = pretrained.resolve(space)
+    resolved = pretrain.resolve(space)
     made = os.stat(resolved.backbone.weights).st_mtime_ns
-    assert resolved.backbone.weights_sha256 == pretrained.sha256_of(pretrained.Path(resolved.backbone.weights))
-    again = pretrained.resolve(space)
+    assert resolved.backbone.weights_sha256 == weights.sha256_of(Path(resolved.backbone.weights))
+    again = pretrain.resolve(space)
     assert again.backbone.weights == resolved.backbone.weights
     assert os.stat(again.backbone.weights).st_mtime_ns == made  # cached by recipe, not trained again
     # a run's resolved space (weights, pin and pretrain together) reads back through the loader
