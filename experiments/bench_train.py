@@ -59,9 +59,9 @@ def hand_loop(space, splits, device, epochs: int, channels_last: bool) -> float:
 
 
 def gcsearch_train(space, splits, epochs: int) -> float:
-    reports: list[dict] = []
+    reports: list = []
     train(space.reference(), space, reports.append, epochs=epochs, splits=splits)
-    return statistics.median(r["images_per_s"] for r in reports)
+    return statistics.median(r.images_per_s for r in reports)
 
 
 def main() -> None:

@@ -22,65 +22,18 @@ Writes experiments/results/planted.md and planted.png.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from gcsearch import curves, factorial, replay
-from gcsearch.arch import ArchConfig
+from gcsearch import curves, factorial, planted, replay
 from gcsearch.files import save_figure, write_atomic
 from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = ROOT / "experiments" / "data" / "curves-finetune.csv"
-PAPER_LEVELS = {"pool": "att", "fusion": "add", "norm": "layernorm", "ratio": "1/4", "stages": "c3,c4,c5"}
-PLANTED = [h for h in factorial.PAPER if h.axis in PAPER_LEVELS]  # the hypotheses a plant makes true
-SHARE = 0.25
-
-
-def planted_levels(arch: ArchConfig) -> int:
-    if arch.is_baseline:
-        return 0
-    return sum(factorial.level(ax, arch) == want for ax, want in PAPER_LEVELS.items())
-
-
-def background(points: list[curves.CurvePoint], seed: int) -> list[curves.CurvePoint]:
-    """The GC configurations' curve sets given to each other's labels (each label keeps its costs)."""
-    gc = sorted({p.arch for p in points if not p.arch.is_baseline}, key=lambda a: a.label())
-    shuffled = gc[:]
-    random.Random(seed).shuffle(shuffled)
-    source_of = dict(zip(gc, shuffled, strict=True))  # label -> whose curves it gets
-    cost = {p.arch: (p.macs, p.params) for p in points}
-    by_source: dict[ArchConfig, list[curves.CurvePoint]] = {}
-    for p in points:
-        by_source.setdefault(p.arch, []).append(p)
-    out = [p for p in points if p.arch.is_baseline]
-    for label, source in source_of.items():
-        macs, params = cost[label]
-        out += [dataclasses.replace(p, arch=label, macs=macs, params=params) for p in by_source[source]]
-    return out
-
-
-def plant(points: list[curves.CurvePoint], delta: float, epochs: int) -> list[curves.CurvePoint]:
-    out = []
-    for p in points:
-        gain = delta * planted_levels(p.arch) * p.epoch / epochs
-        ema = p.ema_accuracy + gain if p.ema_accuracy is not None else None
-        out.append(dataclasses.replace(p, accuracy=p.accuracy + gain, ema_accuracy=ema))
-    return out
-
-
-def held_out_hit(c: curves.Curves, trace: replay.Trace, noise: float) -> bool:
-    """Is the recommendation within ``noise`` of the best, by the mean of the seeds the replay did not read?"""
-    if not trace.completed:
-        return False
-    pick = max(trace.completed, key=lambda t: t[2])[1]
-    others = [s for s in c.common_seeds() if s != trace.recorded_seed]
-    truth = {a: statistics.mean(c.final(a, s) for s in others) for a in c.archs}
-    return truth[pick] >= max(truth.values()) - noise
+PLANTED, SHARE = planted.PLANTED, planted.SHARE
 
 
 def reading(rows: list, names: list[str], noise: float, permutations: int, flat: int, configs: int) -> list[str]:
@@ -137,7 +90,7 @@ def main() -> None:
         hits = {s.name: 0 for s in strategies}
         false_calls, wrong = 0, 0
         for r in range(args.permutations):
-            c = curves.Curves.of(plant(background(points, r), units * noise, recorded.epochs))
+            c = curves.Curves.of(planted.plant(planted.background(points, r), units * noise, recorded.epochs))
             verdicts = {x.name: x.verdict for x in factorial.analyse(factorial.observations(c)).hypotheses}
             for h in PLANTED:
                 power[h.name] += verdicts[h.name] == "agree"
@@ -145,7 +98,7 @@ def main() -> None:
             wrong += units > 0 and any(verdicts[h.name] == "disagree" for h in PLANTED)
             for st in strategies:
                 trace = replay.replay(c, space, st, r, workers=2, budget_epochs=budget)
-                hits[st.name] += held_out_hit(c, trace, noise)
+                hits[st.name] += planted.held_out_hit(c, trace, noise)
         n = args.permutations
         rows.append((units, {k: v / n for k, v in power.items()}, {k: v / n for k, v in hits.items()},
                      (false_calls if units == 0 else wrong) / n))  # fmt: skip

@@ -106,7 +106,7 @@ def driver_kills(tmp: Path, kills: int, tally: Tally) -> None:
 
 def worker_kill(tmp: Path, tally: Tally) -> None:
     sys.path.insert(0, str(ROOT))
-    from tests import processes  # the process-tree helper the tests use
+    from gcsearch.testing import trial_workers  # the process-tree helper the tests share
 
     space = space_file(tmp, data={"synthetic_size": 2048}, train={"epochs": 6},
                        search={"trials": 3, "pruner": "none", "retries": 1})  # fmt: skip
@@ -118,7 +118,7 @@ def worker_kill(tmp: Path, tally: Tally) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.2)
-        workers = processes.trial_workers(proc.pid) if ckpts.exists() and any(ckpts.glob("*.pt")) else []
+        workers = trial_workers(proc.pid) if ckpts.exists() and any(ckpts.glob("*.pt")) else []
         if workers:
             before = finished(tmp / "runs" / name)
             os.kill(workers[0], signal.SIGKILL)

@@ -78,7 +78,7 @@ def memory(pid: int) -> tuple[int, int]:
 
 def search(trials: int) -> tuple[dict[int, tuple[int, int]], float]:
     sys.path.insert(0, str(ROOT))
-    from tests.processes import trial_workers  # the process-tree helper the tests use
+    from gcsearch.testing import trial_workers  # the process-tree helper the tests use
 
     peaks: dict[int, tuple[int, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:

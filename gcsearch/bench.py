@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from gcsearch import attrs, curves, design
 from gcsearch.arch import ArchConfig
+from gcsearch.epoch import Epoch
 from gcsearch.errors import ConfigError
 from gcsearch.space import SearchSpace
 
@@ -44,11 +45,10 @@ def curve_points(space: SearchSpace, study: Any) -> list[curves.CurvePoint]:
             continue
         a = t.user_attrs
         arch, seed = ArchConfig.from_dict(a[attrs.ARCH]), int(a.get(attrs.SEED, space.train.seed))
-        for p in a[attrs.CURVE]:
-            out.append(curves.CurvePoint(arch, seed, int(p["epoch"]) + 1, p["accuracy"], p["loss"],
-                                         p["train_loss"], p["seconds"], int(a[attrs.MACS]),
-                                         int(a[attrs.PARAMS]), recipe, p.get("ema_accuracy"),
-                                         p.get("ema_loss")))  # fmt: skip
+        for e in map(Epoch.from_dict, a[attrs.CURVE]):
+            out.append(curves.CurvePoint(arch, seed, e.done, e.accuracy, e.loss, e.train_loss, e.seconds,
+                                         int(a[attrs.MACS]), int(a[attrs.PARAMS]), recipe, e.ema_accuracy,
+                                         e.ema_loss))  # fmt: skip
     return out
 
 

@@ -15,6 +15,7 @@ from gcsearch.pareto import PICK_RULES, trained  # pure Python: keeps --help ins
 
 if TYPE_CHECKING:
     from gcsearch.arch import ArchConfig
+    from gcsearch.epoch import Epoch
     from gcsearch.space import SearchSpace
 
 
@@ -107,13 +108,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     epochs = args.epochs or space.train.epochs
     print(f"training {arch.label()} on {space.data.dataset} for {epochs} epochs")
 
-    def show(m: dict[str, Any]) -> None:
-        print(
-            f"  epoch {int(m['epoch']) + 1:>3}/{epochs}  val acc {m['accuracy']:.4f}  "
-            f"val loss {m['loss']:.4f}  train loss {m['train_loss']:.4f}  "
-            f"{m['images_per_s']:,.0f} img/s  {m['epoch_seconds']:.1f} s",
-            flush=True,
-        )
+    def show(e: Epoch) -> None:
+        print(f"  epoch {e.done:>3}/{epochs}  val acc {e.accuracy:.4f}  val loss {e.loss:.4f}  train loss "
+              f"{e.train_loss:.4f}  {e.images_per_s:,.0f} img/s  {e.epoch_seconds:.1f} s", flush=True)  # fmt: skip
 
     metrics = train(arch, space, show, epochs=epochs, test=args.test)
     line = f"final: val acc {metrics.accuracy:.4f}, {metrics.seconds:.1f} s"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gcsearch.arch import AXES, ArchConfig, parse_ratio, parse_stages
+from gcsearch.epoch import Epoch, score_of
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 
@@ -53,8 +54,13 @@ class CurvePoint:
 
     @property
     def score(self) -> float:
-        """What the search ranks a trial by: the EMA weights' accuracy when recorded (decider.score)."""
-        return self.ema_accuracy if self.ema_accuracy is not None else self.accuracy
+        """What the search ranks a training by (epoch.score_of)."""
+        return score_of(self.accuracy, self.ema_accuracy)
+
+    def as_epoch(self) -> Epoch:
+        """This point as the epoch a training would have reported (``epoch`` 0-based there)."""
+        return Epoch(self.epoch - 1, self.accuracy, self.loss, self.train_loss, self.seconds,
+                     ema_accuracy=self.ema_accuracy, ema_loss=self.ema_loss)  # fmt: skip
 
     def metric(self, name: str) -> float:
         """A pruning metric as a score to maximise: accuracy, ema_accuracy, or -loss / -ema_loss."""

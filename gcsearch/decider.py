@@ -20,8 +20,9 @@ a few lines each) and by a simulated clock over recorded curves in ``gcsearch be
 - tells Optuna the outcome: COMPLETE with the objectives after the last epoch, PRUNED when stopped early,
   FAIL for an error or a diverged loss.
 
-A trial's score is its validation accuracy, or the accuracy of the EMA of its weights when the recipe
-keeps one (``train.ema``).
+Runners hand it typed values only (``epoch.Epoch`` after each epoch, ``epoch.Outcome`` at the end) and a
+coster that prices a configuration in (MACs, params) without training it (``flops.SpaceCoster`` for a search,
+the recorded costs for a replay): building a decider loads Optuna and nothing of torch or Ray.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +40,12 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from gcsearch import attrs, pruning, rundir
 from gcsearch.arch import ArchConfig
+from gcsearch.epoch import Epoch, Outcome
 from gcsearch.options import Options
 from gcsearch.pruning import make_pruner
 from gcsearch.space import SearchSpace
 
-CURVE_KEYS = ("epoch", "accuracy", "loss", "train_loss", "seconds", "ema_accuracy", "ema_loss")
+Coster = Callable[[ArchConfig], tuple[int, int]]  # a configuration's (MACs, params)
 
 
 def make_sampler(space: SearchSpace, options: Options | None = None) -> optuna.samplers.BaseSampler:
@@ -87,12 +89,6 @@ def nearest(arch: ArchConfig, among: Sequence[ArchConfig]) -> ArchConfig:
     return min(among, key=lambda a: (axes_apart(a, arch), a.label()))
 
 
-def score(metrics: Mapping[str, Any]) -> float:
-    """What the search ranks a trial by: the EMA weights' accuracy when recorded, else the accuracy."""
-    ema = metrics.get("ema_accuracy")
-    return float(ema if ema is not None else metrics["accuracy"])
-
-
 @dataclass(frozen=True)
 class Proposal:
     number: int  # the main study's trial number: the trial's name everywhere
@@ -117,19 +113,18 @@ class Decider:
         space: SearchSpace,
         storage: str | BaseStorage,
         new_trials: int,
+        *,
+        coster: Coster,
         rerun: list[int] | None = None,
         plan: list[tuple[ArchConfig, int | None]] | None = None,
-        coster: Any = None,
         within: Sequence[ArchConfig] | None = None,
         options: Options | None = None,
     ):
-        from gcsearch.flops import SpaceCoster
-
         self.space = space
         self.options = options or Options()
         self.new_trials, self.rerun = new_trials, list(rerun or [])
         self.plan = list(plan) if plan is not None else None
-        self.coster = coster or SpaceCoster(space.backbone)
+        self.coster = coster
         self.within = list(within) if within is not None else space.grid()  # what can be trained
         self._within = set(self.within)
         self.main = optuna.create_study(
@@ -183,7 +178,7 @@ class Decider:
             if frozen.user_attrs.get(attrs.PRUNED):
                 self.rerun.remove(number)
                 self._resume(number)
-                self.finish(number, {"epoch": int(frozen.user_attrs.get(attrs.EPOCHS, 0)) - 1})
+                self.finish(number, Outcome.ENDED)
 
     # ---------------------------------------------------------------- proposals
 
@@ -329,63 +324,68 @@ class Decider:
 
     # ---------------------------------------------------------------- epochs and outcomes
 
-    def report(self, number: int, result: Mapping[str, Any]) -> bool:
-        """Record one finished epoch (``epoch`` 0-based as train reports it); True = prune this trial."""
+    def report(self, number: int, epoch: Epoch) -> bool:
+        """Record one finished epoch; True = prune this trial."""
         live = self.live.get(number)
-        if live is None or "diverged" in result or "accuracy" not in result:
+        if live is None:
             return False
-        epoch, value = int(result["epoch"]), score(result)
-        done = epoch + 1  # epochs finished: the pruners' step
+        value, done = epoch.score, epoch.done  # done: epochs finished, the pruners' step
         main = live.main
         curve = main.user_attrs.get(attrs.CURVE, [])
-        point = {k: result.get(k) for k in CURVE_KEYS}
-        if result.get("replayed"):
+        if epoch.replayed:
             # An epoch finished before a restart, said again: fill what its first report may have missed
             # (a kill between the epoch's checkpoint and its report), decide nothing on it.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna ignores, with a warning, a step already reported
                 live.twin.report(value, done)
-            if all(p["epoch"] != epoch for p in curve):
-                main.set_user_attr(attrs.CURVE, sorted([*curve, point], key=lambda p: p["epoch"]))
+            if all(p["epoch"] != epoch.epoch for p in curve):
+                main.set_user_attr(attrs.CURVE, sorted([*curve, epoch.curve_point()], key=lambda p: p["epoch"]))
             return False
         live.twin.report(value, done)
-        for key in ("node", "setup_seconds"):
-            if key in result and key not in main.user_attrs:
-                main.set_user_attr(key, result[key])
-        start = int(result.get("start_epoch", 0))
-        if start > 0 and epoch == min(start, self.space.train.epochs - 1):
+        start = epoch.start_epoch
+        if start > 0 and epoch.epoch == min(start, self.space.train.epochs - 1):
             # First report after a restart (a retry or a resumed search) that continued from a checkpoint.
             main.set_user_attr(attrs.RESUMED_AT, [*main.user_attrs.get(attrs.RESUMED_AT, []), start])
-        for key, v in ((attrs.EPOCHS, done), (attrs.ACCURACY, value), (attrs.SECONDS, float(result["seconds"]))):
+        for key, v in ((attrs.EPOCHS, done), (attrs.ACCURACY, value), (attrs.SECONDS, float(epoch.seconds))):
             main.set_user_attr(key, v)
         # The learning curve, for `gcsearch bench` (curves.csv): one entry per epoch, a rerun epoch replaced.
-        main.set_user_attr(attrs.CURVE, [*(p for p in curve if p["epoch"] < epoch), point])
+        main.set_user_attr(attrs.CURVE, [*(p for p in curve if p["epoch"] < epoch.epoch), epoch.curve_point()])
         if done < self.space.train.epochs and live.twin.should_prune():
             main.set_user_attr(attrs.REASON, f"pruned after epoch {done} at accuracy {value:.4f}")
             main.set_user_attr(attrs.PRUNED, True)
             return True
         return False
 
-    def finish(self, number: int, result: Mapping[str, Any] | None = None, error: bool = False) -> None:
-        """Tell Optuna what became of a trial: the last report it made (None if none), or an error."""
+    def note(self, number: int, **facts: Any) -> None:
+        """Facts of where a trial ran that its runner knows (a node id, setup seconds): recorded once each."""
+        live = self.live.get(number)
+        if live is None:
+            return
+        for key, value in facts.items():
+            if key not in live.main.user_attrs:
+                live.main.set_user_attr(key, value)
+
+    def finish(self, number: int, outcome: Outcome, last: Epoch | None = None, reason: str = "") -> None:
+        """Tell Optuna what became of a trial: ``outcome``, with its last epoch when it ended (else the last
+        one it reported is used) and, for an error, what went wrong in words."""
         live = self.live.pop(number, None)
         if live is None:
             return
-        result = result or {}
-        epochs = int(result.get("epoch", -1)) + 1
-        if error or "diverged" in result:
-            reason = result.get("diverged") or "the trial raised an error (see the Tune logs under tune/)"
-            live.main.set_user_attr(attrs.REASON, str(reason))
+        a = live.main.user_attrs
+        epochs = last.done if last is not None else int(a.get(attrs.EPOCHS, 0))
+        if outcome is not Outcome.ENDED:
+            fallback = "the trial raised an error (see the Tune logs under tune/)"
+            live.main.set_user_attr(attrs.REASON, reason or fallback)
             self.main.tell(live.main, state=TrialState.FAIL)
             self.twin.tell(live.twin, state=TrialState.FAIL)
-        elif live.main.user_attrs.get(attrs.PRUNED) or epochs < self.space.train.epochs:
-            if not live.main.user_attrs.get(attrs.PRUNED):
+        elif a.get(attrs.PRUNED) or epochs < self.space.train.epochs:
+            if not a.get(attrs.PRUNED):
                 live.main.set_user_attr(attrs.REASON, f"stopped after epoch {epochs} (time budget)")
             self.main.tell(live.main, state=TrialState.PRUNED)
             self.twin.tell(live.twin, state=TrialState.PRUNED)
         else:
             p = live.proposal
-            value = score(result)
+            value = last.score if last is not None else float(a[attrs.ACCURACY])
             values = {"accuracy": value, "macs": p.macs, "params": p.params}
             self.main.tell(live.main, [values[o] for o in self.space.search.objectives])
             self.twin.tell(live.twin, value)
@@ -394,7 +394,5 @@ class Decider:
         """Tell every trial still live what it reached when a time budget ran out: PRUNED, or COMPLETE with
         its last report when that was its last epoch (reported, not yet told): none stays RUNNING for ever."""
         for number in list(self.live):
-            main = self.live[number].main
-            curve = main.user_attrs.get(attrs.CURVE, [])
-            last = curve[-1] if curve else {"epoch": int(main.user_attrs.get(attrs.EPOCHS, 0)) - 1}
-            self.finish(number, last)
+            curve = self.live[number].main.user_attrs.get(attrs.CURVE, [])
+            self.finish(number, Outcome.ENDED, Epoch.from_dict(curve[-1]) if curve else None)

@@ -33,6 +33,7 @@ from typing import Any
 from gcsearch import attrs, stats
 from gcsearch.arch import ArchConfig
 from gcsearch.curves import CurvePoint, Curves
+from gcsearch.epoch import Outcome
 from gcsearch.errors import ConfigError
 from gcsearch.files import save_figure
 from gcsearch.options import Options
@@ -290,13 +291,12 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
         now, _, number, e = heapq.heappop(events)
         arch, curve = read[number]
         p = curve[e]
-        result = {"epoch": e, "accuracy": p.accuracy, "loss": p.loss, "train_loss": p.train_loss,
-                  "seconds": p.seconds, "ema_accuracy": p.ema_accuracy, "ema_loss": p.ema_loss}  # fmt: skip
+        epoch = p.as_epoch()
         spent += 1
-        pruned = decider.report(number, result)
+        pruned = decider.report(number, epoch)
         last = e + 1 == len(curve)
         if pruned or last:
-            decider.finish(number, result)
+            decider.finish(number, Outcome.ENDED, epoch)
             if last and not pruned:
                 complete.append((decider.main.trials[number].user_attrs[attrs.ACCURACY], arch))
                 completed.append((spent, arch, complete[-1][0]))

@@ -35,6 +35,7 @@ from ray.tune.search import Searcher
 from gcsearch import attrs, pretrain, rundir
 from gcsearch.arch import ArchConfig
 from gcsearch.decider import Decider, grid_plan
+from gcsearch.epoch import Epoch, Outcome
 from gcsearch.errors import ConfigError, TrainingDiverged
 from gcsearch.pareto import TrialRecord, trained
 from gcsearch.space import SearchSpace
@@ -56,13 +57,26 @@ class DeciderSearcher(Searcher):
         return {"number": proposal.number, "arch": proposal.arch.to_dict(), "seed": proposal.seed}
 
     def record(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """One Tune result as the decider's Epoch; True = stop the trial."""
         number = self.numbers.get(trial_id)
-        return number is not None and self.decider.report(number, result)
+        if number is None or "diverged" in result or "accuracy" not in result:
+            return False
+        epoch = Epoch.from_dict(result)
+        if not epoch.replayed:
+            self.decider.note(number, **{k: result[k] for k in ("node", "setup_seconds") if k in result})
+        return self.decider.report(number, epoch)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         number = self.numbers.pop(trial_id, None)
-        if number is not None:
-            self.decider.finish(number, result, error)
+        if number is None:
+            return
+        if error:
+            self.decider.finish(number, Outcome.ERROR)
+        elif result and "diverged" in result:
+            self.decider.finish(number, Outcome.DIVERGED, reason=str(result["diverged"]))
+        else:
+            last = Epoch.from_dict(result) if result and "accuracy" in result else None
+            self.decider.finish(number, Outcome.ENDED, last)
 
 
 class PruneOnReport(FIFOScheduler):
@@ -99,13 +113,13 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
 
         node = ray.get_runtime_context().get_node_id()
 
-        def report(metrics: dict[str, Any]) -> None:
+        def report(epoch: Epoch) -> None:
             extra: dict[str, Any] = {"node": node}
-            if "setup_seconds" not in extra_once and not metrics.get("replayed"):
+            if "setup_seconds" not in extra_once and not epoch.replayed:
                 # Imports, data load and model build before the first epoch: per-trial overhead.
-                extra_once["setup_seconds"] = time.perf_counter() - started - metrics["epoch_seconds"]
+                extra_once["setup_seconds"] = time.perf_counter() - started - epoch.epoch_seconds
                 extra["setup_seconds"] = extra_once["setup_seconds"]
-            tune.report({**{k: v for k, v in metrics.items() if v is not None}, **extra})
+            tune.report({**{k: v for k, v in epoch.as_dict().items() if v is not None}, **extra})
 
         extra_once: dict[str, float] = {}
 
@@ -286,7 +300,10 @@ def _run_locked(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = start_ray(address, stream, dashboard)
     try:
-        decider = Decider(space, rundir.storage(run_dir), new, rerun, plan=left)
+        from gcsearch.flops import SpaceCoster
+
+        decider = Decider(space, rundir.storage(run_dir), new, coster=SpaceCoster(space.backbone), rerun=rerun,
+                          plan=left)  # fmt: skip
         if new or decider.rerun:
             budget = space.search.trials if plan is None else len(plan)
             _tune(space, run_dir, decider, new + len(decider.rerun), stream, budget)

@@ -1,4 +1,4 @@
-"""One proxy training: ``train(arch, space, report) -> Metrics``. No Ray here.
+"""One proxy training: ``train(arch, space, report) -> Epoch``, the last epoch. No Ray here.
 
 The same function runs in a unit test, a notebook and a Ray worker: the caller passes ``report``, a
 callable that receives each epoch's metrics (``ray.tune.report`` wrapped, in a search). What makes it
@@ -10,19 +10,20 @@ training split, the same for every trial; the test split only on request.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from gcsearch import data as datasets
 from gcsearch.arch import ArchConfig
+from gcsearch.epoch import Epoch
 from gcsearch.errors import TrainingDiverged
 from gcsearch.files import replace_with
 from gcsearch.models import build_model
@@ -32,27 +33,7 @@ from gcsearch.weights import load_backbone
 if TYPE_CHECKING:  # the trainer reads a loaded space's settings, never the YAML reader
     from gcsearch.space import SearchSpace
 
-Reporter = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Metrics:
-    epoch: int  # 0-based index of the last finished epoch (Optuna's step)
-    accuracy: float  # validation accuracy, 0..1
-    loss: float  # validation loss
-    train_loss: float
-    images_per_s: float  # training images per second in that epoch
-    epoch_seconds: float
-    seconds: float  # training seconds so far, all epochs (resumed ones included)
-    start_epoch: int = 0  # the epoch this call started at: > 0 when resumed from a checkpoint
-    test_accuracy: float | None = None
-    # With train.ema > 0, the scores of the EMA of the weights, which the search ranks trials by. Then
-    # accuracy and loss are the EMA's too, unless train() was asked to evaluate the raw weights as well.
-    ema_accuracy: float | None = None
-    ema_loss: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+Reporter = Callable[[Epoch], None]
 
 
 def pick_device(name: str) -> torch.device:
@@ -141,10 +122,10 @@ def train(
     splits: datasets.Splits | None = None,
     seed: int | None = None,
     raw_too: bool = False,
-) -> Metrics:
+) -> Epoch:
     """Train ``arch`` on the space's backbone and data for ``epochs`` (default: the file's).
 
-    After each epoch: the checkpoint file (if given) is written, then ``report(metrics)`` is called.
+    After each epoch: the checkpoint file (if given) is written, then ``report(epoch)`` is called.
     If the checkpoint file exists at the start, training resumes after its last epoch and reaches the
     same weights as an uninterrupted run (every epoch's randomness is seeded by (seed, epoch)).
     Raises TrainingDiverged when the training loss becomes NaN or infinite. With ``train.ema`` the EMA
@@ -185,7 +166,7 @@ def train(
     scored = ema.model if ema is not None else model
 
     start_epoch, seconds, train_loss = 0, 0.0, float("nan")
-    history: list[dict[str, Any]] = []  # every finished epoch's metrics, kept in the checkpoint
+    history: list[Epoch] = []  # every finished epoch, kept in the checkpoint
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path is not None and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -196,14 +177,14 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, seconds, train_loss = state["epoch"] + 1, state["seconds"], state["train_loss"]
-        history = list(state.get("history", []))
+        history = [Epoch.from_dict(past) for past in state.get("history", [])]
         if report is not None:
             # A kill can fall between an epoch's checkpoint and its report: say the finished epochs again,
             # marked replayed, so the caller's record of the curve has no gap (nothing is decided on them).
             for past in history:
-                report({**past, "replayed": True})
+                report(dataclasses.replace(past, replayed=True))
 
-    metrics: Metrics | None = None
+    metrics: Epoch | None = None
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         model.train()
@@ -234,7 +215,7 @@ def train(
             accuracy, val_loss = evaluate(model, splits.val_x, splits.val_y, normalize)
         epoch_seconds = time.perf_counter() - t0
         seconds += epoch_seconds
-        metrics = Metrics(
+        metrics = Epoch(
             epoch=epoch,
             accuracy=accuracy,
             loss=val_loss,
@@ -246,13 +227,13 @@ def train(
             ema_accuracy=ema_accuracy,
             ema_loss=ema_loss,
         )
-        history.append(metrics.as_dict())
+        history.append(metrics)
         if ckpt_path is not None:
             state = {
                 "epoch": epoch,
                 "seconds": seconds,
                 "train_loss": train_loss,
-                "history": history,
+                "history": [h.as_dict() for h in history],
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -262,23 +243,23 @@ def train(
             # atomic: a kill mid-write leaves the previous checkpoint
             replace_with(ckpt_path, functools.partial(torch.save, state))
         if report is not None:
-            report(metrics.as_dict())
+            report(metrics)
 
     if metrics is None:
         # Resumed from a checkpoint that had finished every epoch (e.g. killed between its last save
         # and its last report): report the final epoch again, as it was measured (EMA scores included),
         # so the caller still hears of it and its curve keeps the same last point.
         if history:
-            metrics = Metrics(**{**history[-1], "start_epoch": start_epoch})
+            metrics = dataclasses.replace(history[-1], start_epoch=start_epoch)
         else:  # a checkpoint from before histories were kept
             accuracy, val_loss = evaluate(scored, splits.val_x, splits.val_y, normalize)
             ema_accuracy, ema_loss = (accuracy, val_loss) if ema is not None else (None, None)
-            metrics = Metrics(epochs - 1, accuracy, val_loss, train_loss, 0.0, 0.0, seconds, start_epoch,
-                              ema_accuracy=ema_accuracy, ema_loss=ema_loss)  # fmt: skip
+            metrics = Epoch(epochs - 1, accuracy, val_loss, train_loss, seconds, start_epoch=start_epoch,
+                            ema_accuracy=ema_accuracy, ema_loss=ema_loss)  # fmt: skip
         if report is not None:
-            report(metrics.as_dict())
+            report(metrics)
     if test:
         assert splits.test_x is not None and splits.test_y is not None
         test_accuracy, _ = evaluate(scored, splits.test_x, splits.test_y, normalize)
-        metrics = Metrics(**{**metrics.as_dict(), "test_accuracy": test_accuracy})
+        metrics = dataclasses.replace(metrics, test_accuracy=test_accuracy)
     return metrics

@@ -12,6 +12,7 @@ import pytest
 
 from gcsearch import rundir
 from gcsearch.decider import Decider
+from gcsearch.epoch import Epoch, Outcome
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 
@@ -30,12 +31,12 @@ def get(url: str) -> dict:
 def test_dashboard_serves_named_objectives_and_learning_curves(tmp_path):
     space = load_space(ROOT / "search_spaces" / "smoke.yaml")
     rundir.save_space(tmp_path, space)
-    d = Decider(space, rundir.storage(tmp_path), new_trials=2)
+    d = Decider(space, rundir.storage(tmp_path), new_trials=2, coster=lambda arch: (1000, 10))
     for _ in range(2):
         p = d.propose()
         for e in range(space.train.epochs):
-            d.report(p.number, {"epoch": e, "accuracy": 0.5 + 0.1 * e, "seconds": e + 1.0})
-        d.finish(p.number, {"epoch": space.train.epochs - 1, "accuracy": 0.7, "seconds": 3.0})
+            d.report(p.number, Epoch(e, 0.5 + 0.1 * e, loss=1.0, train_loss=1.0, seconds=e + 1.0))
+        d.finish(p.number, Outcome.ENDED)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gcsearch", "dashboard", str(tmp_path), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -9,10 +9,13 @@ import pytest
 
 from gcsearch import ArchConfig, attrs
 from gcsearch.decider import Decider, grid_plan
+from gcsearch.epoch import Epoch, Outcome
+from gcsearch.flops import SpaceCoster
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 
 SMOKE = load_space(ROOT / "search_spaces" / "smoke.yaml")
+COST = SpaceCoster(SMOKE.backbone)  # the smoke backbone's real costs, as a search prices them
 
 
 def space_with(**search):
@@ -20,19 +23,24 @@ def space_with(**search):
 
 
 def epoch(e, acc):
-    return {"epoch": e, "accuracy": acc, "seconds": float(e + 1)}
+    return Epoch(e, acc, loss=0.0, train_loss=0.0, seconds=float(e + 1))
+
+
+def decider(space, storage, new_trials, **kwargs):
+    coster = COST if space.backbone == SMOKE.backbone else SpaceCoster(space.backbone)
+    return Decider(space, storage, new_trials, coster=coster, **kwargs)
 
 
 def train_to_end(d, proposal, acc):
     for e in range(d.space.train.epochs):
         assert not d.report(proposal.number, epoch(e, acc))
-    d.finish(proposal.number, epoch(d.space.train.epochs - 1, acc))
+    d.finish(proposal.number, Outcome.ENDED, epoch(d.space.train.epochs - 1, acc))
 
 
 def test_within_a_subset_only_its_configurations_train_and_outside_proposals_fail():
     space = space_with(pruner="none", pruner_settings={}, sampler="random")
     within = space.grid()[:4]  # a recording of 4 of the 9 configurations
-    d = Decider(space, optuna.storages.InMemoryStorage(), new_trials=10, within=within)
+    d = decider(space, optuna.storages.InMemoryStorage(), new_trials=10, within=within)
     trained = []
     while (p := d.propose()) is not None:
         trained.append(p.arch)
@@ -48,7 +56,7 @@ def test_a_duplicate_is_replaced_by_an_untried_configuration_nearest_to_it():
     from gcsearch.decider import axes_apart
 
     space = space_with(pruner="none", pruner_settings={}, sampler="random")
-    d = Decider(space, optuna.storages.InMemoryStorage(), new_trials=len(space.grid()))
+    d = decider(space, optuna.storages.InMemoryStorage(), new_trials=len(space.grid()))
     while (p := d.propose()) is not None:
         replaced = [t for t in d.main.trials if "duplicate_of" in t.user_attrs]
         if replaced and replaced[-1].number == p.number - 1:  # this proposal replaces that duplicate
@@ -62,14 +70,14 @@ def test_a_duplicate_is_replaced_by_an_untried_configuration_nearest_to_it():
 
 def test_a_budget_larger_than_the_space_ends_with_a_reason():
     space = space_with(pruner="none", pruner_settings={}, sampler="random")
-    d = Decider(space, optuna.storages.InMemoryStorage(), new_trials=len(space.grid()) + 5)
+    d = decider(space, optuna.storages.InMemoryStorage(), new_trials=len(space.grid()) + 5)
     while (p := d.propose()) is not None:
         train_to_end(d, p, 0.5)
     assert d.asked == len(space.grid()) and d.ended == f"every configuration has been trained ({d.asked} trials)"
 
 
 def test_references_first_then_the_budget_then_none():
-    d = Decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=4)
+    d = decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=4)
     proposals = []
     while (p := d.propose()) is not None:
         proposals.append(p)
@@ -86,7 +94,7 @@ def test_references_first_then_the_budget_then_none():
 def test_duplicates_are_failed_replaced_and_never_loop():
     # Random sampling of a 9-point space: it keeps drawing configurations already trained.
     space = space_with(pruner="none", pruner_settings={}, sampler="random")
-    d = Decider(space, optuna.storages.InMemoryStorage(), new_trials=len(space.grid()))
+    d = decider(space, optuna.storages.InMemoryStorage(), new_trials=len(space.grid()))
     trained = []
     while (p := d.propose()) is not None:
         trained.append(p.arch)
@@ -106,16 +114,16 @@ def test_duplicates_are_failed_replaced_and_never_loop():
 @pytest.mark.parametrize("pruner", ["successive_halving", "median"])
 def test_optunas_pruners_decide_after_the_first_epoch_with_min_epochs_1(pruner):
     settings = {"min_epochs": 1} | ({"startup_trials": 1} if pruner == "median" else {"reduction_factor": 2})
-    d = Decider(space_with(pruner=pruner, pruner_settings=settings), optuna.storages.InMemoryStorage(), 6)
+    d = decider(space_with(pruner=pruner, pruner_settings=settings), optuna.storages.InMemoryStorage(), 6)
     for _ in range(3):
         p = d.propose()
         for e in range(d.space.train.epochs):
             d.report(p.number, epoch(e, 0.9))
-        d.finish(p.number, epoch(d.space.train.epochs - 1, 0.9))
+        d.finish(p.number, Outcome.ENDED, epoch(d.space.train.epochs - 1, 0.9))
     weak = d.propose()
     # Epoch 1 of 3, far below every peer at that rung: pruned now, not one epoch late.
     assert d.report(weak.number, epoch(0, 0.1))
-    d.finish(weak.number, epoch(0, 0.1))
+    d.finish(weak.number, Outcome.ENDED, epoch(0, 0.1))
     assert d.main.trials[weak.number].state == optuna.trial.TrialState.PRUNED
 
 
@@ -123,11 +131,11 @@ def test_a_trial_pruned_before_a_crash_is_told_pruned_not_rerun(tmp_path):
     from gcsearch import rundir
 
     storage = rundir.storage(tmp_path)
-    d = Decider(space_with(pruner="none", pruner_settings={}), storage, new_trials=2)
+    d = decider(space_with(pruner="none", pruner_settings={}), storage, new_trials=2)
     p = d.propose()
     d.report(p.number, epoch(0, 0.3))
     d.live[p.number].main.set_user_attr("pruned", True)  # the decision was recorded, then the crash
-    again = Decider(d.space, rundir.storage(tmp_path), new_trials=1, rerun=[p.number])
+    again = decider(d.space, rundir.storage(tmp_path), new_trials=1, rerun=[p.number])
     assert again.rerun == []
     assert again.main.trials[p.number].state == optuna.trial.TrialState.PRUNED
 
@@ -146,7 +154,7 @@ def test_planned_trials_keep_their_parameters_under_python_O():
         "import optuna; from gcsearch.decider import Decider; from gcsearch.spacefile import load_space\n"
         f"s = load_space({str(ROOT / 'search_spaces' / 'smoke.yaml')!r})\n"
         "a = [x for x in s.grid() if not x.is_baseline][1]\n"
-        "d = Decider(s, optuna.storages.InMemoryStorage(), 0, plan=[(a, 0)])\n"
+        "d = Decider(s, optuna.storages.InMemoryStorage(), 0, coster=lambda a: (0, 0), plan=[(a, 0)])\n"
         "p = d.propose(); t = d.main.trials[p.number]\n"
         "assert t.params == s.params_of(a), t.params\n"
         "print('ok')\n"
@@ -158,7 +166,7 @@ def test_planned_trials_keep_their_parameters_under_python_O():
 def test_objectives_in_any_order_keep_accuracy_as_the_accuracy():
     from gcsearch import rundir
 
-    d = Decider(space_with(pruner="none", pruner_settings={}, objectives=("macs", "accuracy")),
+    d = decider(space_with(pruner="none", pruner_settings={}, objectives=("macs", "accuracy")),
                 optuna.storages.InMemoryStorage(), new_trials=2)  # fmt: skip
     for _ in range(2):
         train_to_end(d, d.propose(), 0.75)
@@ -171,7 +179,7 @@ def test_objectives_in_any_order_keep_accuracy_as_the_accuracy():
 def test_a_kill_between_journal_writes_leaves_nothing_running_for_ever(tmp_path):
     from gcsearch import rundir
 
-    d = Decider(space_with(pruner="none", pruner_settings={}), rundir.storage(tmp_path), new_trials=3)
+    d = decider(space_with(pruner="none", pruner_settings={}), rundir.storage(tmp_path), new_trials=3)
     done = d.propose()
     train_to_end(d, done, 0.6)
     # Killed after the main study was told, before its twin was: the twin is still RUNNING.
@@ -181,7 +189,7 @@ def test_a_kill_between_journal_writes_leaves_nothing_running_for_ever(tmp_path)
     d.main.tell(d.live[half.number].main, [0.7, half.macs])
     # Killed between ask() and the twin link: a main trial with no twin.
     orphan = d.main.ask()
-    again = Decider(d.space, rundir.storage(tmp_path), new_trials=1)
+    again = decider(d.space, rundir.storage(tmp_path), new_trials=1)
     states = {t.number: t.state for t in again.main.trials}
     assert states[orphan.number] == optuna.trial.TrialState.FAIL
     twin_of_half = again.twin.trials[again.main.trials[half.number].user_attrs["twin"]]
@@ -190,11 +198,11 @@ def test_a_kill_between_journal_writes_leaves_nothing_running_for_ever(tmp_path)
 
 
 def test_a_replayed_epoch_fills_a_gap_in_the_curve_and_decides_nothing():
-    d = Decider(space_with(pruner="successive_halving", pruner_settings={"min_epochs": 1, "reduction_factor": 2}),
+    d = decider(space_with(pruner="successive_halving", pruner_settings={"min_epochs": 1, "reduction_factor": 2}),
                 optuna.storages.InMemoryStorage(), new_trials=2)  # fmt: skip
     p = d.propose()
     # Epoch 0's report was lost (a kill after its checkpoint); the restart says it again, then goes on.
-    assert not d.report(p.number, {**epoch(0, 0.01), "replayed": True})
+    assert not d.report(p.number, dataclasses.replace(epoch(0, 0.01), replayed=True))
     d.report(p.number, epoch(1, 0.6))
     curve = d.main.trials[p.number].user_attrs["curve"]
     assert [c["epoch"] for c in curve] == [0, 1] and curve[0]["accuracy"] == 0.01
@@ -204,7 +212,7 @@ def test_a_replayed_epoch_fills_a_gap_in_the_curve_and_decides_nothing():
 def test_tpe_models_the_axes_jointly_once_the_parameterless_baseline_is_trained():
     gc = load_space(ROOT / "search_spaces" / "gc.yaml")
     space = dataclasses.replace(gc, search=dataclasses.replace(gc.search, pruner="none", pruner_settings={}))
-    d = Decider(space, optuna.storages.InMemoryStorage(), new_trials=10)
+    d = decider(space, optuna.storages.InMemoryStorage(), new_trials=10)
     for i in range(10):  # the baseline (no parameters) first, then GC configurations
         train_to_end(d, d.propose(), 0.5 + 0.01 * i)
     trial = d.main.ask()
@@ -216,7 +224,7 @@ def test_tpe_models_the_axes_jointly_once_the_parameterless_baseline_is_trained(
 
 
 def test_a_time_budget_leaves_no_trial_running():
-    d = Decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=4)
+    d = decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=4)
     started = [d.propose(), d.propose()]
     assert not d.report(started[0].number, epoch(0, 0.5))
     d.stop_running()  # what search.run does when Tune's time_budget_s ends the experiment
@@ -228,7 +236,7 @@ def test_a_time_budget_leaves_no_trial_running():
 
 
 def test_a_time_budget_completes_a_trial_that_reported_its_last_epoch():
-    d = Decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=2)
+    d = decider(space_with(pruner="none", pruner_settings={}), optuna.storages.InMemoryStorage(), new_trials=2)
     p = d.propose()
     for e in range(d.space.train.epochs):
         assert not d.report(p.number, epoch(e, 0.6 + e / 100))
@@ -242,11 +250,11 @@ def test_a_kill_between_enqueue_and_ask_does_not_train_a_stale_configuration(tmp
     from gcsearch import rundir
 
     plan = grid_plan(SMOKE)[:3]
-    d = Decider(space_with(pruner="none", pruner_settings={}), rundir.storage(tmp_path), 3, plan=plan)
+    d = decider(space_with(pruner="none", pruner_settings={}), rundir.storage(tmp_path), 3, plan=plan)
     first = d.propose()
     train_to_end(d, first, 0.6)
     d.main.enqueue_trial(d.space.params_of(plan[1][0]))  # killed here, before the ask
-    again = Decider(d.space, rundir.storage(tmp_path), 2, plan=plan[1:])
+    again = decider(d.space, rundir.storage(tmp_path), 2, plan=plan[1:])
     assert not any(t.state == optuna.trial.TrialState.WAITING for t in again.main.trials)
     proposals = [again.propose(), again.propose()]
     assert [p.arch for p in proposals] == [a for a, _ in plan[1:]]
@@ -256,12 +264,11 @@ def test_reference_trials_are_marked_so_no_pruner_stops_them(tmp_path):
     import optuna
 
     from gcsearch import pruning
-    from gcsearch.decider import Decider
 
     space = load_space(ROOT / "search_spaces" / "gc.yaml")
-    decider = Decider(space, optuna.storages.InMemoryStorage(), 4)
-    first, second, third = decider.propose(), decider.propose(), decider.propose()
-    twins = decider.twin.get_trials(deepcopy=False)
+    d = Decider(space, optuna.storages.InMemoryStorage(), 4, coster=SpaceCoster(space.backbone))
+    first, second, third = d.propose(), d.propose(), d.propose()
+    twins = d.twin.get_trials(deepcopy=False)
     assert [pruning.is_reference(t) for t in twins] == [True, True, False]
     assert {first.arch, second.arch} == {ArchConfig(), space.reference()}
     assert third.arch not in (first.arch, second.arch)

@@ -8,8 +8,9 @@ import pytest
 
 from tests.conftest import ROOT
 
-PURE = ["arch", "attrs", "settings", "space", "pareto", "export", "ablate", "curves", "design", "fidelity", "stats",
-        "files", "confirm", "bench", "replay", "report", "errors", "options"]  # fmt: skip
+PURE = ["arch", "attrs", "settings", "space", "spacefile", "pareto", "export", "ablate", "curves", "design",
+        "fidelity", "stats", "files", "confirm", "bench", "replay", "report", "errors", "options", "epoch",
+        "testing", "planted"]  # fmt: skip
 
 
 def loaded_after(code: str, watched: tuple[str, ...] = ("torch", "ray", "optuna")) -> set[str]:
@@ -25,8 +26,16 @@ def test_pure_modules_load_no_torch_and_no_ray(module):
     assert heavy == set(), f"gcsearch.{module} imports {heavy}"
 
 
-def test_the_decider_loads_optuna_but_no_ray_and_no_torch():
-    assert loaded_after("import gcsearch.decider") == {"optuna"}
+def test_building_the_decider_with_a_coster_loads_optuna_but_no_ray_and_no_torch():
+    # The runner hands it a coster (a search: flops.SpaceCoster; a replay: recorded costs), so deciding stays
+    # torch-free: here a coster that knows nothing of torch, and one proposal asked for.
+    build = (
+        "import optuna\nfrom gcsearch.decider import Decider\nfrom gcsearch.spacefile import load_space\n"
+        "s = load_space('search_spaces/smoke.yaml')\n"
+        "d = Decider(s, optuna.storages.InMemoryStorage(), 2, coster=lambda arch: (1000 * len(arch.stages), 10))\n"
+        "assert d.propose() is not None"
+    )
+    assert loaded_after(build) == {"optuna"}
 
 
 @pytest.mark.parametrize("command", ["show", "pareto"])

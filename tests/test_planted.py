@@ -1,14 +1,13 @@
-"""The planted-effect check of experiments/planted.py on the committed fine-tuned recording: a large
-planted optimum is found by the factorial analysis and by the default search (real decider, replayed),
-and a null plant is not "found". No training."""
+"""The planted-effect check (gcsearch.planted; experiments/planted.py runs it in full) on the committed
+fine-tuned recording: a large planted optimum is found by the factorial analysis and by the default search
+(real decider, replayed), and a null plant is not "found". No training."""
 
-from experiments import planted
-from gcsearch import curves, factorial, replay
+from gcsearch import curves, factorial, planted, replay
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 
 SPACE = load_space(ROOT / "search_spaces" / "gc.yaml")
-POINTS = curves.read(planted.CURVES)
+POINTS = curves.read(ROOT / "experiments" / "data" / "curves-finetune.csv")
 EPOCHS = curves.Curves.of(POINTS).epochs
 NOISE = 0.001  # the recording's paired noise, about (experiments/results/planted.md)
 

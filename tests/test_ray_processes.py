@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import descendants
+from gcsearch.testing import descendants
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "search_spaces" / "smoke.yaml"

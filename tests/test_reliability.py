@@ -14,8 +14,8 @@ import yaml
 
 from gcsearch import pareto, rundir
 from gcsearch.spacefile import load_space
+from gcsearch.testing import descendants
 from tests.conftest import token_authentication
-from tests.processes import descendants
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "search_spaces" / "smoke.yaml"

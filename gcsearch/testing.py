@@ -1,10 +1,14 @@
-"""Test helper: the command lines of the processes that descend from one process (Linux /proc)."""
+"""Helpers the tests and the experiments share (as Optuna ships ``optuna.testing``), so neither imports the
+other. Pure Python."""
+
+from __future__ import annotations
 
 from pathlib import Path
 
 
 def descendants(root: int) -> dict[int, str]:
-    """pid -> command line of every process below ``root``: other searches on the machine are left out."""
+    """pid -> command line of every process below ``root`` (Linux /proc): other searches on the machine are
+    left out."""
     parent, cmd = {}, {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

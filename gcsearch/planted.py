@@ -1,0 +1,63 @@
+"""Known effects planted into recorded curves: what the pipeline can see, at what size. No training.
+
+Background: a recording with its GC configurations' curve sets shuffled among their labels (all seeds of one
+configuration move together, so seed pairing and the real noise stay; the real effects become a random
+background); each label keeps its own MACs. Planted: +delta for each of the paper's levels a configuration
+holds (att, add, layernorm, ratio 1/4, c3-c5), added to every epoch in proportion to its progress
+(epoch / epochs), to the accuracy and the EMA accuracy. ``experiments/planted.py`` runs the check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import statistics
+
+from gcsearch import curves, factorial, replay
+from gcsearch.arch import ArchConfig
+
+PAPER_LEVELS = {"pool": "att", "fusion": "add", "norm": "layernorm", "ratio": "1/4", "stages": "c3,c4,c5"}
+PLANTED = [h for h in factorial.PAPER if h.axis in PAPER_LEVELS]  # the hypotheses a plant makes true
+SHARE = 0.25  # of the grid's epochs: the budget the replayed searches spend
+
+
+def planted_levels(arch: ArchConfig) -> int:
+    if arch.is_baseline:
+        return 0
+    return sum(factorial.level(ax, arch) == want for ax, want in PAPER_LEVELS.items())
+
+
+def background(points: list[curves.CurvePoint], seed: int) -> list[curves.CurvePoint]:
+    """The GC configurations' curve sets given to each other's labels (each label keeps its costs)."""
+    gc = sorted({p.arch for p in points if not p.arch.is_baseline}, key=lambda a: a.label())
+    shuffled = gc[:]
+    random.Random(seed).shuffle(shuffled)
+    source_of = dict(zip(gc, shuffled, strict=True))  # label -> whose curves it gets
+    cost = {p.arch: (p.macs, p.params) for p in points}
+    by_source: dict[ArchConfig, list[curves.CurvePoint]] = {}
+    for p in points:
+        by_source.setdefault(p.arch, []).append(p)
+    out = [p for p in points if p.arch.is_baseline]
+    for label, source in source_of.items():
+        macs, params = cost[label]
+        out += [dataclasses.replace(p, arch=label, macs=macs, params=params) for p in by_source[source]]
+    return out
+
+
+def plant(points: list[curves.CurvePoint], delta: float, epochs: int) -> list[curves.CurvePoint]:
+    out = []
+    for p in points:
+        gain = delta * planted_levels(p.arch) * p.epoch / epochs
+        ema = p.ema_accuracy + gain if p.ema_accuracy is not None else None
+        out.append(dataclasses.replace(p, accuracy=p.accuracy + gain, ema_accuracy=ema))
+    return out
+
+
+def held_out_hit(c: curves.Curves, trace: replay.Trace, noise: float) -> bool:
+    """Is the recommendation within ``noise`` of the best, by the mean of the seeds the replay did not read?"""
+    if not trace.completed:
+        return False
+    pick = max(trace.completed, key=lambda t: t[2])[1]
+    others = [s for s in c.common_seeds() if s != trace.recorded_seed]
+    truth = {a: statistics.mean(c.final(a, s) for s in others) for a in c.archs}
+    return truth[pick] >= max(truth.values()) - noise
