@@ -1,6 +1,6 @@
 """Judge the search on what it recommends, against held-out seeds and fair baselines (issue 26).
 
-Every strategy of ``replay.fair_strategies`` (the space file's default, uniform random search without
+Every strategy of ``strategy.fair`` (the space file's default, uniform random search without
 replacement with and without pruning, ASHA, the default with each component removed, Optuna's random
 sampler) is replayed through the real decider on the fine-tuned recording
 (experiments/data/curves-finetune.csv: 40 configurations x 5 seeds). Replay seed r reads recorded seed
@@ -36,9 +36,10 @@ import sys
 import time
 from pathlib import Path
 
-from gcsearch import curves, replay, stats
+from gcsearch import curves, replay, stats, strategy
 from gcsearch.files import write_atomic
 from gcsearch.spacefile import load_space
+from gcsearch.strategy import UNIFORM
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = ROOT / "experiments" / "data" / "curves-finetune.csv"
@@ -106,17 +107,17 @@ def main() -> None:
     space = load_space(ROOT / "search_spaces" / "gc.yaml")
     c = curves.Curves.of(curves.read(CURVES))
     full = len(c.archs) * c.epochs
-    fair = replay.fair_strategies(space)
+    fair = strategy.fair(space.search)
     traces = replay.replay_many(c, space, fair, args.replays, 2, full, args.jobs)
     control = {}
-    for k, st in enumerate(s for s in fair if s.name in ("default", replay.UNIFORM)):
+    for k, st in enumerate(s for s in fair if s.name in ("default", UNIFORM)):
         # One permutation per run of the control; the uniform search ignores costs, so it is its own control.
         costs = replay.permuted_costs(c, seed=1000 + k)
         named = dataclasses.replace(st, name=f"{st.name} (MACs permuted)")
         control.update(replay.replay_many(c, space, [named], args.replays, 2, full, args.jobs, costs=costs))
     every = {**traces, **control}
     truths = {s: held_out_truth(c, s) for s in c.common_seeds()}
-    cluster_of = [t.recorded_seed for t in traces[replay.UNIFORM]]
+    cluster_of = [t.recorded_seed for t in traces[UNIFORM]]
     rng = random.Random(0)
     names = list(every)
     regrets = {(n, share): [regret(t, truths[t.recorded_seed], share * full) for t in every[n]]
@@ -138,8 +139,8 @@ def main() -> None:
         "",
     ]
     for share in args.shares:
-        base = regrets[(replay.UNIFORM, share)]
-        results = {n: compare(regrets[(n, share)], base, cluster_of, rng) for n in names if n != replay.UNIFORM}
+        base = regrets[(UNIFORM, share)]
+        results = {n: compare(regrets[(n, share)], base, cluster_of, rng) for n in names if n != UNIFORM}
         holm = dict(zip(results, stats.holm([r["p"] for r in results.values()]), strict=True))
         lines += [
             f"## Budget {share:.0%} of the grid's epochs ({share * full:.0f})",

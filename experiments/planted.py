@@ -30,6 +30,7 @@ from pathlib import Path
 from gcsearch import curves, factorial, planted, replay
 from gcsearch.files import save_figure, write_atomic
 from gcsearch.spacefile import load_space
+from gcsearch.strategy import UNIFORM, Strategy
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = ROOT / "experiments" / "data" / "curves-finetune.csv"
@@ -83,7 +84,7 @@ def main() -> None:
     noise = factorial.analyse(factorial.observations(recorded)).seed_sd * 2**0.5  # paired: sd of a difference
     full = len(recorded.archs) * recorded.epochs
     budget = int(full * SHARE)
-    strategies = [replay.resolve(space, "default"), replay.resolve(space, replay.UNIFORM)]
+    strategies = [Strategy.parse("default", space.search), Strategy.parse(UNIFORM, space.search)]
     rows = []
     for units in args.deltas:
         power = {h.name: 0 for h in PLANTED}

@@ -410,8 +410,9 @@ def cmd_bench_replay(args: argparse.Namespace) -> None:
         raise ConfigError("--seeds" if args.seeds < 1 else "--workers", "must be >= 1", min(args.seeds, args.workers))
     if not 0 < args.budget <= 1:
         raise ConfigError("--budget", "must be in (0, 1]: a share of the recorded grid's total epochs", args.budget)
-    names = replay.strategies() if args.strategy == ["all"] else args.strategy
-    names = [f"{space.search.sampler}+{space.search.pruner}" if n == "default" else n for n in names]
+    from gcsearch import strategy
+
+    names = strategy.names() if args.strategy == ["all"] else args.strategy
     truth = replay.Truth(c)
     full = len(truth.archs) * c.epochs
     budget = max(1, round(args.budget * full))

@@ -41,26 +41,24 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from gcsearch import attrs, pruning, rundir
 from gcsearch.arch import ArchConfig
 from gcsearch.epoch import Epoch, Outcome
-from gcsearch.options import Options
 from gcsearch.pruning import make_pruner
 from gcsearch.space import SearchSpace
+from gcsearch.strategy import Strategy
 
 Coster = Callable[[ArchConfig], tuple[int, int]]  # a configuration's (MACs, params)
 
 
-def make_sampler(space: SearchSpace, options: Options | None = None) -> optuna.samplers.BaseSampler:
-    s = space.search
-    if s.sampler == "tpe":
-        tpe = dict((options or Options()).tpe)
+def make_sampler(strategy: Strategy, seed: int) -> optuna.samplers.BaseSampler:
+    if strategy.sampler == "tpe":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # group: stable in practice
-            return optuna.samplers.TPESampler(seed=s.seed, **tpe)
-    if s.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=s.seed)
-    if s.sampler == "gp":
+            return optuna.samplers.TPESampler(seed=seed, **dict(strategy.tpe))
+    if strategy.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if strategy.sampler == "gp":
         # On a conditional (define-by-run) space Optuna's GP falls back to independent random draws.
-        return optuna.samplers.GPSampler(seed=s.seed, warn_independent_sampling=False)
-    return optuna.samplers.RandomSampler(seed=s.seed)  # random, and grid (whose trials are all enqueued)
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.RandomSampler(seed=seed)  # random, and grid (whose trials are all enqueued)
 
 
 def grid_plan(
@@ -118,10 +116,10 @@ class Decider:
         rerun: list[int] | None = None,
         plan: list[tuple[ArchConfig, int | None]] | None = None,
         within: Sequence[ArchConfig] | None = None,
-        options: Options | None = None,
+        strategy: Strategy | None = None,
     ):
         self.space = space
-        self.options = options or Options()
+        self.strategy = strategy or Strategy.of(space.search)
         self.new_trials, self.rerun = new_trials, list(rerun or [])
         self.plan = list(plan) if plan is not None else None
         self.coster = coster
@@ -129,14 +127,14 @@ class Decider:
         self._within = set(self.within)
         self.main = optuna.create_study(
             study_name=rundir.MAIN_STUDY, storage=storage, directions=space.search.directions,  # type: ignore[arg-type]
-            sampler=make_sampler(space, self.options), load_if_exists=True,
+            sampler=make_sampler(self.strategy, space.search.seed), load_if_exists=True,
         )  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.main.set_metric_names(list(space.search.objectives))  # rundir and optuna-dashboard read them
         self.twin = optuna.create_study(
             study_name=rundir.TWIN_STUDY, storage=storage, direction="maximize",
-            pruner=make_pruner(space.search, space.train.epochs), load_if_exists=True,
+            pruner=make_pruner(self.strategy, space.train.epochs, space.search.objectives), load_if_exists=True,
         )  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -184,8 +182,8 @@ class Decider:
 
     def _references_to_run(self) -> list[ArchConfig]:
         """The baseline and the paper default (when the space holds them), unless already trained, or
-        none when the options turn reference trials off."""
-        if not self.options.references:
+        none when the strategy turns reference trials off."""
+        if not self.strategy.references:
             return []
         wanted = [a for a in self.space.references() if a in self._within]
         done = {ArchConfig.from_dict(t.user_attrs[attrs.ARCH]) for t in self._trained()}
@@ -277,13 +275,13 @@ class Decider:
 
     def _untried(self, near: ArchConfig | None = None) -> ArchConfig | None:
         """A configuration not trained yet: among the nearest to ``near`` (what the sampler wanted) when
-        the options' replacement is "nearest", else any; drawn at random among equals."""
+        the strategy's replacement is "nearest", else any; drawn at random among equals."""
         tried = {ArchConfig.from_dict(t.user_attrs[attrs.ARCH]) for t in self._trained()}
         max_macs = self.space.search.max_macs
         left = [a for a in self.within if a not in tried]
         if max_macs is not None:
             left = [a for a in left if self.coster(a)[0] <= max_macs]
-        if near is not None and left and self.options.replacement == "nearest":
+        if near is not None and left and self.strategy.replacement == "nearest":
             distance = {a: axes_apart(a, near) for a in left}
             closest = min(distance.values())
             left = [a for a in left if distance[a] == closest]

@@ -31,7 +31,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from gcsearch.pareto import nondominated_ranks
-from gcsearch.settings import SearchConfig
+from gcsearch.strategy import Strategy
 
 # Twin-study user attribute: true on the twin of a reference trial (the baseline, the paper default), which
 # no pruner may stop. The decider sets it, before the main trial's ``attrs.TWIN``, when it starts a trial it
@@ -141,23 +141,22 @@ class KeepReferences(BasePruner):
         return self.inner.prune(study, trial)
 
 
-def make_pruner(search: SearchConfig, epochs: int) -> BasePruner:
-    """The file's pruner, acting on the single-objective twin study, reference trials exempt."""
-    inner = _file_pruner(search, epochs)
+def make_pruner(strategy: Strategy, epochs: int, objectives: tuple[str, ...] = ("accuracy", "macs")) -> BasePruner:
+    """The strategy's pruner, acting on the single-objective twin study, reference trials exempt."""
+    inner = _pruner(strategy, epochs, objectives)
     return inner if isinstance(inner, optuna.pruners.NopPruner) else KeepReferences(inner)
 
 
-def _file_pruner(search: SearchConfig, epochs: int) -> BasePruner:
-    s = search.pruner_settings
+def _pruner(strategy: Strategy, epochs: int, objectives: tuple[str, ...]) -> BasePruner:
+    s = strategy.settings
     min_epochs = int(s.get("min_epochs", 1))
     rf = int(s.get("reduction_factor", 3))
-    if search.pruner == "median":
+    if strategy.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=int(s.get("startup_trials", 3)), n_warmup_steps=min_epochs)
-    if search.pruner == "successive_halving":
+    if strategy.pruner == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_epochs, reduction_factor=rf)
-    if search.pruner == "hyperband":
+    if strategy.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=min_epochs, max_resource=epochs, reduction_factor=rf)
-    if search.pruner == "pareto":
-        # front_first: not a file setting; the replay sets it to compare with the earlier rule.
-        return ParetoPruner(min_epochs, rf, epochs, search.objectives, bool(s.get("front_first", 0)))
+    if strategy.pruner == "pareto":
+        return ParetoPruner(min_epochs, rf, epochs, objectives, strategy.front_first)
     return optuna.pruners.NopPruner()

@@ -27,7 +27,7 @@ import math
 import random
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gcsearch import attrs, stats
@@ -36,118 +36,10 @@ from gcsearch.curves import CurvePoint, Curves
 from gcsearch.epoch import Outcome
 from gcsearch.errors import ConfigError
 from gcsearch.files import save_figure
-from gcsearch.options import Options
-from gcsearch.settings import PRUNERS, SAMPLERS
 from gcsearch.space import SearchSpace
+from gcsearch.strategy import Strategy
 
 Costs = dict[ArchConfig, tuple[int, int]]  # (MACs, params) per configuration, as the search is told them
-
-ASHA = "asha"  # random search under ASHA with Ray Tune's ASHAScheduler defaults (grace 1, reduction factor 4)
-
-
-def strategies() -> list[str]:
-    """Every sampler with every pruner, ASHA, grid (every configuration once, in random order), and the
-    pareto pruner's earlier rule (the whole first front kept) for comparison."""
-    return [f"{s}+{p}" for s in SAMPLERS if s != "grid" for p in PRUNERS] + [ASHA, "grid", "tpe+pareto-front-first"]
-
-
-def strategy_space(space: SearchSpace, name: str, seed: int, trials: int) -> SearchSpace:
-    """The space file's search section with the strategy's sampler and pruner, and this replay's seed."""
-    search = space.search
-    settings: dict[str, float]
-    if name == ASHA:
-        # Optuna's SuccessiveHalvingPruner is asynchronous successive halving (Li et al. 2020), the
-        # algorithm of Ray Tune's ASHAScheduler; these are that scheduler's defaults.
-        sampler, pruner, settings = "random", "successive_halving", {"min_epochs": 1, "reduction_factor": 4}
-    elif name == "grid":
-        sampler, pruner, settings = "grid", "none", {}
-    elif name.endswith("+pareto-front-first"):  # the pareto pruner's earlier rule, for comparison
-        sampler, pruner = name.split("+")[0], "pareto"
-        settings = {**(search.pruner_settings if search.pruner == "pareto" else {}), "front_first": 1}
-        settings.setdefault("min_epochs", 1)
-        settings.setdefault("reduction_factor", 2)
-    else:
-        sampler, _, pruner = name.partition("+")
-        if sampler not in SAMPLERS or pruner not in PRUNERS:
-            raise ConfigError("--strategy", f"must be one of {strategies()} or 'default'", name)
-        settings = dict(search.pruner_settings) if pruner == search.pruner else {}
-        if pruner in ("successive_halving", "hyperband", "pareto") and not settings:
-            settings = {"min_epochs": 1, "reduction_factor": 2}
-        if pruner == "median" and not settings:
-            settings = {"min_epochs": 1}
-        if pruner == "none":
-            settings = {}
-    new = dataclasses.replace(search, sampler=sampler, pruner=pruner, pruner_settings=settings, seed=seed,
-                              trials=trials, max_macs=None)  # fmt: skip
-    return dataclasses.replace(space, search=new)
-
-
-@dataclass(frozen=True)
-class Strategy:
-    """A search strategy as a value: the space file's sampler, pruner and settings replaced, and the
-    decider's options (``options.Options``: reference trials, replacement rule, TPE settings). Variants
-    are built as values and passed to the Decider, never by patching a module or a class."""
-
-    name: str
-    sampler: str
-    pruner: str
-    pruner_settings: tuple[tuple[str, float], ...] = ()
-    options: Options = field(default_factory=Options)
-    about: str = ""  # one line for the report
-
-    def space(self, space: SearchSpace, seed: int, trials: int) -> SearchSpace:
-        search = dataclasses.replace(space.search, sampler=self.sampler, pruner=self.pruner,
-                                     pruner_settings=dict(self.pruner_settings), seed=seed, trials=trials,
-                                     max_macs=None)  # fmt: skip
-        return dataclasses.replace(space, search=search)
-
-
-UNIFORM = "uniform"  # the fair comparator every strategy is paired against
-
-
-def fair_strategies(space: SearchSpace) -> list[Strategy]:
-    """The default and its fair baselines (issue 26): uniform random search without replacement over the
-    recorded configurations (``grid`` without reference trials first), with and without pruning; ASHA
-    (Optuna's SuccessiveHalvingPruner, asynchronous) at the default's ``min_epochs`` with reduction factor
-    4 (Ray's default) and 2 (halving); the default with each component removed; and Optuna's random
-    sampler without pruning, the earlier baseline (its proposals mostly fall outside a sampled recording)."""
-    s = space.search
-    settings = dict(s.pruner_settings)
-    min_epochs = float(settings.get("min_epochs", 1))
-    own = tuple(settings.items())
-    no_refs = Options(references=False)
-    return [
-        Strategy("default", s.sampler, s.pruner, own, Options(),
-                 f"{s.sampler} + {s.pruner} {settings} (the space file's)"),
-        Strategy(UNIFORM, "grid", "none", (), no_refs,
-                 "uniform random order of the recorded configurations, no pruning"),
-        Strategy("uniform+pareto", "grid", "pareto", own, no_refs,
-                 f"uniform random order, the default's pruner {settings}"),
-        Strategy("uniform+asha", "grid", "successive_halving", (("min_epochs", min_epochs), ("reduction_factor", 4)),
-                 no_refs, f"uniform random order, ASHA at min_epochs {min_epochs:g}, reduction factor 4"),
-        Strategy("uniform+halving", "grid", "successive_halving", (("min_epochs", min_epochs), ("reduction_factor", 2)),
-                 no_refs, f"uniform random order, ASHA at min_epochs {min_epochs:g}, reduction factor 2"),
-        Strategy("default-references", s.sampler, s.pruner, own, no_refs, "the default without reference trials"),
-        Strategy("default-nearest", s.sampler, s.pruner, own, Options(replacement="random"),
-                 "the default, a duplicate or outside proposal replaced by any untried configuration"),
-        Strategy("default-pruner", s.sampler, "none", (), Options(),
-                 f"the default without pruning ({s.sampler} + none)"),
-        Strategy("random+none", "random", "none", (), Options(),
-                 "Optuna's random sampler, outside proposals replaced by the nearest recorded (the earlier baseline)"),
-    ]  # fmt: skip
-
-
-def resolve(space: SearchSpace, name: str | Strategy) -> Strategy:
-    """A strategy by name: one of ``fair_strategies`` or of ``strategies()`` (SAMPLER+PRUNER, asha, grid)."""
-    if isinstance(name, Strategy):
-        return name
-    fair = {st.name: st for st in fair_strategies(space)}
-    if name in fair:
-        return fair[name]
-    if name not in strategies():
-        raise ConfigError("--strategy", f"must be one of {[*fair, *strategies()]}", name)
-    search = strategy_space(space, name, 0, 1).search
-    return Strategy(name, search.sampler, search.pruner, tuple(search.pruner_settings.items()))
 
 
 @dataclass(frozen=True)
@@ -243,22 +135,22 @@ def replay(
 
     from gcsearch.decider import Decider, grid_plan
 
-    st = resolve(space, strategy)
+    st = strategy if isinstance(strategy, Strategy) else Strategy.parse(strategy, space.search)
     truth = truth or Truth(curves)
     full = len(truth.archs) * curves.epochs
     budget_epochs = budget_epochs or full
     seeds = curves.common_seeds()
     recorded_seed = seeds[seed % len(seeds)]
-    sp = st.space(space, seed, trials=len(truth.archs))
     # The recording's fidelity is the replay's: its last epoch is what COMPLETE means.
-    sp = dataclasses.replace(sp, train=dataclasses.replace(sp.train, epochs=curves.epochs))
+    sp = dataclasses.replace(space.with_search(seed=seed, trials=len(truth.archs), max_macs=None),
+                             train=dataclasses.replace(space.train, epochs=curves.epochs))  # fmt: skip
     costs = costs or recorded_costs(curves)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a replay makes thousands of trials
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental-feature notices of Optuna's samplers
-        plan = grid_plan(sp, truth.archs, st.options.references) if sp.search.sampler == "grid" else None
+        plan = grid_plan(sp, truth.archs, st.references) if st.sampler == "grid" else None
         decider = Decider(sp, optuna.storages.InMemoryStorage(), sp.search.trials, plan=plan, within=truth.archs,
-                          coster=costs.__getitem__, options=st.options)  # fmt: skip
+                          coster=costs.__getitem__, strategy=st)  # fmt: skip
         return _run(decider, curves, truth, st.name, seed, recorded_seed, workers, budget_epochs)
 
 

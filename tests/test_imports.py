@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import ROOT
 
 PURE = ["arch", "attrs", "settings", "space", "spacefile", "pareto", "export", "ablate", "curves", "design",
-        "fidelity", "stats", "files", "confirm", "bench", "replay", "report", "errors", "options", "epoch",
+        "fidelity", "stats", "files", "confirm", "bench", "replay", "report", "errors", "strategy", "epoch",
         "testing", "planted"]  # fmt: skip
 
 

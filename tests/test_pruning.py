@@ -3,7 +3,7 @@ import pytest
 from optuna.trial import TrialState
 
 from gcsearch.pruning import REFERENCE, KeepReferences, ParetoPruner, make_pruner
-from gcsearch.settings import SearchConfig
+from gcsearch.strategy import Strategy
 
 
 def study_with(points_at_step1):
@@ -98,13 +98,13 @@ def test_the_crowding_distance_of_equal_points_does_not_depend_on_their_order():
 def test_reference_trials_are_never_pruned_by_any_pruner(name, settings):
     # The paper default arrives at the rung after trials that dominate it (as it does after the baseline,
     # which the decider trains first): every pruner would stop it, but not when it is marked as a reference.
-    pruner = make_pruner(SearchConfig(pruner=name, pruner_settings=settings), 4)
+    pruner = make_pruner(Strategy("x", "tpe", name, tuple(settings.items())), 4)
     points = [(0.90, 10), (0.88, 5), (0.70, 20)]
     assert arrivals(pruner, points)[-1] is True  # unmarked: pruned
-    assert arrivals(make_pruner(SearchConfig(pruner=name, pruner_settings=settings), 4), points, {2})[-1] is False
+    assert arrivals(make_pruner(Strategy("x", "tpe", name, tuple(settings.items())), 4), points, {2})[-1] is False
     # A reference still counts as a peer of the others: an unmarked loser behind it is pruned.
     behind = [(0.90, 10), (0.88, 5), (0.70, 20), (0.60, 20)]
-    assert arrivals(make_pruner(SearchConfig(pruner=name, pruner_settings=settings), 4), behind, {2})[2:] == [
+    assert arrivals(make_pruner(Strategy("x", "tpe", name, tuple(settings.items())), 4), behind, {2})[2:] == [
         False, True]  # fmt: skip
 
 
@@ -128,7 +128,7 @@ def test_pareto_pruner_only_acts_at_rungs():
     ],
 )
 def test_make_pruner(name, cls):
-    pruner = make_pruner(SearchConfig(pruner=name, pruner_settings={"min_epochs": 1}), 4)
+    pruner = make_pruner(Strategy("x", "tpe", name, (("min_epochs", 1),)), 4)
     # Every pruner but none comes wrapped, so that it never stops a reference trial.
     assert isinstance(pruner, cls) if name == "none" else isinstance(pruner, KeepReferences)
     assert isinstance(getattr(pruner, "inner", pruner), cls)

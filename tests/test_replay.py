@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from gcsearch import curves, pruning, replay
+from gcsearch import curves, pruning, replay, strategy
 from gcsearch.cli import main
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
@@ -58,10 +58,15 @@ def test_with_a_perfect_first_rung_successive_halving_finds_a_top3_sooner_than_n
 
 
 def test_strategy_names():
-    names = replay.strategies()
+    names = strategy.names()
     assert "tpe+pareto" in names and "asha" in names and "grid" in names and len(names) == 23
     with pytest.raises(Exception, match="--strategy"):
-        replay.strategy_space(SMOKE, "annealing+none", 0, 10)
+        strategy.Strategy.parse("annealing+none", SMOKE.search)
+    # The file's strategy by name, a fair baseline, and the pareto pruner's earlier rule as a field.
+    assert strategy.Strategy.parse("default", SMOKE.search) == strategy.Strategy.of(SMOKE.search)
+    assert not strategy.Strategy.parse(strategy.UNIFORM, SMOKE.search).references
+    old = strategy.Strategy.parse("tpe+pareto-front-first", SMOKE.search)
+    assert old.pruner == "pareto" and old.front_first and old.settings == {"min_epochs": 1, "reduction_factor": 2}
 
 
 def test_cli_refuses_curves_of_another_space(tmp_path, capsys):
@@ -82,7 +87,7 @@ def test_cli_writes_table_and_picture(tmp_path):
             "--strategy", "default", "random+none", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     text = out.read_text()
-    assert "| tpe+pareto |" in text and "| random+none |" in text and (tmp_path / "replay.png").exists()
+    assert "| default |" in text and "| random+none |" in text and (tmp_path / "replay.png").exists()
 
 
 def test_parallel_replays_equal_serial_ones():
