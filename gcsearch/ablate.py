@@ -73,8 +73,6 @@ def run(space: SearchSpace, seeds: int, name: str | None = None, address: str | 
     run_dir = rundir.new_run_dir(space, name, "ablate")
     points_ = points(space)
     plan = [(p.arch, seed) for p in points_ for seed in range(seeds)]
-    # Full fidelity for every point: no pruning.
-    space = replace(space, search=replace(space.search, pruner="none", pruner_settings={}, trials=len(plan)))
     print(f"ablation of {space.path}: {len(points_)} points x {seeds} seeds = {len(plan)} trainings "
           f"of {space.train.epochs} epochs -> {run_dir}/ (rerun the same --name to continue)", flush=True)  # fmt: skip
     records = search.run(space, run_dir, address=address, plan=plan)

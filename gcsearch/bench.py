@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,12 +25,6 @@ def plan(space: SearchSpace, seeds: int, sample: int | None) -> list[tuple[ArchC
     grid = space.grid()
     archs = design.balanced(grid, sample or len(grid), space.references())
     return [(a, s) for a in archs for s in range(seeds)]
-
-
-def record_space(space: SearchSpace, trainings: int) -> SearchSpace:
-    """Full fidelity for every pair: no pruner, a budget of exactly the plan."""
-    search = dataclasses.replace(space.search, pruner="none", pruner_settings={}, trials=trainings)
-    return dataclasses.replace(space, search=search)
 
 
 def curve_points(space: SearchSpace, study: Any) -> list[curves.CurvePoint]:
@@ -67,7 +60,6 @@ def record(
     if seeds < 1:
         raise ConfigError("--seeds", "must be >= 1", seeds)
     pairs = plan(space, seeds, sample)
-    space = record_space(space, len(pairs))
     search.run(space, run_dir, address=address, stream=stream, plan=pairs)
     space = rundir.load_run_space(run_dir)  # as run: a fine-tuning recipe's hash names its weights file's
     points = curve_points(space, rundir.load_main_study(run_dir.resolve()))

@@ -16,7 +16,6 @@ run) is trained again, and no search accuracy enters a candidate's mean. ``confi
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import math
@@ -166,10 +165,7 @@ def confirm(
         raise ConfigError("run", "needs at least 2 COMPLETE configurations to compare", len(chosen))
     fresh = fresh_seeds(space, {*searched, *searched_seeds(space, chosen)}, seeds)
     plan: list[tuple[ArchConfig, int | None]] = [(r.arch, s) for r in chosen for s in fresh]
-    no_pruning = dataclasses.replace(space.search, pruner="none", pruner_settings={}, trials=len(plan),
-                                     sampler="random")  # fmt: skip
-    records = search.run(dataclasses.replace(space, search=no_pruning), run_dir / "confirm", address=address,
-                         stream=stream, plan=plan)  # fmt: skip
+    records = search.run(space, run_dir / "confirm", address=address, stream=stream, plan=plan)
     cands = []
     for r in chosen:
         # The fresh seeds only: never the search's accuracy, which picked the candidate.

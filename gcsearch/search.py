@@ -263,9 +263,12 @@ def run(
     plan: Sequence[tuple[ArchConfig, int | None]] | None = None,
     dashboard: bool = False,
 ) -> list[TrialRecord]:
-    """Run (or continue) the search in ``run_dir``; returns every trial's record. ``plan`` replaces
-    the sampler with a list of (architecture, seed) trials to run, as ``gcsearch ablate`` does;
-    ``dashboard`` asks a local Ray for its dashboard."""
+    """Run (or continue) the search in ``run_dir``; returns every trial's record. ``plan`` replaces the
+    sampler with a list of (architecture, seed) trainings, each to its last epoch: a planned run (ablate,
+    bench record, confirm) prunes nothing and its budget is the plan. ``dashboard`` asks a local Ray for its
+    dashboard."""
+    if plan is not None:
+        space = space.with_search(sampler="random", pruner="none", pruner_settings={}, trials=len(plan))
     run_dir = run_dir.resolve()  # Ray workers run in other working directories
     run_dir.mkdir(parents=True, exist_ok=True)
     with rundir.RunLock(run_dir):
