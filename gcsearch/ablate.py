@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from gcsearch import stats
 from gcsearch.arch import AXES, ArchConfig
@@ -62,23 +63,46 @@ class Point:
     arch: ArchConfig
 
 
-def run(space: SearchSpace, seeds: int, name: str | None = None, address: str | None = None) -> Path:
-    """Train every point of the ablation with ``seeds`` seeds, no pruning, in ``<output>/<name>`` (rerun the
-    same name to continue it); writes ``ablation.md`` there and returns the run directory."""
+def run(
+    space: SearchSpace,
+    seeds: int | None = None,
+    *,
+    effect: float | None = None,
+    epochs: int | None = None,
+    name: str | None = None,
+    address: str | None = None,
+    stream: TextIO | None = None,
+) -> Path:
+    """Train every point of the ablation with ``seeds`` seeds (default: powered for ``effect``, see
+    ``default_seeds``), each for ``epochs`` (default: the file's), no pruning, in ``<output>/<name>`` (rerun
+    the same name to continue it); writes ``ablation.md`` there and returns the run directory."""
     from gcsearch import rundir, search
 
+    stream = stream or sys.stdout
+    if effect is not None and not 0 < effect < 1:
+        raise ConfigError("--effect", "must be an accuracy difference in (0, 1)", effect)
+    if seeds is None:
+        m = comparisons(space)
+        seeds = default_seeds(effect or EFFECT, comparisons=m)
+        stream.write(f"--seeds {seeds}: a paired t-test then detects a difference of {effect or EFFECT:g} with "
+                     f"80% power at Holm's first step over the ablation's {m} comparisons (alpha 0.05 / {m}), "
+                     f"given the paired seed noise {PAIRED_SD:g} measured on the from-scratch proxy "
+                     "(gc-scratch.yaml)\n")  # fmt: skip
     if seeds < stats.MIN_PAIRS:
         raise ConfigError("--seeds", f"must be >= {stats.MIN_PAIRS}: a paired comparison resolves nothing with "
                           "fewer seeds", seeds)  # fmt: skip
+    if epochs is not None:
+        space = replace(space, train=replace(space.train, epochs=epochs))
     run_dir = rundir.new_run_dir(space, name, "ablate")
     points_ = points(space)
     plan = [(p.arch, seed) for p in points_ for seed in range(seeds)]
-    print(f"ablation of {space.path}: {len(points_)} points x {seeds} seeds = {len(plan)} trainings "
-          f"of {space.train.epochs} epochs -> {run_dir}/ (rerun the same --name to continue)", flush=True)  # fmt: skip
-    records = search.run(space, run_dir, address=address, plan=plan)
+    stream.write(f"ablation of {space.path}: {len(points_)} points x {seeds} seeds = {len(plan)} trainings of "
+                 f"{space.train.epochs} epochs -> {run_dir}/ (rerun the same --name to continue)\n")  # fmt: skip
+    stream.flush()
+    records = search.run(space, run_dir, address=address, stream=stream, plan=plan)
     text = table(rows(points_, records))
     write_atomic(run_dir.resolve() / "ablation.md", f"# Ablation of {space.path}\n\n{text}\n")
-    print(text)
+    stream.write(f"{text}\n\nwrote {run_dir}/ablation.md\n")
     return run_dir
 
 

@@ -119,6 +119,20 @@ class ArchConfig:
             position=check_choice("position", merged["position"], POSITIONS, _at(where, "position")),
         )
 
+    @staticmethod
+    def pairs(texts: Sequence[str], flag: str = "--gc") -> dict[str, object]:
+        """Command-line pairs ``stages=c3,c4,c5 ratio=1/16`` as the mapping ``from_dict`` reads; ``none`` alone
+        is the baseline."""
+        if list(texts) == ["none"]:
+            return {"stages": []}
+        out: dict[str, object] = {}
+        for pair in texts:
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise ConfigError(flag, "takes key=value pairs such as stages=c3,c4,c5", pair)
+            out[key] = value
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML-friendly: the inverse of ``from_dict``."""
         if self.is_baseline:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,6 +17,7 @@ from gcsearch import attrs, curves, design
 from gcsearch.arch import ArchConfig
 from gcsearch.epoch import Epoch
 from gcsearch.errors import ConfigError
+from gcsearch.files import write_report
 from gcsearch.space import SearchSpace
 
 
@@ -60,6 +62,11 @@ def record(
     if seeds < 1:
         raise ConfigError("--seeds", "must be >= 1", seeds)
     pairs = plan(space, seeds, sample)
+    stream = stream or sys.stdout
+    stream.write(f"recording {space.path}: {len(pairs) // seeds} configurations x {seeds} seeds = {len(pairs)} "
+                 f"trainings of {space.train.epochs} epochs, no pruning -> {run_dir}/ (rerun the same --name to "
+                 "continue)\n")  # fmt: skip
+    stream.flush()
     search.run(space, run_dir, address=address, stream=stream, plan=pairs)
     space = rundir.load_run_space(run_dir)  # as run: a fine-tuning recipe's hash names its weights file's
     points = curve_points(space, rundir.load_main_study(run_dir.resolve()))
@@ -68,10 +75,12 @@ def record(
     return out
 
 
-def fidelity_report(paths: Sequence[str | Path], picture: str | Path | None = None) -> str:
-    """The fidelity table of each curves file (several files side by side), and the picture."""
+def fidelity_report(paths: Sequence[str | Path], out: Path | None = None, command: str = "") -> str:
+    """The fidelity table of each curves file (several files side by side) and its picture (beside ``out``, or
+    beside the first curves file); with ``out``, the report is written there too. Returns what it says."""
     from gcsearch import fidelity
 
+    picture = out.with_suffix(".png") if out else Path(paths[0]).with_suffix(".fidelity.png")
     named = []
     for path in paths:
         c = curves.Curves.of(curves.read(path), str(path))
@@ -85,6 +94,8 @@ def fidelity_report(paths: Sequence[str | Path], picture: str | Path | None = No
                       f"Paired against {named[0][0]} on the configurations and seeds both recorded (the same "
                       "bootstrap draw scores both): difference in Spearman, 95% interval.", "",
                       fidelity.difference_table(named, epoch), ""]  # fmt: skip
-    if picture is not None:
-        fidelity.plot(named, str(picture))
-    return "\n".join(parts)
+    fidelity.plot(named, str(picture))
+    text = "\n".join(parts)
+    if out is not None:
+        write_report(out, "Rank fidelity", command, text, picture)
+    return "\n".join([text, *([f"wrote {out}"] if out else []), f"wrote {picture}"])

@@ -20,6 +20,7 @@ import itertools
 import json
 import math
 import statistics
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,12 @@ def compare(cands: list[Candidate]) -> Confirmation:
     return Confirmation(cands, {k: Pair(i, p, pt) for k, i, p, pt in pairs})
 
 
+def check_seeds(seeds: int) -> None:
+    if seeds < stats.MIN_PAIRS:
+        raise ConfigError("--seeds", f"must be >= {stats.MIN_PAIRS} fresh seeds: fewer cannot tell candidates "
+                          "apart", seeds)  # fmt: skip
+
+
 def searched_seeds(space: SearchSpace, records: Iterable[TrialRecord]) -> set[int]:
     """The seeds the run's trials trained with: a planned trial's own, else the space's ``train.seed``."""
     return {r.seed if r.seed is not None else space.train.seed for r in records}
@@ -158,9 +165,7 @@ def confirm(
     (``searched_seeds`` of its records); the candidates' own seeds are avoided whether given or not."""
     from gcsearch import search
 
-    if seeds < stats.MIN_PAIRS:
-        raise ConfigError("--seeds", f"must be >= {stats.MIN_PAIRS} fresh seeds: fewer cannot tell candidates "
-                          "apart", seeds)  # fmt: skip
+    check_seeds(seeds)
     if len(chosen) < 2:
         raise ConfigError("run", "needs at least 2 COMPLETE configurations to compare", len(chosen))
     fresh = fresh_seeds(space, {*searched, *searched_seeds(space, chosen)}, seeds)
@@ -216,3 +221,34 @@ def table(c: Confirmation) -> str:
         lines.append(f"| {a} | {b} | {pair.interval.text()} | {pair.interval.p:.3f} | {pair.p:.3f} "
                      f"| {pair.p_tost:.3f} | {verdict} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def run(run_dir: Path, top: int = 5, seeds: int = 4, *, address: str | None = None,
+        stream: TextIO | None = None) -> Confirmation:  # fmt: skip
+    """`gcsearch confirm RUN`: the ``top`` candidates of a run's front (runner-ups off it fill a short one)
+    retrained with ``seeds`` fresh seeds each, compared; written to ``<run>/confirm.json``."""
+    from gcsearch import rundir
+
+    check_seeds(seeds)
+    if top < 2:
+        raise ConfigError("--top", "must be >= 2: confirming compares candidates", top)
+    run_dir, space, study = rundir.open_run(run_dir)
+    records = rundir.records(study)
+    front = [r for r in rundir.pareto_front(space, records) if r.state == "COMPLETE"]
+    if not front:
+        raise ConfigError("run", "has no COMPLETE trial to confirm", str(run_dir))
+    done = trained(records)
+    chosen = candidates(front, [r for r in done if r.state == "COMPLETE"], top)
+    on_front = sum(r in front for r in chosen)
+    runner_ups = f" and {len(chosen) - on_front} runner-up(s) off it" if len(chosen) > on_front else ""
+    searched = searched_seeds(space, done)
+    fresh = fresh_seeds(space, searched, seeds)
+    stream = stream or sys.stdout
+    stream.write(f"confirming {on_front} front point(s){runner_ups} of {run_dir} with {seeds} fresh seeds each "
+                 f"({', '.join(map(str, fresh))}; the search's own, {', '.join(map(str, sorted(searched)))}, not "
+                 f"reused) -> {run_dir}/confirm/\n")  # fmt: skip
+    stream.flush()
+    result = confirm(space, run_dir.resolve(), chosen, seeds, searched=searched, address=address, stream=stream)
+    stream.write(f"{table(result)}\n\nwrote {run_dir}/{FILE}: `gcsearch pareto` draws its intervals, "
+                 "`gcsearch export` picks from it\n")  # fmt: skip
+    return result

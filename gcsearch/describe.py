@@ -89,3 +89,12 @@ def _layernorm_warnings(space: SearchSpace, coster: SpaceCoster, grid: list[Arch
         "warning: with LayerNorm, a bottleneck under 3 channels wide passes no gradient to the "
         f"pooling (LN of 1 value is constant, of 2 a sign): {where}"
     ]
+
+
+def validate(space: SearchSpace) -> str:
+    """`gcsearch validate`: a weights file that does not fit the backbone fails here, before any compute;
+    then what the file means."""
+    from gcsearch.weights import check
+
+    check(space)
+    return describe_space(space)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from gcsearch import pareto, stats
+from gcsearch import attrs, pareto, stats
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
@@ -68,11 +68,45 @@ def export_dict(space: SearchSpace, record: TrialRecord, run: str, pick: str, we
     return out
 
 
-def write_export(path: Path, data: dict[str, Any], force: bool) -> None:
-    if path.exists() and not force:
-        raise ConfigError("--out", "names a file that exists; pass --force to overwrite it", str(path))
+def write_export(path: Path, data: dict[str, Any]) -> None:
     text = f"# gcsearch export of trial {data['source']['trial']} ({data['source']['run']})\n"
     write_atomic(path, text + yaml.safe_dump(data, sort_keys=False))
+
+
+def export_run(
+    run: str | Path,
+    out: Path,
+    pick: str = "knee",
+    *,
+    trial: int | None = None,
+    max_macs: float | None = None,
+    max_params: float | None = None,
+    tolerance: float = 0.005,
+    weights: bool = False,
+    force: bool = False,
+) -> tuple[Choice, str | None]:
+    """`gcsearch export`: the chosen trial of a run (``choose``) written to ``out``, with its trained weights
+    beside it (``<out>.pt``) when ``weights``; returns the choice and the weights file's name."""
+    from gcsearch import confirm, rundir
+
+    if out.exists() and not force:
+        raise ConfigError("--out", "names a file that exists; pass --force to overwrite it", str(out))
+    run_dir, space, study = rundir.open_run(run)
+    choice = choose(rundir.records(study), pick, trial=trial, max_macs=max_macs, max_params=max_params,
+                    tolerance=tolerance, confirmed=confirm.load(run_dir))  # fmt: skip
+    saved = None
+    if weights:
+        from gcsearch.weights import save_weights  # torch, only when weights are asked for
+
+        # A duplicate proposal was answered by an earlier trial, which holds the trained weights.
+        source = int(choice.record.extra.get(attrs.DUPLICATE_OF, choice.record.number))
+        ckpt = rundir.checkpoint(run_dir, source)
+        if not ckpt.is_file():
+            raise ConfigError("--weights", "needs the trial's checkpoint, which this run does not hold", str(ckpt))
+        saved = out.with_suffix(".pt").name
+        save_weights(ckpt, out.with_suffix(".pt"))
+    write_export(out, export_dict(space, choice.record, str(run_dir), choice.pick, saved))
+    return choice, saved
 
 
 def load_export(path: str | Path) -> Export:
@@ -124,6 +158,14 @@ class Choice:
     record: TrialRecord
     pick: str  # how it was chosen, as the export records it
     note: str = ""  # a line for the user, e.g. which confirmed candidates it is tied with
+
+    def describe(self, out: Path, weights: str | None = None) -> str:
+        """What was exported, for the user."""
+        r = self.record
+        acc = f"{r.accuracy:.4f}" if r.accuracy is not None else "-"
+        beside = f" (+ {weights})" if weights else ""
+        done = f"exported trial {r.number} ({r.state}, accuracy {acc}, {r.macs:,d} MACs): {r.arch.label()} -> {out}"
+        return "\n".join(filter(None, [self.note, done + beside]))
 
 
 def choose(

@@ -26,14 +26,18 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from gcsearch import stats
 from gcsearch.arch import AXES, PAPER_DEFAULT, ArchConfig, paper_default_in
 from gcsearch.curves import Curves
 from gcsearch.errors import ConfigError
+from gcsearch.files import write_atomic
+from gcsearch.space import SearchSpace
 
 # In the model: pool x fusion (the issue's reading of the from-scratch recording: att+both 0.8525 against
 # avg+both 0.8596) and fusion x position, the one interaction that survives Holm in the from-scratch
@@ -366,3 +370,40 @@ def report(analysis: Analysis, source: str) -> str:
 def _row(c: Contrast) -> str:
     return (f"| {c.name} | {c.paper} | {c.estimate:+.4f} [{c.low:+.4f}, {c.high:+.4f}] | {c.p_adjusted:.3g} | "
             f"{c.p_tost:.3g} | {c.detectable:.4f} | {c.verdict} |")  # fmt: skip
+
+
+def run(
+    space: SearchSpace | None,
+    curves_file: str | None = None,
+    *,
+    seeds: int | None = None,
+    configs: int = 40,
+    margin: float = MARGIN,
+    name: str | None = None,
+    address: str | None = None,
+    stream: TextIO | None = None,
+) -> Path:
+    """`gcsearch ablate --design balanced`: main effects on a balanced design, recorded now (``bench record``,
+    ``configs`` configurations x ``seeds`` seeds, default 5) or read from ``curves_file``; writes the report
+    (``<run>/ablation.md``, or beside the curves file) and returns its path."""
+    from gcsearch import bench, curves, rundir
+
+    if curves_file:
+        source = Path(curves_file)
+        if not source.is_file():
+            raise ConfigError("--curves", "must name a curves file made by `gcsearch bench record`", curves_file)
+        out = source.with_suffix(".ablation.md")
+    else:
+        if space is None:
+            raise ConfigError("space", "is needed to record a balanced design (or give --curves FILE)", None)
+        seeds = 5 if seeds is None else seeds
+        if seeds < 2:
+            raise ConfigError("--seeds", "must be >= 2: seed is the blocking factor", seeds)
+        run_dir = rundir.new_run_dir(space, name, "factorial")
+        source = bench.record(space, run_dir, seeds, configs, address=address, stream=stream)
+        out = run_dir / "ablation.md"
+    recorded = curves.Curves.of(curves.read(source), str(source))
+    text = report(analyse(observations(recorded), margin, str(source)), str(source))
+    write_atomic(out, text)
+    (stream or sys.stdout).write(f"{text}\nwrote {out}\n")
+    return out

@@ -42,3 +42,11 @@ def save_figure(fig: Any, out: str | Path, **savefig: Any) -> None:
     """A matplotlib figure saved atomically (no truncated PNG after a kill), in the format of its suffix."""
     path = Path(out)
     replace_with(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **savefig))
+
+
+def write_report(out: Path, title: str, command: str, body: str, picture: Path | None = None) -> None:
+    """A markdown report: its title, the command that made it, the body, and its picture (saved beside it)."""
+    text = f"# {title}\n\nCommand: `{command}`\n\n{body.rstrip()}\n"
+    if picture is not None:
+        text += f"\n![{picture.stem}]({picture.name})\n"
+    write_atomic(out, text)

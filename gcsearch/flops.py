@@ -14,7 +14,8 @@ FLOPs are 2 per MAC.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -22,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gcsearch.arch import ArchConfig
 from gcsearch.blocks import GlobalContext, bottleneck_channels
-from gcsearch.models import STAGE_LAYERS, build_model
+from gcsearch.models import STAGE_LAYERS, build_model, gc_blocks
 from gcsearch.settings import BackboneConfig
 
 
@@ -106,3 +107,27 @@ class SpaceCoster:
                 block_macs, block_params = self.block_cost(shape, arch)
                 macs, params = macs + block_macs, params + block_params
         return macs, params
+
+
+class GcCost(NamedTuple):
+    blocks: int  # GC blocks in the model
+    macs: int
+    params: int
+    added_macs: int  # over the same backbone without GC
+    added_params: int
+
+    def text(self) -> str:
+        macs, params = (
+            f"{self.macs:>15,d}  ({self.macs / 1e9:.3f} G)",
+            f"{self.params:>15,d}  ({self.params / 1e6:.3f} M)",
+        )
+        return (f"{self.blocks} GC blocks\n  MACs   {macs}   GC adds {self.added_macs:>12,d}\n"
+                f"  params {params}   GC adds {self.added_params:>12,d}")  # fmt: skip
+
+
+def gc_cost(gc: ArchConfig | Mapping[str, Any] | None, input_size: tuple[int, ...], **backbone: Any) -> GcCost:
+    """What GC blocks cost a backbone (``models.build_model``'s keywords) at ``input_size`` (batch included)."""
+    base_macs, base_params = count_macs(build_model(**backbone), input_size)
+    model = build_model(gc=gc, **backbone)
+    macs, params = count_macs(model, input_size)
+    return GcCost(len(gc_blocks(model)), macs, params, macs - base_macs, params - base_params)

@@ -25,17 +25,19 @@ import dataclasses
 import heapq
 import math
 import random
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from gcsearch import attrs, stats
 from gcsearch.arch import ArchConfig
-from gcsearch.curves import CurvePoint, Curves
+from gcsearch.curves import CurvePoint, Curves, read
 from gcsearch.epoch import Outcome
 from gcsearch.errors import ConfigError
-from gcsearch.files import save_figure
+from gcsearch.files import save_figure, write_report
 from gcsearch.space import SearchSpace
 from gcsearch.strategy import Strategy
 
@@ -354,3 +356,50 @@ def plot(traces: dict[str, list[Trace]], full: int, out: str, budget: int) -> No
     fig.tight_layout()
     save_figure(fig, out, dpi=120)
     plt.close(fig)
+
+
+def run(
+    curves_file: str,
+    space: SearchSpace,
+    strategies: Sequence[str] = ("default",),
+    *,
+    seeds: int = 20,
+    workers: int = 2,
+    budget: float = 0.5,
+    jobs: int = 1,
+    out: Path | None = None,
+    command: str = "",
+    stream: TextIO | None = None,
+) -> str:
+    """`gcsearch bench replay`: each strategy (``["all"]``: every name ``strategy.names()`` reads) replayed
+    ``seeds`` times on the recording with ``workers`` simulated workers until ``budget`` (a share of the
+    recorded grid's epochs) is spent; returns the table, and with ``out`` writes it there with its picture."""
+    import time
+
+    from gcsearch import strategy
+
+    if seeds < 1 or workers < 1 or jobs < 1:
+        flag, value = next((f, v) for f, v in (("--seeds", seeds), ("--workers", workers), ("--jobs", jobs)) if v < 1)
+        raise ConfigError(flag, "must be >= 1", value)
+    if not 0 < budget <= 1:
+        raise ConfigError("--budget", "must be in (0, 1]: a share of the recorded grid's total epochs", budget)
+    recorded = Curves.of(read(curves_file), curves_file)
+    check_space(recorded, space, curves_file)
+    names = strategy.names() if list(strategies) == ["all"] else list(strategies)
+    truth = Truth(recorded)
+    full = len(truth.archs) * recorded.epochs
+    spend = max(1, round(budget * full))
+    start = time.perf_counter()
+    traces = replay_many(recorded, space, names, seeds, workers, spend, jobs)
+    (stream or sys.stdout).write(f"{len(names)} strategies x {seeds} seeds replayed in "
+                                 f"{time.perf_counter() - start:.1f} s ({jobs} processes)\n")  # fmt: skip
+    text = table(traces, full)
+    if out is not None:
+        picture = out.with_suffix(".png")
+        plot(traces, full, str(picture), spend)
+        head = (f"{len(truth.archs)} recorded configurations x {len(recorded.common_seeds())} seeds, "
+                f"{recorded.epochs} epochs (grid total {full} epochs); space {space.path}; {seeds} replay seeds, "
+                f"{workers} workers, budget {spend} epochs. Median [quartiles] over replay seeds.")  # fmt: skip
+        write_report(out, f"Replayed searches on {curves_file}", command, f"{head}\n\n{text}", picture)
+        text += f"\nwrote {out} and {picture}"
+    return text

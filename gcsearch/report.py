@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gcsearch.arch import ArchConfig
+from gcsearch.errors import ConfigError
 from gcsearch.files import save_figure
 from gcsearch.pareto import TrialRecord, trained
 from gcsearch.space import SearchSpace
@@ -142,3 +143,42 @@ def plot_importance(importances: dict[str, float], out: str, title: str) -> None
 
 def importance_table(importances: dict[str, float]) -> str:
     return "\n".join(f"  {name:<9} {value:6.3f}  {'#' * round(40 * value)}" for name, value in importances.items())
+
+
+def pareto_report(run: str | Path) -> str:
+    """`gcsearch pareto RUN`: the front as a table (with the confirmed candidates, if `gcsearch confirm` ran),
+    and ``<run>/pareto.png``."""
+    from gcsearch import confirm, rundir
+
+    run_dir, space, study = rundir.open_run(run)
+    records = rundir.records(study)
+    front = rundir.pareto_front(space, records)
+    if not front:
+        raise ConfigError("run", "has no COMPLETE trial yet", str(run_dir))
+    parts = [front_table(front)]
+    confirmed = confirm.load(run_dir)
+    if confirmed is not None:
+        parts += ["", "Confirmed with more seeds (gcsearch confirm):", confirm.table(confirmed)]
+    out = run_dir / "pareto.png"
+    plot_pareto(space, records, str(out), title=run_dir.name, confirmed=confirmed)
+    return "\n".join([*parts, f"wrote {out}"])
+
+
+def importance_report(run: str | Path) -> str:
+    """`gcsearch importance RUN`: which axes mattered for accuracy, and ``<run>/importance.png``."""
+    from gcsearch import rundir
+
+    run_dir, _, study = rundir.open_run(run)
+    importances = rundir.param_importances(study)
+    out = run_dir / "importance.png"
+    plot_importance(importances, str(out), f"{run_dir.name}: what mattered for accuracy")
+    return "\n".join(["importance of each axis for accuracy (PED-ANOVA over COMPLETE trials):",
+                      importance_table(importances), f"wrote {out}"])  # fmt: skip
+
+
+def show_report(run: str | Path) -> str:
+    """`gcsearch show RUN`."""
+    from gcsearch import rundir
+
+    run_dir, space, study = rundir.open_run(run)
+    return f"{run_dir}: {space.path}\n{summary(space, rundir.records(study))}"

@@ -19,6 +19,7 @@ import csv
 import datetime
 import io
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,6 +106,12 @@ def check_run_dir(run_dir: str | Path) -> Path:
     if not (path / "optuna.log").is_file() or not (path / "space.yaml").is_file():
         raise ConfigError("run", "must be a run directory holding optuna.log and space.yaml", str(path))
     return path
+
+
+def open_run(path: str | Path) -> tuple[Path, SearchSpace, optuna.Study]:
+    """A run directory someone names: (its path, its space, its main study), or one ConfigError."""
+    run_dir = check_run_dir(path)
+    return run_dir, load_run_space(run_dir), load_main_study(run_dir)
 
 
 def load_main_study(run_dir: Path) -> optuna.Study:
@@ -255,3 +262,18 @@ def repair_journal(run_dir: Path) -> int:
         f.flush()
         os.fsync(f.fileno())
     return len(data) - keep
+
+
+def serve_dashboard(run: str | Path, port: int, stream: Any = None) -> None:
+    """`gcsearch dashboard RUN`: optuna-dashboard on the run's journal, on 127.0.0.1 only, until Ctrl-C."""
+    run_dir = check_run_dir(run)
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise ConfigError("dashboard", "needs optuna-dashboard: pip install 'gcsearch[dashboard]'") from None
+    stream = stream or sys.stdout
+    stream.write(f"optuna-dashboard on {run_dir}: http://127.0.0.1:{port}/ (Ctrl-C stops it). Study {MAIN_STUDY!r} "
+                 f"holds the objectives, {TWIN_STUDY!r} each trial's accuracy per epoch (its learning curves, which "
+                 "a multi-objective study cannot hold)\n")  # fmt: skip
+    stream.flush()
+    optuna_dashboard.run_server(storage(run_dir), host="127.0.0.1", port=port)

@@ -357,3 +357,40 @@ def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, strea
     view.draw(force=True)
     if decider.ended:
         stream.write(f"the search ended before its budget of {budget} trials: {decider.ended}\n")
+
+
+def run_or_resume(
+    space_file: str | None,
+    *,
+    resume: str | None = None,
+    name: str | None = None,
+    trials: int | None = None,
+    address: str | None = None,
+    dashboard: bool = False,
+    stream: TextIO | None = None,
+) -> tuple[Path, SearchSpace, list[TrialRecord]]:
+    """`gcsearch run`: a new search of ``space_file`` in a new run directory (``name``, default
+    <space>-<time>), or the search in ``resume`` continued with the settings its space.yaml holds;
+    ``trials`` overrides the budget. Returns (run directory, space as run, every trial's record)."""
+    from gcsearch.spacefile import load_space
+
+    if resume:
+        if space_file or name:
+            raise ConfigError("--resume", "takes a run directory alone (its space.yaml holds the settings)")
+        run_dir = rundir.check_run_dir(resume)
+        space = rundir.load_run_space(run_dir)
+    else:
+        if not space_file:
+            raise ConfigError("space", "is required: gcsearch run SPACE.yaml (or --resume RUN_DIR)")
+        space = load_space(space_file)
+        run_dir = rundir.new_run_dir(space, name)
+        if run_dir.exists():
+            raise ConfigError("--name", "names a run that exists; continue it with --resume", str(run_dir))
+    if trials is not None:
+        if trials < 1:
+            raise ConfigError("--trials", "must be >= 1", trials)
+        space = space.with_search(trials=trials)
+    stream = stream or sys.stdout
+    stream.write(f"search {space.path} -> {run_dir}/ ({space.search.trials} trials)\n")
+    stream.flush()
+    return run_dir, space, run(space, run_dir, address=address, stream=stream, dashboard=dashboard)

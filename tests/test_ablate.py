@@ -87,11 +87,21 @@ def test_default_seeds_are_powered_for_the_holm_correction():
     assert ablate.default_seeds(sd=0.0010, comparisons=11) == ablate.MIN_SEEDS  # never below 5
 
 
-def test_the_ablate_command_prints_the_holm_powered_default(tmp_path, monkeypatch, capsys):
-    seen = []
-    monkeypatch.setattr(ablate, "run", lambda space, seeds, name, address: seen.append(seeds) or tmp_path)
-    assert main(["ablate", str(ROOT / "search_spaces" / "gc.yaml")]) == 0
-    assert seen == [21] and "11 comparisons" in capsys.readouterr().out
+def test_the_ablate_command_trains_the_holm_powered_default(tmp_path, monkeypatch, capsys):
+    from gcsearch import search
+
+    plans = []
+
+    def fake_run(space, run_dir, plan=None, **kwargs):  # records what would be trained; trains nothing
+        run_dir.mkdir(parents=True)
+        plans.append(plan)
+        return []
+
+    monkeypatch.setattr(search, "run", fake_run)
+    assert main(["ablate", str(ROOT / "search_spaces" / "gc.yaml"), "--name", str(tmp_path / "ablation")]) == 0
+    space = load_space(ROOT / "search_spaces" / "gc.yaml")
+    # 21 seeds for every point: the default powered at Holm's first step over 11 comparisons.
+    assert len(plans[0]) == 21 * len(ablate.points(space)) and "11 comparisons" in capsys.readouterr().out
 
 
 def test_a_point_whose_every_seed_failed_ranks_last_and_is_shown_as_failed():
