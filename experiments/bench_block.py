@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gcsearch.blocks import GlobalContext
+from gcsearch.nn.blocks import GlobalContext
 
 
 class ReferenceGC(nn.Module):

@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gcsearch import rundir
-from gcsearch.search import run, start_ray
+from gcsearch.search import rundir
+from gcsearch.search.tune import run, start_ray
 from gcsearch.spacefile import load_space
 
 

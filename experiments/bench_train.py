@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gcsearch import data as datasets
-from gcsearch.models import build_model
+from gcsearch.nn import data as datasets
+from gcsearch.nn.models import build_model
+from gcsearch.nn.train import pick_device, train
 from gcsearch.spacefile import load_space
-from gcsearch.train import pick_device, train
 
 
 def hand_loop(space, splits, device, epochs: int, channels_last: bool) -> float:

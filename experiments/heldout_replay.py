@@ -36,10 +36,12 @@ import sys
 import time
 from pathlib import Path
 
-from gcsearch import curves, replay, stats, strategy
+from gcsearch import stats
+from gcsearch.bench import curves, replay
 from gcsearch.files import write_atomic
+from gcsearch.search import strategy
+from gcsearch.search.strategy import UNIFORM
 from gcsearch.spacefile import load_space
-from gcsearch.strategy import UNIFORM
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = ROOT / "experiments" / "data" / "curves-finetune.csv"

@@ -7,7 +7,7 @@ the real noise stay; the real effects become a random background). Each label ke
 to every epoch in proportion to its progress (epoch / epochs), to the accuracy and the EMA accuracy.
 
 Per delta (in units of the recording's paired noise) and permutation:
-- the factorial analysis (gcsearch.factorial, all seeds): does it resolve each planted hypothesis ("agree")?
+- the factorial analysis (gcsearch.analysis.factorial, all seeds): does it resolve each planted hypothesis ("agree")?
   At delta 0 this is the false-discovery check (any "agree" or "disagree").
 - the default search replayed (the real decider: gc.yaml's sampler and pruner) and uniform random search
   without replacement, each reading one recorded seed at 25% of the grid's epochs: is the recommendation
@@ -27,10 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-from gcsearch import curves, factorial, planted, replay
+from gcsearch.analysis import factorial, planted
+from gcsearch.bench import curves, replay
 from gcsearch.files import save_figure, write_atomic
+from gcsearch.search.strategy import UNIFORM, Strategy
 from gcsearch.spacefile import load_space
-from gcsearch.strategy import UNIFORM, Strategy
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = ROOT / "experiments" / "data" / "curves-finetune.csv"

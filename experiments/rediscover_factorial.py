@@ -21,7 +21,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from gcsearch import curves, factorial, replay
+from gcsearch.analysis import factorial
+from gcsearch.bench import curves, replay
 from gcsearch.files import write_atomic
 from gcsearch.spacefile import load_space
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from gcsearch import rundir
+from gcsearch.search import rundir
 from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,7 +134,7 @@ def node_removal(tmp: Path, tally: Tally) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from gcsearch.search import run
+    from gcsearch.search.tune import run
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})

@@ -24,11 +24,11 @@ __all__ = [
 def build_model(path: str | None = None, **kwargs: Any) -> Any:
     """A backbone with GC blocks (``models.build_model``'s keywords), or ``build_model("best.yaml")``: the
     model of an export, with its trained weights when the export names them."""
-    from gcsearch import models, weights
+    from gcsearch.nn import models, weights
 
     if path is None:
         return models.build_model(**kwargs)
-    from gcsearch.export import load_export
+    from gcsearch.analysis.export import load_export
 
     exp = load_export(path)
     model = models.build_model(gc=exp.arch, **exp.space.backbone.build_kwargs())
@@ -38,11 +38,11 @@ def build_model(path: str | None = None, **kwargs: Any) -> Any:
 
 def __getattr__(name: str):  # lazy: `import gcsearch` and the CLI stay fast without torch
     if name == "GlobalContext":
-        from gcsearch.blocks import GlobalContext
+        from gcsearch.nn.blocks import GlobalContext
 
         return GlobalContext
     if name == "count_macs":
-        from gcsearch.flops import count_macs
+        from gcsearch.nn.flops import count_macs
 
         return count_macs
     if name == "load_space":

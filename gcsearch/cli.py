@@ -34,7 +34,7 @@ def configs_count(text: str) -> int | None:
 
 def cmd_macs(args: argparse.Namespace) -> None:
     from gcsearch.arch import ArchConfig
-    from gcsearch.flops import gc_cost
+    from gcsearch.nn.flops import gc_cost
 
     size = input_size(args.input)
     c = gc_cost(ArchConfig.pairs(args.gc) if args.gc else None, size, backbone=args.backbone, num_classes=args.classes,
@@ -43,20 +43,20 @@ def cmd_macs(args: argparse.Namespace) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from gcsearch.describe import validate
+    from gcsearch.analysis.describe import validate
     from gcsearch.spacefile import load_space
 
     print(validate(load_space(args.space)))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from gcsearch.retrain import retrain
+    from gcsearch.analysis.retrain import retrain
 
     retrain(args.config, args.arch, args.epochs, args.test)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from gcsearch.pretrain import pretrain
+    from gcsearch.nn.pretrain import pretrain
     from gcsearch.spacefile import load_space
 
     out = pretrain(load_space(args.space), Path(args.out), sys.stdout)
@@ -64,9 +64,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from gcsearch import rundir
-    from gcsearch.report import front_table
-    from gcsearch.search import run_or_resume
+    from gcsearch.analysis.report import front_table
+    from gcsearch.search import rundir
+    from gcsearch.search.tune import run_or_resume
 
     run_dir, space, records = run_or_resume(args.space, resume=args.resume, name=args.name, trials=args.trials,
                                             address=args.address, dashboard=args.ray_dashboard)  # fmt: skip
@@ -75,25 +75,25 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_pareto(args: argparse.Namespace) -> None:
-    from gcsearch.report import pareto_report
+    from gcsearch.analysis.report import pareto_report
 
     print(pareto_report(args.run))
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    from gcsearch.report import show_report
+    from gcsearch.analysis.report import show_report
 
     print(show_report(args.run))
 
 
 def cmd_importance(args: argparse.Namespace) -> None:
-    from gcsearch.report import importance_report
+    from gcsearch.analysis.report import importance_report
 
     print(importance_report(args.run))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from gcsearch.export import export_run
+    from gcsearch.analysis.export import export_run
 
     out = Path(args.out)
     choice, weights = export_run(args.run, out, args.pick, trial=args.trial, max_macs=args.max_macs,
@@ -103,7 +103,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_ablate(args: argparse.Namespace) -> None:
-    from gcsearch import ablate, factorial
+    from gcsearch.analysis import ablate, factorial
     from gcsearch.spacefile import load_space
 
     space = load_space(args.space) if args.space else None
@@ -117,35 +117,36 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:
-    from gcsearch import rundir
+    from gcsearch.search import rundir
 
     rundir.serve_dashboard(args.run, args.port)
 
 
 def cmd_confirm(args: argparse.Namespace) -> None:
-    from gcsearch import confirm
+    from gcsearch.analysis import confirm
 
     confirm.run(Path(args.run), args.top, args.seeds, address=args.address)
 
 
 def cmd_bench_record(args: argparse.Namespace) -> None:
-    from gcsearch import bench, rundir
+    from gcsearch.bench import record
+    from gcsearch.search import rundir
     from gcsearch.spacefile import load_space
 
     space = load_space(args.space)
-    out = bench.record(space, rundir.new_run_dir(space, args.name, "record"), args.seeds, configs_count(args.configs),
+    out = record.record(space, rundir.new_run_dir(space, args.name, "record"), args.seeds, configs_count(args.configs),
                        address=args.address)  # fmt: skip
     print(f"wrote {out}")
 
 
 def cmd_bench_fidelity(args: argparse.Namespace) -> None:
-    from gcsearch import bench
+    from gcsearch.bench import fidelity
 
-    print(bench.fidelity_report(args.curves, Path(args.out) if args.out else None, args.command_line))
+    print(fidelity.fidelity_report(args.curves, Path(args.out) if args.out else None, args.command_line))
 
 
 def cmd_bench_replay(args: argparse.Namespace) -> None:
-    from gcsearch import replay
+    from gcsearch.bench import replay
     from gcsearch.spacefile import load_space
 
     print(replay.run(args.curves, load_space(args.space), args.strategy, seeds=args.seeds, workers=args.workers,

@@ -3,8 +3,8 @@ import pathlib
 import optuna
 import pytest
 
-from gcsearch import rundir
-from gcsearch.flops import SpaceCoster
+from gcsearch.nn.flops import SpaceCoster
+from gcsearch.search import rundir
 from gcsearch.spacefile import load_space
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -3,7 +3,8 @@ import pathlib
 
 import pytest
 
-from gcsearch import ArchConfig, ablate
+from gcsearch import ArchConfig
+from gcsearch.analysis import ablate
 from gcsearch.arch import PAPER_DEFAULT
 from gcsearch.cli import main
 from gcsearch.spacefile import load_space
@@ -88,7 +89,7 @@ def test_default_seeds_are_powered_for_the_holm_correction():
 
 
 def test_the_ablate_command_trains_the_holm_powered_default(tmp_path, monkeypatch, capsys):
-    from gcsearch import search
+    from gcsearch.search import tune
 
     plans = []
 
@@ -97,7 +98,7 @@ def test_the_ablate_command_trains_the_holm_powered_default(tmp_path, monkeypatc
         plans.append(plan)
         return []
 
-    monkeypatch.setattr(search, "run", fake_run)
+    monkeypatch.setattr(tune, "run", fake_run)
     assert main(["ablate", str(ROOT / "search_spaces" / "gc.yaml"), "--name", str(tmp_path / "ablation")]) == 0
     space = load_space(ROOT / "search_spaces" / "gc.yaml")
     # 21 seeds for every point: the default powered at Holm's first step over 11 comparisons.

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gcsearch import ArchConfig, bench, curves, rundir
+from gcsearch import ArchConfig
+from gcsearch.bench import curves, record
+from gcsearch.search import rundir
 from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,12 +22,12 @@ GCSEARCH = [sys.executable, "-m", "gcsearch"]
 
 def test_plan_holds_the_references_and_every_seed_of_each_configuration():
     space = load_space(SMOKE)
-    pairs = bench.plan(space, seeds=2, sample=3)
+    pairs = record.plan(space, seeds=2, sample=3)
     archs = list(dict.fromkeys(a for a, _ in pairs))
     assert archs[:2] == [ArchConfig(), space.reference()]
     # Configuration-major: a partial recording holds whole configurations.
     assert pairs == [(a, s) for a in archs for s in (0, 1)]
-    assert len(bench.plan(space, seeds=1, sample=None)) == len(space.grid())
+    assert len(record.plan(space, seeds=1, sample=None)) == len(space.grid())
 
 
 def finished_pairs(run_dir):
@@ -67,7 +69,7 @@ def test_a_recording_killed_midway_resumes_without_retraining_finished_pairs(tmp
     trained = [t for t in study.trials if rundir.was_trained(t)]
     assert len(trained) == 6
     assert Counter((label, seed) for label, seed, _ in after.values()) == Counter(
-        {(a.label(), s): 1 for a, s in bench.plan(load_space(SMOKE), 2, 3)}
+        {(a.label(), s): 1 for a, s in record.plan(load_space(SMOKE), 2, 3)}
     )
     points = curves.read(run_dir / "curves.csv")
     c = curves.Curves.of(points)

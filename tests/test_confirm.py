@@ -3,7 +3,8 @@ import pathlib
 import pytest
 import yaml
 
-from gcsearch import ArchConfig, confirm
+from gcsearch import ArchConfig
+from gcsearch.analysis import confirm
 from gcsearch.cli import main
 from gcsearch.pareto import TrialRecord
 
@@ -84,7 +85,7 @@ def test_unknown_run_and_run_without_complete_trials_exit_2(make_run, tmp_path, 
 def fake_search(monkeypatch, plans):
     """Replace the training: each planned (configuration, seed) gets an accuracy of 0.8 + seed / 1000 (and
     + 0.01 for the second configuration), as a COMPLETE record carrying its seed."""
-    from gcsearch import search
+    from gcsearch.search import tune
 
     def run(space, run_dir, *, address=None, stream=None, plan=None, dashboard=False):
         plans.append(list(plan))
@@ -92,7 +93,7 @@ def fake_search(monkeypatch, plans):
         return [TrialRecord(n, "COMPLETE", a, 0.8 + s / 1000 + 0.01 * archs.index(a), 10, 1, 3, 1.0, seed=s)
                 for n, (a, s) in enumerate(plan)]  # fmt: skip
 
-    monkeypatch.setattr(search, "run", run)
+    monkeypatch.setattr(tune, "run", run)
 
 
 def test_confirm_trains_fresh_seeds_only_and_never_counts_the_search_accuracy(tmp_path, monkeypatch):

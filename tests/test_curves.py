@@ -1,6 +1,7 @@
 import pytest
 
-from gcsearch import ArchConfig, curves
+from gcsearch import ArchConfig
+from gcsearch.bench import curves
 from gcsearch.cli import main
 from gcsearch.errors import ConfigError
 

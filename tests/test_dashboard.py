@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
-from gcsearch import rundir
-from gcsearch.decider import Decider
 from gcsearch.epoch import Epoch, Outcome
+from gcsearch.search import rundir
+from gcsearch.search.decider import Decider
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gcsearch import DataError
-from gcsearch import data as datasets
+from gcsearch.nn import data as datasets
 from gcsearch.settings import DataConfig
 
 

@@ -7,10 +7,11 @@ import sys
 import optuna
 import pytest
 
-from gcsearch import ArchConfig, attrs
-from gcsearch.decider import Decider, grid_plan
+from gcsearch import ArchConfig
 from gcsearch.epoch import Epoch, Outcome
-from gcsearch.flops import SpaceCoster
+from gcsearch.nn.flops import SpaceCoster
+from gcsearch.search import attrs
+from gcsearch.search.decider import Decider, grid_plan
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 
@@ -53,7 +54,7 @@ def test_within_a_subset_only_its_configurations_train_and_outside_proposals_fai
 
 
 def test_a_duplicate_is_replaced_by_an_untried_configuration_nearest_to_it():
-    from gcsearch.decider import axes_apart
+    from gcsearch.search.decider import axes_apart
 
     space = space_with(pruner="none", pruner_settings={}, sampler="random")
     d = decider(space, optuna.storages.InMemoryStorage(), new_trials=len(space.grid()))
@@ -128,7 +129,7 @@ def test_optunas_pruners_decide_after_the_first_epoch_with_min_epochs_1(pruner):
 
 
 def test_a_trial_pruned_before_a_crash_is_told_pruned_not_rerun(tmp_path):
-    from gcsearch import rundir
+    from gcsearch.search import rundir
 
     storage = rundir.storage(tmp_path)
     d = decider(space_with(pruner="none", pruner_settings={}), storage, new_trials=2)
@@ -151,7 +152,7 @@ def test_grid_plan_covers_the_space_once_references_first():
 def test_planned_trials_keep_their_parameters_under_python_O():
     # The configuration drawn for an enqueued trial was once computed inside an assert, which -O removes.
     code = (
-        "import optuna; from gcsearch.decider import Decider; from gcsearch.spacefile import load_space\n"
+        "import optuna; from gcsearch.search.decider import Decider; from gcsearch.spacefile import load_space\n"
         f"s = load_space({str(ROOT / 'search_spaces' / 'smoke.yaml')!r})\n"
         "a = [x for x in s.grid() if not x.is_baseline][1]\n"
         "d = Decider(s, optuna.storages.InMemoryStorage(), 0, coster=lambda a: (0, 0), plan=[(a, 0)])\n"
@@ -164,7 +165,7 @@ def test_planned_trials_keep_their_parameters_under_python_O():
 
 
 def test_objectives_in_any_order_keep_accuracy_as_the_accuracy():
-    from gcsearch import rundir
+    from gcsearch.search import rundir
 
     d = decider(space_with(pruner="none", pruner_settings={}, objectives=("macs", "accuracy")),
                 optuna.storages.InMemoryStorage(), new_trials=2)  # fmt: skip
@@ -177,7 +178,7 @@ def test_objectives_in_any_order_keep_accuracy_as_the_accuracy():
 
 
 def test_a_kill_between_journal_writes_leaves_nothing_running_for_ever(tmp_path):
-    from gcsearch import rundir
+    from gcsearch.search import rundir
 
     d = decider(space_with(pruner="none", pruner_settings={}), rundir.storage(tmp_path), new_trials=3)
     done = d.propose()
@@ -247,7 +248,7 @@ def test_a_time_budget_completes_a_trial_that_reported_its_last_epoch():
 
 
 def test_a_kill_between_enqueue_and_ask_does_not_train_a_stale_configuration(tmp_path):
-    from gcsearch import rundir
+    from gcsearch.search import rundir
 
     plan = grid_plan(SMOKE)[:3]
     d = decider(space_with(pruner="none", pruner_settings={}), rundir.storage(tmp_path), 3, plan=plan)
@@ -263,7 +264,7 @@ def test_a_kill_between_enqueue_and_ask_does_not_train_a_stale_configuration(tmp
 def test_reference_trials_are_marked_so_no_pruner_stops_them(tmp_path):
     import optuna
 
-    from gcsearch import pruning
+    from gcsearch.search import pruning
 
     space = load_space(ROOT / "search_spaces" / "gc.yaml")
     d = Decider(space, optuna.storages.InMemoryStorage(), 4, coster=SpaceCoster(space.backbone))

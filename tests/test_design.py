@@ -1,7 +1,8 @@
 import itertools
 from collections import Counter
 
-from gcsearch import ArchConfig, design
+from gcsearch import ArchConfig
+from gcsearch.bench import design
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 

@@ -6,9 +6,9 @@ import yaml
 
 import gcsearch
 from gcsearch import ConfigError
+from gcsearch.analysis.export import load_export
 from gcsearch.cli import main
-from gcsearch.export import load_export
-from gcsearch.flops import count_macs
+from gcsearch.nn.flops import count_macs
 
 TRIALS = [
     ({"stages": ["c3", "c4"], "pool": "att", "fusion": "add", "ratio": 0.25}, "COMPLETE", 0.90),
@@ -126,7 +126,7 @@ def test_export_is_pure_python():
     import subprocess
     import sys
 
-    code = "import sys, gcsearch.export, gcsearch.pareto, gcsearch.space; print('torch' in sys.modules)"
+    code = "import sys, gcsearch.analysis.export, gcsearch.pareto, gcsearch.space; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=pathlib.Path(__file__).parent.parent)  # fmt: skip
     assert out.stdout.strip() == "False"
@@ -134,7 +134,7 @@ def test_export_is_pure_python():
 
 def test_every_pick_rule_honours_the_mac_budget():
     from gcsearch import ArchConfig
-    from gcsearch.export import choose
+    from gcsearch.analysis.export import choose
     from gcsearch.pareto import TrialRecord
 
     recs = [TrialRecord(n, "COMPLETE", ArchConfig(), acc, macs, 10, 4, 1.0)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gcsearch import curves, factorial
+from gcsearch.analysis import factorial
 from gcsearch.arch import PAPER_DEFAULT, ArchConfig
+from gcsearch.bench import curves
 from gcsearch.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from gcsearch import ArchConfig, curves, fidelity, stats
+from gcsearch import ArchConfig, stats
+from gcsearch.bench import curves, fidelity
 from gcsearch.cli import main
 
 ARCHS = [ArchConfig(("c4",), "att", "add", r, "layernorm", "after_1x1") for r in (1, 1 / 2, 1 / 4, 1 / 8, 1 / 16)]

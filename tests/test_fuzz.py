@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from yaml_paths import yaml_paths
 
 from gcsearch import GcsearchError
+from gcsearch.analysis.export import load_export
 from gcsearch.cli import main
-from gcsearch.export import load_export
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TRIALS = [
@@ -43,8 +43,9 @@ def _check_outcome(code, err, out_file, before):
 def fuzz_run(tmp_path_factory):
     import optuna
 
-    from gcsearch import ArchConfig, rundir
-    from gcsearch.flops import SpaceCoster
+    from gcsearch import ArchConfig
+    from gcsearch.nn.flops import SpaceCoster
+    from gcsearch.search import rundir
     from gcsearch.spacefile import load_space
 
     run_dir = tmp_path_factory.mktemp("fuzz") / "run"

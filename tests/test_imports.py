@@ -1,5 +1,6 @@
-"""Imports run one way: the pure modules load no torch, no ray and (mostly) no optuna, checked in a fresh
-interpreter, so `gcsearch validate`-free commands and the library's light parts stay fast."""
+"""What importing a module loads, checked in a fresh interpreter: the base and the pure parts of the upper
+layers load no torch, no ray and no optuna, so the CLI's light commands and the library's light parts stay
+fast. (tests/test_layers.py checks the direct imports; this checks what they pull in.)"""
 
 import subprocess
 import sys
@@ -8,9 +9,10 @@ import pytest
 
 from tests.conftest import ROOT
 
-PURE = ["arch", "attrs", "settings", "space", "spacefile", "pareto", "export", "ablate", "curves", "design",
-        "fidelity", "stats", "files", "confirm", "bench", "replay", "report", "errors", "strategy", "epoch",
-        "testing", "planted"]  # fmt: skip
+BASE = sorted(p.stem for p in (ROOT / "gcsearch").glob("*.py") if p.stem not in ("__init__", "__main__", "cli"))
+PURE = [*BASE, "search.attrs", "search.strategy", "bench.curves", "bench.design", "bench.fidelity", "bench.replay",
+        "analysis.export", "analysis.ablate", "analysis.confirm", "analysis.report", "analysis.factorial",
+        "analysis.planted", "analysis.retrain"]  # fmt: skip
 
 
 def loaded_after(code: str, watched: tuple[str, ...] = ("torch", "ray", "optuna")) -> set[str]:
@@ -30,7 +32,7 @@ def test_building_the_decider_with_a_coster_loads_optuna_but_no_ray_and_no_torch
     # The runner hands it a coster (a search: flops.SpaceCoster; a replay: recorded costs), so deciding stays
     # torch-free: here a coster that knows nothing of torch, and one proposal asked for.
     build = (
-        "import optuna\nfrom gcsearch.decider import Decider\nfrom gcsearch.spacefile import load_space\n"
+        "import optuna\nfrom gcsearch.search.decider import Decider\nfrom gcsearch.spacefile import load_space\n"
         "s = load_space('search_spaces/smoke.yaml')\n"
         "d = Decider(s, optuna.storages.InMemoryStorage(), 2, coster=lambda arch: (1000 * len(arch.stages), 10))\n"
         "assert d.propose() is not None"
@@ -45,7 +47,8 @@ def test_show_and_pareto_load_no_torch(make_run, command):
     assert "torch" not in heavy and "ray" not in heavy
 
 
-@pytest.mark.parametrize("module", ["blocks", "models", "data", "flops", "train"])
+@pytest.mark.parametrize("module", ["blocks", "models", "data", "flops", "train", "weights", "pretrain"])
 def test_torch_side_modules_load_neither_the_yaml_reader_nor_export(module):
-    # They read typed settings (settings.py); reading files is the space's and the export's business.
-    assert loaded_after(f"import gcsearch.{module}", ("gcsearch.space", "gcsearch.export", "yaml")) == set()
+    # They read typed settings (settings.py); reading files is the space file's and the export's business.
+    watched = ("gcsearch.spacefile", "gcsearch.analysis.export", "yaml")
+    assert loaded_after(f"import gcsearch.nn.{module}", watched) == set()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gcsearch import ConfigError, build_model
-from gcsearch.models import BasicBlock, Bottleneck, gc_blocks
+from gcsearch.nn.models import BasicBlock, Bottleneck, gc_blocks
 
 STAGE_SETS = [["c2"], ["c3", "c4", "c5"], ["c5"], ["c2", "c3", "c4", "c5"]]
 POSITIONS = ["after_1x1", "after_3x3", "after_add"]

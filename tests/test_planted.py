@@ -2,7 +2,8 @@
 fine-tuned recording: a large planted optimum is found by the factorial analysis and by the default search
 (real decider, replayed), and a null plant is not "found". No training."""
 
-from gcsearch import curves, factorial, planted, replay
+from gcsearch.analysis import factorial, planted
+from gcsearch.bench import curves, replay
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 

@@ -2,8 +2,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from gcsearch.pruning import REFERENCE, KeepReferences, ParetoPruner, make_pruner
-from gcsearch.strategy import Strategy
+from gcsearch.search.pruning import REFERENCE, KeepReferences, ParetoPruner, make_pruner
+from gcsearch.search.strategy import Strategy
 
 
 def study_with(points_at_step1):
@@ -82,7 +82,7 @@ def test_equal_points_share_a_rank():
 
 
 def test_the_crowding_distance_of_equal_points_does_not_depend_on_their_order():
-    from gcsearch.pruning import crowding
+    from gcsearch.search.pruning import crowding
 
     points = [(0.5, 1.0), (0.7, 2.0), (0.7, 2.0), (0.9, 3.0)]
     d = crowding(points, [0, 1, 2, 3])
@@ -150,7 +150,7 @@ def test_an_overflowing_first_front_is_cut_by_crowding_distance_not_kept_whole()
 
 
 def test_crowding_distance_by_hand():
-    from gcsearch.pruning import crowding
+    from gcsearch.search.pruning import crowding
 
     points = [(0.0, 0.0), (0.5, 0.25), (1.0, 1.0)]
     d = crowding(points, [0, 1, 2])

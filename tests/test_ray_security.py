@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 DRIVER = textwrap.dedent(
     """
     import os, subprocess, sys
-    from gcsearch.search import start_ray
+    from gcsearch.search.tune import start_ray
     import ray
 
     assert start_ray(None, sys.stdout)

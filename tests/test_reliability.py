@@ -12,7 +12,8 @@ import time
 import pytest
 import yaml
 
-from gcsearch import pareto, rundir
+from gcsearch import pareto
+from gcsearch.search import rundir
 from gcsearch.spacefile import load_space
 from gcsearch.testing import descendants
 from tests.conftest import token_authentication
@@ -164,7 +165,7 @@ def test_a_removed_worker_node_reschedules_its_trials(tmp_path, monkeypatch):
     import ray
     from ray.cluster_utils import Cluster
 
-    from gcsearch.search import run
+    from gcsearch.search.tune import run
 
     token_authentication(monkeypatch)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})

@@ -5,8 +5,9 @@ import statistics
 
 import pytest
 
-from gcsearch import curves, pruning, replay, strategy
+from gcsearch.bench import curves, replay
 from gcsearch.cli import main
+from gcsearch.search import pruning, strategy
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 

@@ -6,8 +6,9 @@ import optuna
 import pytest
 import yaml
 
-from gcsearch import attrs, pareto, rundir
+from gcsearch import pareto
 from gcsearch.errors import ConfigError
+from gcsearch.search import attrs, rundir
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT
 

@@ -13,7 +13,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from gcsearch import pareto, rundir
+from gcsearch import pareto
+from gcsearch.search import rundir
 from gcsearch.spacefile import load_space
 from tests.conftest import token_authentication
 
@@ -36,7 +37,7 @@ def finished(study):
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    from gcsearch.search import run
+    from gcsearch.search.tune import run
 
     run_dir = tmp_path_factory.mktemp("runs") / "smoke"
     space = load_space(SMOKE)
@@ -136,7 +137,7 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(tmp_path, monkeypatch):
     import ray
     from ray.cluster_utils import Cluster
 
-    from gcsearch.search import run
+    from gcsearch.search.tune import run
 
     token_authentication(monkeypatch)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from gcsearch import ArchConfig, TrainingDiverged
+from gcsearch.nn.train import lr_factor, train
 from gcsearch.spacefile import load_space
-from gcsearch.train import lr_factor, train
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from gcsearch import pretrain, rundir, weights
 from gcsearch.arch import ArchConfig
 from gcsearch.cli import main
 from gcsearch.errors import ConfigError
-from gcsearch.models import build_model, gc_blocks
+from gcsearch.nn import pretrain, weights
+from gcsearch.nn.models import build_model, gc_blocks
+from gcsearch.search import rundir
 from gcsearch.settings import PretrainConfig
 from gcsearch.spacefile import load_space, parse_space
 from tests.conftest import ROOT
@@ -51,7 +52,7 @@ def test_a_gc_model_takes_the_baselines_tensors_and_starts_as_the_baseline(tmp_p
 
 
 def test_a_training_fine_tunes_from_the_file(tmp_path):
-    from gcsearch.train import train
+    from gcsearch.nn.train import train
 
     space = load_space(SMOKE)
     path, _ = baseline_file(tmp_path, space)

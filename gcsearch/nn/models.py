@@ -23,8 +23,8 @@ from torch import nn
 from torchvision.models import resnet as tv
 
 from gcsearch.arch import BACKBONES, BLOCK_POSITIONS, STAGES, ArchConfig, block_kind, check_choice
-from gcsearch.blocks import GlobalContext
 from gcsearch.errors import ConfigError
+from gcsearch.nn.blocks import GlobalContext
 
 STAGE_LAYERS = dict(zip(STAGES, ("layer1", "layer2", "layer3", "layer4"), strict=True))
 

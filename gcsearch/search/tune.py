@@ -32,12 +32,13 @@ from ray.tune.experiment import Trial as TuneTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
-from gcsearch import attrs, pretrain, rundir
 from gcsearch.arch import ArchConfig
-from gcsearch.decider import Decider, grid_plan
 from gcsearch.epoch import Epoch, Outcome
 from gcsearch.errors import ConfigError, TrainingDiverged
+from gcsearch.nn import pretrain
 from gcsearch.pareto import TrialRecord, trained
+from gcsearch.search import attrs, rundir
+from gcsearch.search.decider import Decider, grid_plan
 from gcsearch.space import SearchSpace
 
 
@@ -97,7 +98,7 @@ class PruneOnReport(FIFOScheduler):
 
 
 def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
-    # A plain string travels to the workers (no gcsearch.rundir, hence no Optuna, imported there); the
+    # A plain string travels to the workers (no gcsearch.search.rundir, hence no Optuna, imported there); the
     # validated space travels as it is: no re-parsing.
     ckpt_template = str(run_dir / rundir.CHECKPOINT)
 
@@ -106,7 +107,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
         import ray
         import torch
 
-        from gcsearch.train import train
+        from gcsearch.nn.train import train
 
         torch.set_num_threads(threads)
         ckpt = Path(ckpt_template.format(config["number"]))
@@ -303,7 +304,7 @@ def _run_locked(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = start_ray(address, stream, dashboard)
     try:
-        from gcsearch.flops import SpaceCoster
+        from gcsearch.nn.flops import SpaceCoster
 
         decider = Decider(space, rundir.storage(run_dir), new, coster=SpaceCoster(space.backbone), rerun=rerun,
                           plan=left)  # fmt: skip

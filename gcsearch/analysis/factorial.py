@@ -34,7 +34,7 @@ from typing import Any, TextIO
 
 from gcsearch import stats
 from gcsearch.arch import AXES, PAPER_DEFAULT, ArchConfig, paper_default_in
-from gcsearch.curves import Curves
+from gcsearch.bench.curves import Curves
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 from gcsearch.space import SearchSpace
@@ -386,7 +386,8 @@ def run(
     """`gcsearch ablate --design balanced`: main effects on a balanced design, recorded now (``bench record``,
     ``configs`` configurations x ``seeds`` seeds, default 5) or read from ``curves_file``; writes the report
     (``<run>/ablation.md``, or beside the curves file) and returns its path."""
-    from gcsearch import bench, curves, rundir
+    from gcsearch.bench import curves, record
+    from gcsearch.search import rundir
 
     if curves_file:
         source = Path(curves_file)
@@ -400,7 +401,7 @@ def run(
         if seeds < 2:
             raise ConfigError("--seeds", "must be >= 2: seed is the blocking factor", seeds)
         run_dir = rundir.new_run_dir(space, name, "factorial")
-        source = bench.record(space, run_dir, seeds, configs, address=address, stream=stream)
+        source = record.record(space, run_dir, seeds, configs, address=address, stream=stream)
         out = run_dir / "ablation.md"
     recorded = curves.Curves.of(curves.read(source), str(source))
     text = report(analyse(observations(recorded), margin, str(source)), str(source))

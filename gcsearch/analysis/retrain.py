@@ -31,9 +31,9 @@ def retrain(config: str, arch: str | None = None, epochs: int | None = None, tes
             stream: TextIO | None = None) -> Epoch:  # fmt: skip
     """Train ``arch`` (an export's own when ``config`` is an export and ``arch`` is None) for ``epochs`` (default:
     the file's), fine-tuning into the space's trained backbone where it names one; returns the last epoch."""
-    from gcsearch.export import load_trainable
-    from gcsearch.pretrain import resolve
-    from gcsearch.train import train
+    from gcsearch.analysis.export import load_trainable
+    from gcsearch.nn.pretrain import resolve
+    from gcsearch.nn.train import train
 
     if epochs is not None and epochs < 1:
         raise ConfigError("--epochs", "must be >= 1", epochs)

@@ -31,7 +31,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from gcsearch.pareto import nondominated_ranks
-from gcsearch.strategy import Strategy
+from gcsearch.search.strategy import Strategy
 
 # Twin-study user attribute: true on the twin of a reference trial (the baseline, the paper default), which
 # no pruner may stop. The decider sets it, before the main trial's ``attrs.TWIN``, when it starts a trial it

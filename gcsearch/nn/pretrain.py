@@ -17,9 +17,9 @@ import torch
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import replace_with
+from gcsearch.nn.train import train
+from gcsearch.nn.weights import check, checkpoint_weights, sha256_of
 from gcsearch.settings import PretrainConfig
-from gcsearch.train import train
-from gcsearch.weights import check, checkpoint_weights, sha256_of
 
 if TYPE_CHECKING:  # a loaded space's settings are read, never the YAML reader
     from gcsearch.space import SearchSpace

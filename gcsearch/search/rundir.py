@@ -31,11 +31,11 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from gcsearch import attrs
 from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord, front, trained
+from gcsearch.search import attrs
 from gcsearch.space import SearchSpace, space_to_dict
 from gcsearch.spacefile import load_space
 

@@ -13,8 +13,9 @@ import dataclasses
 import random
 import statistics
 
-from gcsearch import curves, factorial, replay
+from gcsearch.analysis import factorial
 from gcsearch.arch import ArchConfig
+from gcsearch.bench import curves, replay
 
 PAPER_LEVELS = {"pool": "att", "fusion": "add", "norm": "layernorm", "ratio": "1/4", "stages": "c3,c4,c5"}
 PLANTED = [h for h in factorial.PAPER if h.axis in PAPER_LEVELS]  # the hypotheses a plant makes true

@@ -16,11 +16,12 @@ from typing import Any
 
 import yaml
 
-from gcsearch import attrs, pareto, stats
+from gcsearch import pareto, stats
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord
+from gcsearch.search import attrs
 from gcsearch.space import SearchSpace, space_to_dict
 from gcsearch.spacefile import parse_space, read_yaml
 
@@ -87,7 +88,8 @@ def export_run(
 ) -> tuple[Choice, str | None]:
     """`gcsearch export`: the chosen trial of a run (``choose``) written to ``out``, with its trained weights
     beside it (``<out>.pt``) when ``weights``; returns the choice and the weights file's name."""
-    from gcsearch import confirm, rundir
+    from gcsearch.analysis import confirm
+    from gcsearch.search import rundir
 
     if out.exists() and not force:
         raise ConfigError("--out", "names a file that exists; pass --force to overwrite it", str(out))
@@ -96,7 +98,7 @@ def export_run(
                     tolerance=tolerance, confirmed=confirm.load(run_dir))  # fmt: skip
     saved = None
     if weights:
-        from gcsearch.weights import save_weights  # torch, only when weights are asked for
+        from gcsearch.nn.weights import save_weights  # torch, only when weights are asked for
 
         # A duplicate proposal was answered by an earlier trial, which holds the trained weights.
         source = int(choice.record.extra.get(attrs.DUPLICATE_OF, choice.record.number))

@@ -32,14 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from gcsearch import attrs, stats
+from gcsearch import stats
 from gcsearch.arch import ArchConfig
-from gcsearch.curves import CurvePoint, Curves, read
+from gcsearch.bench.curves import CurvePoint, Curves, read
 from gcsearch.epoch import Outcome
 from gcsearch.errors import ConfigError
 from gcsearch.files import save_figure, write_report
+from gcsearch.search import attrs
+from gcsearch.search.strategy import Strategy
 from gcsearch.space import SearchSpace
-from gcsearch.strategy import Strategy
 
 Costs = dict[ArchConfig, tuple[int, int]]  # (MACs, params) per configuration, as the search is told them
 
@@ -135,7 +136,7 @@ def replay(
     (MACs, params) the search is told (default: as recorded; ``permuted_costs`` for the negative control)."""
     import optuna
 
-    from gcsearch.decider import Decider, grid_plan
+    from gcsearch.search.decider import Decider, grid_plan
 
     st = strategy if isinstance(strategy, Strategy) else Strategy.parse(strategy, space.search)
     truth = truth or Truth(curves)
@@ -376,7 +377,7 @@ def run(
     recorded grid's epochs) is spent; returns the table, and with ``out`` writes it there with its picture."""
     import time
 
-    from gcsearch import strategy
+    from gcsearch.search import strategy
 
     if seeds < 1 or workers < 1 or jobs < 1:
         flag, value = next((f, v) for f, v in (("--seeds", seeds), ("--workers", workers), ("--jobs", jobs)) if v < 1)

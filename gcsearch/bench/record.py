@@ -3,21 +3,19 @@
 - ``record``: trains a fixed plan of (configuration, seed) pairs to the last epoch, no pruning, through
   ``search.run`` (the same Ray Tune machinery, progress line, resources and resume rules as ``run`` and
   ``ablate``), and writes every trial's learning curve to ``<run>/curves.csv`` (``curves.py``).
-- ``fidelity``: how well each epoch ranks configurations by their final accuracy (``fidelity.py``).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from gcsearch import attrs, curves, design
 from gcsearch.arch import ArchConfig
+from gcsearch.bench import curves, design
 from gcsearch.epoch import Epoch
 from gcsearch.errors import ConfigError
-from gcsearch.files import write_report
+from gcsearch.search import attrs
 from gcsearch.space import SearchSpace
 
 
@@ -31,7 +29,7 @@ def plan(space: SearchSpace, seeds: int, sample: int | None) -> list[tuple[ArchC
 
 def curve_points(space: SearchSpace, study: Any) -> list[curves.CurvePoint]:
     """The curves of the COMPLETE trained trials of a run's main study."""
-    from gcsearch import rundir
+    from gcsearch.search import rundir
 
     recipe = space.recipe()
     out = []
@@ -57,7 +55,7 @@ def record(
     stream: TextIO | None = None,
 ) -> Path:
     """Record (or continue recording) the plan into ``run_dir``; returns the curves.csv path."""
-    from gcsearch import rundir, search
+    from gcsearch.search import rundir, tune
 
     if seeds < 1:
         raise ConfigError("--seeds", "must be >= 1", seeds)
@@ -67,35 +65,9 @@ def record(
                  f"trainings of {space.train.epochs} epochs, no pruning -> {run_dir}/ (rerun the same --name to "
                  "continue)\n")  # fmt: skip
     stream.flush()
-    search.run(space, run_dir, address=address, stream=stream, plan=pairs)
+    tune.run(space, run_dir, address=address, stream=stream, plan=pairs)
     space = rundir.load_run_space(run_dir)  # as run: a fine-tuning recipe's hash names its weights file's
     points = curve_points(space, rundir.load_main_study(run_dir.resolve()))
     out = run_dir / "curves.csv"
     curves.write(out, points)
     return out
-
-
-def fidelity_report(paths: Sequence[str | Path], out: Path | None = None, command: str = "") -> str:
-    """The fidelity table of each curves file (several files side by side) and its picture (beside ``out``, or
-    beside the first curves file); with ``out``, the report is written there too. Returns what it says."""
-    from gcsearch import fidelity
-
-    picture = out.with_suffix(".png") if out else Path(paths[0]).with_suffix(".fidelity.png")
-    named = []
-    for path in paths:
-        c = curves.Curves.of(curves.read(path), str(path))
-        named.append((Path(path).stem, c, fidelity.fidelity(c)))
-    parts = []
-    for (name, _, report), path in zip(named, paths, strict=True):
-        parts += [f"## {name} ({path})", "", fidelity.table(report), ""]
-    if len(named) > 1:
-        for epoch in (1, 2):
-            parts += [f"## Side by side: the rung after epoch {epoch}", "", fidelity.rung_table(named, epoch), "",
-                      f"Paired against {named[0][0]} on the configurations and seeds both recorded (the same "
-                      "bootstrap draw scores both): difference in Spearman, 95% interval.", "",
-                      fidelity.difference_table(named, epoch), ""]  # fmt: skip
-    fidelity.plot(named, str(picture))
-    text = "\n".join(parts)
-    if out is not None:
-        write_report(out, "Rank fidelity", command, text, picture)
-    return "\n".join([text, *([f"wrote {out}"] if out else []), f"wrote {picture}"])

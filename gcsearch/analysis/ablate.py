@@ -76,7 +76,7 @@ def run(
     """Train every point of the ablation with ``seeds`` seeds (default: powered for ``effect``, see
     ``default_seeds``), each for ``epochs`` (default: the file's), no pruning, in ``<output>/<name>`` (rerun
     the same name to continue it); writes ``ablation.md`` there and returns the run directory."""
-    from gcsearch import rundir, search
+    from gcsearch.search import rundir, tune
 
     stream = stream or sys.stdout
     if effect is not None and not 0 < effect < 1:
@@ -99,7 +99,7 @@ def run(
     stream.write(f"ablation of {space.path}: {len(points_)} points x {seeds} seeds = {len(plan)} trainings of "
                  f"{space.train.epochs} epochs -> {run_dir}/ (rerun the same --name to continue)\n")  # fmt: skip
     stream.flush()
-    records = search.run(space, run_dir, address=address, stream=stream, plan=plan)
+    records = tune.run(space, run_dir, address=address, stream=stream, plan=plan)
     text = table(rows(points_, records))
     write_atomic(run_dir.resolve() / "ablation.md", f"# Ablation of {space.path}\n\n{text}\n")
     stream.write(f"{text}\n\nwrote {run_dir}/ablation.md\n")

@@ -163,14 +163,14 @@ def confirm(
     """Retrain the ``chosen`` candidates (``candidates()``) with ``seeds`` fresh seeds in ``<run>/confirm``
     (resumable), then compare on those seeds only. ``searched``: every seed the run trained with
     (``searched_seeds`` of its records); the candidates' own seeds are avoided whether given or not."""
-    from gcsearch import search
+    from gcsearch.search import tune
 
     check_seeds(seeds)
     if len(chosen) < 2:
         raise ConfigError("run", "needs at least 2 COMPLETE configurations to compare", len(chosen))
     fresh = fresh_seeds(space, {*searched, *searched_seeds(space, chosen)}, seeds)
     plan: list[tuple[ArchConfig, int | None]] = [(r.arch, s) for r in chosen for s in fresh]
-    records = search.run(space, run_dir / "confirm", address=address, stream=stream, plan=plan)
+    records = tune.run(space, run_dir / "confirm", address=address, stream=stream, plan=plan)
     cands = []
     for r in chosen:
         # The fresh seeds only: never the search's accuracy, which picked the candidate.
@@ -227,7 +227,7 @@ def run(run_dir: Path, top: int = 5, seeds: int = 4, *, address: str | None = No
         stream: TextIO | None = None) -> Confirmation:  # fmt: skip
     """`gcsearch confirm RUN`: the ``top`` candidates of a run's front (runner-ups off it fill a short one)
     retrained with ``seeds`` fresh seeds each, compared; written to ``<run>/confirm.json``."""
-    from gcsearch import rundir
+    from gcsearch.search import rundir
 
     check_seeds(seeds)
     if top < 2:

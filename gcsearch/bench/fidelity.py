@@ -24,11 +24,12 @@ import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from gcsearch import stats
 from gcsearch.arch import ArchConfig
-from gcsearch.curves import Curves
-from gcsearch.files import save_figure
+from gcsearch.bench.curves import Curves, read
+from gcsearch.files import save_figure, write_report
 
 METRICS = ("accuracy", "-loss", "ema_accuracy", "-ema_loss")
 BOOTSTRAP = 1000  # resamples of configurations for each interval
@@ -304,3 +305,27 @@ def _half_width(values: Sequence[float]) -> float:
     if len(values) < 2:
         return 0.0
     return stats.t_quantile(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def fidelity_report(paths: Sequence[str | Path], out: Path | None = None, command: str = "") -> str:
+    """The fidelity table of each curves file (several files side by side) and its picture (beside ``out``, or
+    beside the first curves file); with ``out``, the report is written there too. Returns what it says."""
+    picture = out.with_suffix(".png") if out else Path(paths[0]).with_suffix(".fidelity.png")
+    named = []
+    for path in paths:
+        c = Curves.of(read(path), str(path))
+        named.append((Path(path).stem, c, fidelity(c)))
+    parts = []
+    for (name, _, report), path in zip(named, paths, strict=True):
+        parts += [f"## {name} ({path})", "", table(report), ""]
+    if len(named) > 1:
+        for epoch in (1, 2):
+            parts += [f"## Side by side: the rung after epoch {epoch}", "", rung_table(named, epoch), "",
+                      f"Paired against {named[0][0]} on the configurations and seeds both recorded (the same "
+                      "bootstrap draw scores both): difference in Spearman, 95% interval.", "",
+                      difference_table(named, epoch), ""]  # fmt: skip
+    plot(named, str(picture))
+    text = "\n".join(parts)
+    if out is not None:
+        write_report(out, "Rank fidelity", command, text, picture)
+    return "\n".join([text, *([f"wrote {out}"] if out else []), f"wrote {picture}"])

@@ -38,12 +38,12 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from gcsearch import attrs, pruning, rundir
 from gcsearch.arch import ArchConfig
 from gcsearch.epoch import Epoch, Outcome
-from gcsearch.pruning import make_pruner
+from gcsearch.search import attrs, pruning, rundir
+from gcsearch.search.pruning import make_pruner
+from gcsearch.search.strategy import Strategy
 from gcsearch.space import SearchSpace
-from gcsearch.strategy import Strategy
 
 Coster = Callable[[ArchConfig], tuple[int, int]]  # a configuration's (MACs, params)
 

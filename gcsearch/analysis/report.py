@@ -31,7 +31,7 @@ def front_table(front: Sequence[TrialRecord]) -> str:
 
 def summary(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
     """``gcsearch show``: trials by state, best per objective, time spent, what pruning saved."""
-    from gcsearch.rundir import pareto_front
+    from gcsearch.search.rundir import pareto_front
 
     runs = trained(records)
     by_state = {s: sum(r.state == s for r in runs) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
@@ -79,7 +79,7 @@ def plot_pareto(
     span more than 3x; the accuracy axis centres on the COMPLETE trials, counting pruned ones below it."""
     from matplotlib.ticker import FuncFormatter
 
-    from gcsearch.rundir import pareto_front
+    from gcsearch.search.rundir import pareto_front
 
     plt = _pyplot()
     runs = trained(records)
@@ -148,7 +148,8 @@ def importance_table(importances: dict[str, float]) -> str:
 def pareto_report(run: str | Path) -> str:
     """`gcsearch pareto RUN`: the front as a table (with the confirmed candidates, if `gcsearch confirm` ran),
     and ``<run>/pareto.png``."""
-    from gcsearch import confirm, rundir
+    from gcsearch.analysis import confirm
+    from gcsearch.search import rundir
 
     run_dir, space, study = rundir.open_run(run)
     records = rundir.records(study)
@@ -166,7 +167,7 @@ def pareto_report(run: str | Path) -> str:
 
 def importance_report(run: str | Path) -> str:
     """`gcsearch importance RUN`: which axes mattered for accuracy, and ``<run>/importance.png``."""
-    from gcsearch import rundir
+    from gcsearch.search import rundir
 
     run_dir, _, study = rundir.open_run(run)
     importances = rundir.param_importances(study)
@@ -178,7 +179,7 @@ def importance_report(run: str | Path) -> str:
 
 def show_report(run: str | Path) -> str:
     """`gcsearch show RUN`."""
-    from gcsearch import rundir
+    from gcsearch.search import rundir
 
     run_dir, space, study = rundir.open_run(run)
     return f"{run_dir}: {space.path}\n{summary(space, rundir.records(study))}"

@@ -22,8 +22,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from gcsearch.arch import ArchConfig
-from gcsearch.blocks import GlobalContext, bottleneck_channels
-from gcsearch.models import STAGE_LAYERS, build_model, gc_blocks
+from gcsearch.nn.blocks import GlobalContext, bottleneck_channels
+from gcsearch.nn.models import STAGE_LAYERS, build_model, gc_blocks
 from gcsearch.settings import BackboneConfig
 
 

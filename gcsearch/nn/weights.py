@@ -19,7 +19,7 @@ from torch import nn
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import replace_with
-from gcsearch.models import build_model
+from gcsearch.nn.models import build_model
 
 if TYPE_CHECKING:  # a loaded space's settings are read, never the YAML reader
     from gcsearch.space import SearchSpace

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from gcsearch import data as datasets
 from gcsearch.arch import ArchConfig
 from gcsearch.epoch import Epoch
 from gcsearch.errors import TrainingDiverged
 from gcsearch.files import replace_with
-from gcsearch.models import build_model
+from gcsearch.nn import data as datasets
+from gcsearch.nn.models import build_model
+from gcsearch.nn.weights import load_backbone
 from gcsearch.settings import TrainConfig
-from gcsearch.weights import load_backbone
 
 if TYPE_CHECKING:  # the trainer reads a loaded space's settings, never the YAML reader
     from gcsearch.space import SearchSpace

@@ -1,15 +1,22 @@
-"""What a space file means, in words and numbers: `gcsearch validate`. Needs torch (it costs the grid)."""
+"""What a space file means, in words and numbers: `gcsearch validate`. Needs torch, imported on use (it costs
+the grid)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from gcsearch.analysis.report import si
 from gcsearch.arch import ArchConfig, ratio_text, stage_label
-from gcsearch.flops import SpaceCoster
-from gcsearch.report import si
 from gcsearch.space import SearchSpace
+
+if TYPE_CHECKING:
+    from gcsearch.nn.flops import SpaceCoster
 
 
 def describe_space(space: SearchSpace) -> str:
     """What a space file means, for ``gcsearch validate``."""
+    from gcsearch.nn.flops import SpaceCoster
+
     a, b, d, t, s = space.axes, space.backbone, space.data, space.train, space.search
     grid = space.grid()
     coster = SpaceCoster(b)
@@ -94,7 +101,7 @@ def _layernorm_warnings(space: SearchSpace, coster: SpaceCoster, grid: list[Arch
 def validate(space: SearchSpace) -> str:
     """`gcsearch validate`: a weights file that does not fit the backbone fails here, before any compute;
     then what the file means."""
-    from gcsearch.weights import check
+    from gcsearch.nn.weights import check
 
     check(space)
     return describe_space(space)
