@@ -74,22 +74,12 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"\nwrote {run_dir}/trials.csv, {run_dir}/pareto.csv; study: optuna-dashboard {run_dir}/optuna.log")
 
 
-def cmd_pareto(args: argparse.Namespace) -> None:
-    from gcsearch.analysis.report import pareto_report
+def cmd_report(args: argparse.Namespace) -> None:
+    """pareto, show and importance: a run's report, by the command's name."""
+    from gcsearch.analysis import report
 
-    print(pareto_report(args.run))
-
-
-def cmd_show(args: argparse.Namespace) -> None:
-    from gcsearch.analysis.report import show_report
-
-    print(show_report(args.run))
-
-
-def cmd_importance(args: argparse.Namespace) -> None:
-    from gcsearch.analysis.report import importance_report
-
-    print(importance_report(args.run))
+    print({"pareto": report.pareto_report, "show": report.show_report, "importance": report.importance_report}[
+        args.command](args.run))  # fmt: skip
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -262,9 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="write the table (markdown) here and the picture beside it")
 
     for name, func, text in (
-        ("pareto", cmd_pareto, "the Pareto front of a run as a table; writes pareto.png"),
-        ("show", cmd_show, "summary of a run: trials by state, best per objective, pruning savings"),
-        ("importance", cmd_importance, "which axes mattered for accuracy; writes importance.png"),
+        ("pareto", cmd_report, "the Pareto front of a run as a table; writes pareto.png"),
+        ("show", cmd_report, "summary of a run: trials by state, best per objective, pruning savings"),
+        ("importance", cmd_report, "which axes mattered for accuracy; writes importance.png"),
     ):
         command(name, func, text).add_argument("run", help="a run directory, e.g. runs/gc-20261122-101500")
 
