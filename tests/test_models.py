@@ -128,3 +128,45 @@ def test_proxy_with_three_stages_runs_and_has_no_c5():
     )
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     assert len(gc_blocks(model)) == 2
+
+
+def test_a_subsampled_pointwise_conv_is_the_strided_one():
+    # Same outputs and gradients as the strided 1x1 conv it stands in for, same state_dict.
+    from gcsearch.nn.models import SubsampledPointwise
+
+    torch.manual_seed(0)
+    plain = torch.nn.Conv2d(8, 16, 1, stride=2, bias=False)
+    patched = torch.nn.Conv2d(8, 16, 1, stride=2, bias=False)
+    patched.load_state_dict(plain.state_dict())
+    patched.__class__ = SubsampledPointwise
+    x = torch.randn(4, 8, 9, 10)  # odd sizes: the stride's own rounding
+    ya, yb = plain(x), patched(x)
+    ya.square().sum().backward()
+    yb.square().sum().backward()
+    assert ya.shape == yb.shape and torch.allclose(ya, yb, atol=1e-6)
+    assert torch.allclose(plain.weight.grad, patched.weight.grad, atol=1e-4)
+    assert list(patched.state_dict()) == list(plain.state_dict())
+
+
+def test_every_backbone_trains_under_channels_last_at_the_sizes_users_have(tmp_path):
+    # torch 2.14.1's oneDNN killed the process (SIGSEGV, "double free or corruption") in the backward pass of the
+    # proxy backbone at 48 px and more under channels_last: a strided 1x1 conv with < 16 input channels. A crash
+    # kills the interpreter, so the steps run in a child process.
+    script = tmp_path / "steps.py"
+    script.write_text(
+        "import torch\nfrom gcsearch import build_model\ntorch.set_num_threads(1)\n"
+        "cases = [('proxy_resnet', dict(block='basic', width=8, depth=[1, 1, 1]), c, s) for c in (1, 3) "
+        "for s in (28, 48, 64, 96, 256)]\n"
+        "cases += [('proxy_resnet', dict(block='bottleneck', width=8, depth=[1, 1, 1, 1]), 3, s) for s in (64, 160)]\n"
+        "cases += [(name, {}, 3, s) for name in ('resnet18', 'resnet50') for s in (64, 224)]\n"
+        "for name, kw, c, s in cases:\n"
+        "    m = build_model(backbone=name, num_classes=10, in_channels=c, **kw).to(memory_format=torch.channels_last)\n"
+        "    x = torch.randn(2, c, s, s).to(memory_format=torch.channels_last)\n"
+        "    torch.nn.functional.cross_entropy(m(x), torch.tensor([1, 2])).backward()\n"
+        "print('ok', len(cases))\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.startswith("ok"), (out.returncode, out.stderr[-800:])

@@ -207,7 +207,34 @@ def build_model(
         allowed = block_positions(type(model.layer1[0]))
         check_choice("position", arch.position, allowed)
     insert_gc(model, arch)
+    avoid_strided_pointwise_fault(model)
     return model
+
+
+class SubsampledPointwise(nn.Conv2d):
+    """A 1x1 convolution of stride s, computed as a stride-1 one on every s-th pixel: the same function, the
+    same weights and state_dict, and a different oneDNN kernel.
+
+    Why: torch 2.14.1's bundled oneDNN (v3.12.0) writes past a buffer in the weight gradient of a strided 1x1
+    convolution under channels_last when its input has fewer than 16 channels (not a multiple of 16: the
+    jit_avx512 1x1 backward-weights kernel steps through channels 16 at a time), and the process dies with
+    SIGSEGV or "double free or corruption" from about 48 px up. Minimal case: ``w = torch.randn(16, 8, 1, 1)``,
+    ``x = torch.randn(16, 8, 64, 64)``, both channels_last, ``F.conv2d(x, w.requires_grad_(), stride=2)
+    .backward(...)``. In the proxy backbone it is the downsample of c3 (8 -> 16 channels at width 8); stride 1
+    never reaches that kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sh, sw = self.stride
+        return nn.functional.conv2d(x[:, :, ::sh, ::sw], self.weight, self.bias, 1, 0, 1, self.groups)
+
+
+def avoid_strided_pointwise_fault(model: nn.Module) -> None:
+    """Every strided 1x1 convolution whose input channels are not a multiple of 16 becomes a
+    ``SubsampledPointwise`` (the class only: parameters and state_dict keys stay)."""
+    for m in model.modules():
+        if (type(m) is nn.Conv2d and m.kernel_size == (1, 1) and m.padding == (0, 0) and m.stride != (1, 1)
+                and m.dilation == (1, 1) and m.padding_mode == "zeros" and m.in_channels % 16):  # fmt: skip
+            m.__class__ = SubsampledPointwise
 
 
 def gc_blocks(model: nn.Module) -> list[GlobalContext]:
