@@ -1,6 +1,7 @@
 """gcsearch: neural architecture search over Global Context (GCNet) block configurations."""
 
 import importlib.metadata
+import warnings
 from typing import Any
 
 from gcsearch.arch import ArchConfig
@@ -23,7 +24,8 @@ __all__ = [
 
 def build_model(path: str | None = None, **kwargs: Any) -> Any:
     """A backbone with GC blocks (``models.build_model``'s keywords), or ``build_model("best.yaml")``: the
-    model of an export, with its trained weights when the export names them."""
+    model of an export, with its trained weights when the export names them; an export made without
+    ``--weights`` builds an untrained model, with a warning saying how to get the trained one."""
     from gcsearch.nn import models, weights
 
     if path is None:
@@ -33,7 +35,11 @@ def build_model(path: str | None = None, **kwargs: Any) -> Any:
     exp = load_export(path)
     model = models.build_model(gc=exp.arch, **exp.space.backbone.build_kwargs())
     trained = exp.weights_path()
-    return model if trained is None else weights.load_weights(model, trained, path)
+    if trained is None:
+        hint = "`gcsearch export RUN --weights` saves the trial's trained weights beside it, and build_model loads them"
+        warnings.warn(f"{path} holds no weights: this model is untrained. {hint}", stacklevel=2)
+        return model
+    return weights.load_weights(model, trained, path)
 
 
 def __getattr__(name: str):  # lazy: `import gcsearch` and the CLI stay fast without torch

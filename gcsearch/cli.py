@@ -25,11 +25,9 @@ def input_size(text: str) -> tuple[int, ...]:
 
 def configs_count(text: str) -> int | None:
     """--configs: 'all' (None) or a positive number of configurations."""
-    if text == "all":
-        return None
-    if not text.isdigit() or int(text) < 1:
+    if text != "all" and (not text.isdigit() or int(text) < 1):
         raise ConfigError("--configs", "must be 'all' or a positive integer", text)
-    return int(text)
+    return None if text == "all" else int(text)
 
 
 def cmd_macs(args: argparse.Namespace) -> None:
@@ -47,6 +45,16 @@ def cmd_validate(args: argparse.Namespace) -> None:
     from gcsearch.spacefile import load_space
 
     print(validate(load_space(args.space)))
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from gcsearch.nn import cache
+    from gcsearch.spacefile import load_space
+
+    space = load_space(args.space)
+    cache.prepare(space, sys.stdout, test=args.test)
+    if space.data.dataset != "imagefolder":
+        print(f"nothing to prepare: {space.data.dataset} is small enough for each trial to read whole")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -177,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate = command("validate", cmd_validate, "check a space file and print what it means")
     validate.add_argument("space", help="a space file, e.g. search_spaces/gc.yaml")
 
+    prepare = command("prepare", cmd_prepare, "decode an image folder once into the cache every trial maps")
+    prepare.add_argument("space", help="a space file with data.dataset: imagefolder")
+    prepare.add_argument("--test", action="store_true", help="also the test split (the folder's val/)")
+
     train = command("train", cmd_train, "train one architecture at full fidelity")
     train.add_argument("config", help="a space file, or an export (best.yaml)")
     train.add_argument("--arch", help="paper-default (a space file's default: the paper default as a point of the "
@@ -190,8 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = command("run", cmd_run, "run a search (local Ray, or a cluster with --address)")
     run.add_argument("space", nargs="?", help="a space file, e.g. search_spaces/gc.yaml")
-    run.add_argument("--address", help="a running Ray cluster to join ('auto': the one `ray start` began on this "
-                     "machine; also RAY_ADDRESS)")  # fmt: skip
+    run.add_argument("--address", help="a Ray cluster to join ('auto': the `ray start` of this machine; RAY_ADDRESS)")
     run.add_argument("--trials", type=int, help="override search.trials")
     run.add_argument("--name", help="run directory name under output.dir (default: <space>-<time>)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed search")
@@ -220,10 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     conf = command("confirm", cmd_confirm, "retrain the front's top points with more seeds; which differ?")
     conf.add_argument("run", help="a run directory")
-    conf.add_argument("--top", type=int, default=5, help="candidates: the front's most accurate points, filled with "
-                      "the best runner-ups off a shorter front (default 5)")  # fmt: skip
-    conf.add_argument("--seeds", type=int, default=4, help="fresh seeds per point, none the run trained with "
-                      "(>= 3; default 4)")  # fmt: skip
+    conf.add_argument("--top", type=int, default=5, help="the front's best points, runner-ups filling a short one (5)")
+    conf.add_argument("--seeds", type=int, default=4, help="fresh seeds per point, none the run trained with (>= 3; 4)")
     conf.add_argument("--address", help="a Ray cluster to join")
 
     bench = command("bench", lambda a: None, "ground truth for the search: record curves, measure their fidelity")
@@ -280,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except GcsearchError as err:
         print(f"gcsearch: error: {one_line(str(err))}", file=sys.stderr)
-        return 2
+        return err.exit_code
     except KeyboardInterrupt:
         print("gcsearch: interrupted", file=sys.stderr)
         return 130

@@ -11,6 +11,8 @@ from __future__ import annotations
 class GcsearchError(Exception):
     """Base class: a problem the user can fix; reported without a traceback."""
 
+    exit_code = 2  # bad input
+
 
 class _Nothing:
     """ConfigError's "no value to show" (None is a value a user can write); one object, even after
@@ -49,3 +51,9 @@ class DataError(GcsearchError):
 
 class TrainingDiverged(GcsearchError):
     """The loss became NaN or infinite: the trial fails, the search goes on."""
+
+
+class SearchFailed(GcsearchError):
+    """A search, ablation or recording whose every trial failed: nothing usable was produced."""
+
+    exit_code = 1

@@ -83,13 +83,20 @@ class BackboneConfig:
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "fashion_mnist"
-    root: str | None = None
+    root: str | None = None  # absolute once read: a relative one is resolved against the working directory
     train_subset: int | None = None  # images drawn (seeded) from the training split; None = all
     val_size: int = 5000  # held out of the training split; the test split is never used in search
     flip: bool = True
     crop_padding: int = 2  # random crop after padding this many pixels; 0 = off
+    resized_crop: float = 0.0  # random-resized crop: the smallest share of the image's area kept; 0 = off
     download: bool = False
     synthetic_size: int = 2048  # images of the synthetic dataset (train + val)
+    # imagefolder: the decoded images live in a cache under cache_dir (default <output.dir>/cache) named by the
+    # content it holds; a run pins that name (cache_key) in its space.yaml, so its trials open it unlisted and
+    # a resume over a changed folder is refused like a change of recipe.
+    cache_dir: str | None = None
+    cache_key: str | None = None
+    skip_bad: bool = False  # an unreadable image is skipped and counted, instead of stopping with its name
 
 
 @dataclass(frozen=True)

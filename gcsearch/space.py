@@ -113,7 +113,8 @@ class SearchSpace:
         d = space_to_dict(self)
         train = {k: v for k, v in d["train"].items() if k not in ("device", "threads")}
         backbone = {k: v for k, v in d["backbone"].items() if k != "weights"}
-        blob = json.dumps({"backbone": backbone, "data": d["data"], "train": train}, sort_keys=True)
+        data = {k: v for k, v in d["data"].items() if k != "cache_dir"}  # the cache by its content, not its place
+        blob = json.dumps({"backbone": backbone, "data": data, "train": train}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def with_search(self, **changes: Any) -> SearchSpace:
@@ -144,6 +145,17 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
         backbone.update(weights=b.weights, weights_sha256=b.weights_sha256)
     if b.pretrain:
         backbone["pretrain"] = dataclasses.asdict(b.pretrain)
+    augment: dict[str, Any] = {"flip": d.flip, "crop_padding": d.crop_padding}
+    if d.resized_crop:
+        augment["resized_crop"] = d.resized_crop
+    data: dict[str, Any] = {"dataset": d.dataset, "root": d.root, "train_subset": d.train_subset,
+                            "val_size": d.val_size, "augment": augment, "download": d.download,
+                            "synthetic_size": d.synthetic_size}  # fmt: skip
+    # The image folder's settings only where they mean something, so other spaces keep their recipe hash.
+    if d.dataset == "imagefolder":
+        data.update(cache_dir=d.cache_dir, skip_bad=d.skip_bad)
+        if d.cache_key:
+            data["cache_key"] = d.cache_key
     return {
         "space": {
             "pool": list(space.axes.pool),
@@ -154,15 +166,7 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
             "position": list(space.axes.position),
         },
         "backbone": backbone,
-        "data": {
-            "dataset": d.dataset,
-            "root": d.root,
-            "train_subset": d.train_subset,
-            "val_size": d.val_size,
-            "augment": {"flip": d.flip, "crop_padding": d.crop_padding},
-            "download": d.download,
-            "synthetic_size": d.synthetic_size,
-        },
+        "data": data,
         "train": dict(t.__dict__),
         "search": {
             "objectives": list(s.objectives),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -314,24 +315,36 @@ def _read_pretrain(path: str, raw: object) -> PretrainConfig | None:
     )
 
 
-def _read_data(path: str, raw: object) -> DataConfig:
+def _read_data(path: str, raw: object, output_dir: str) -> DataConfig:
     sec = _Section(
         path,
         "data",
         raw,
-        ("dataset", "root", "train_subset", "val_size", "augment", "download", "synthetic_size"),
-    )
-    aug = _Section(path, "data.augment", sec.data.get("augment"), ("flip", "crop_padding"))
+        ("dataset", "root", "train_subset", "val_size", "augment", "download", "synthetic_size", "cache_dir",
+         "cache_key", "skip_bad"),
+    )  # fmt: skip
+    aug = _Section(path, "data.augment", sec.data.get("augment"), ("flip", "crop_padding", "resized_crop"))
     d = DataConfig()
+    dataset = sec.get("dataset", d.dataset, _choice(DATASETS))
+    root = sec.get("root", None, _opt_str)
+    cache_dir = sec.get("cache_dir", None, _opt_str)
+    if dataset == "imagefolder" and not root:
+        raise ConfigError("root", "must name the image folder (with train/ and optionally val/)", None,
+                          f"{path}: data.root")  # fmt: skip
     return DataConfig(
-        dataset=sec.get("dataset", d.dataset, _choice(DATASETS)),
-        root=sec.get("root", None, _opt_str),
+        dataset=dataset,
+        # Workers run in other directories (and on other nodes): paths are made absolute once, here.
+        root=os.path.abspath(os.path.expanduser(root)) if root else None,
         train_subset=sec.get("train_subset", None, _int(1, allow_none=True)),
         val_size=sec.get("val_size", d.val_size, _int(1)),
         flip=aug.get("flip", d.flip, _bool),
         crop_padding=aug.get("crop_padding", d.crop_padding, _int(0)),
+        resized_crop=aug.get("resized_crop", d.resized_crop, _float(0, 1)),
         download=sec.get("download", d.download, _bool),
         synthetic_size=sec.get("synthetic_size", d.synthetic_size, _int(16)),
+        cache_dir=os.path.abspath(os.path.expanduser(cache_dir or os.path.join(output_dir, "cache"))),
+        cache_key=sec.get("cache_key", None, _opt_str),
+        skip_bad=sec.get("skip_bad", d.skip_bad, _bool),
     )
 
 
@@ -405,10 +418,11 @@ def parse_space(data: object, path: str = "<space>") -> SearchSpace:
     for key in data:
         if key not in SECTIONS:
             raise _unknown_key(key, SECTIONS, f"{path}: {key}")
-    data_cfg = _read_data(path, data.get("data"))
+    output = _Section(path, "output", data.get("output"), ("dir",))
+    output_dir = output.get("dir", "runs", _opt_str) or "runs"
+    data_cfg = _read_data(path, data.get("data"), output_dir)
     backbone = _read_backbone(path, data.get("backbone"), data_cfg.dataset)
     space_sec = _Section(path, "space", data.get("space"), ("pool", "fusion", "ratio", "norm", "stages", "position"))
-    output = _Section(path, "output", data.get("output"), ("dir",))
     return SearchSpace(
         path=path,
         axes=_read_axes(space_sec, backbone),
@@ -416,7 +430,7 @@ def parse_space(data: object, path: str = "<space>") -> SearchSpace:
         data=data_cfg,
         train=_read_train(path, data.get("train")),
         search=_read_search(path, data.get("search")),
-        output_dir=output.get("dir", "runs", _opt_str) or "runs",
+        output_dir=output_dir,
     )
 
 

@@ -1,4 +1,5 @@
 import pathlib
+import warnings
 
 import pytest
 import torch
@@ -27,7 +28,9 @@ def test_export_then_build_model_gives_the_trials_model(make_run, tmp_path, tria
     run = make_run(TRIALS)
     out = tmp_path / f"t{trial}.yaml"
     assert main(["export", str(run), "--trial", str(trial), "--out", str(out)]) == 0
-    model = gcsearch.build_model(str(out))
+    # Exported without --weights: the model is the trial's architecture, untrained, and says so.
+    with pytest.warns(UserWarning, match="holds no weights: this model is untrained"):
+        model = gcsearch.build_model(str(out))
     exp = load_export(out)
     reference = gcsearch.build_model(gc=TRIALS[trial][0], **exp.space.backbone.build_kwargs())
     # Same MACs and params as recorded for the trial, same module tree as building it directly.
@@ -62,7 +65,9 @@ def test_weights_round_trip(make_run, tmp_path):
     torch.save({"model": model.state_dict(), "epoch": 2}, run / "checkpoints" / "trial-0000.pt")
     out = tmp_path / "best.yaml"
     assert main(["export", str(run), "--trial", "0", "--weights", "--out", str(out)]) == 0
-    rebuilt = gcsearch.build_model(str(out))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an export with its weights builds the trained model without a warning
+        rebuilt = gcsearch.build_model(str(out))
     a, b = model.state_dict(), rebuilt.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

@@ -60,3 +60,34 @@ def test_a_user_who_disables_authentication_is_warned_and_obeyed(tmp_path):
     stdout, _ = drive(tmp_path, ["disabled"], RAY_AUTH_MODE="disabled")
     assert "warning: RAY_AUTH_MODE=disabled" in stdout
     assert "STRANGER disabled 0 True" in stdout  # what the warning says: anyone who reaches the port runs code
+
+
+# A token-authenticated Ray (the local one a search starts), and `gcsearch run --address` from a shell that does
+# not hold its token: the user's mistake gets one line and exit 2, not 20 s of native warnings and a traceback.
+JOINER = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    from gcsearch.search.tune import start_ray
+    import ray
+
+    assert start_ray(None, sys.stdout)
+    gcs = ray.get_runtime_context().gcs_address
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    out = subprocess.run([sys.executable, "-m", "gcsearch", "run", sys.argv[1], "--address", gcs, "--name", "t"],
+                         env=env, capture_output=True, text=True, timeout=200, cwd=sys.argv[2])
+    print("RC", out.returncode)
+    print("ERR", repr(out.stderr.strip()))
+    ray.shutdown()
+    """
+)
+
+
+def test_joining_a_cluster_without_its_token_is_one_line_and_exit_2(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    out = subprocess.run([sys.executable, "-c", JOINER, str(ROOT / "search_spaces" / "smoke.yaml"), str(tmp_path)],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    err = next(line for line in out.stdout.splitlines() if line.startswith("ERR "))
+    assert "RC 2" in out.stdout and "`--address`" in err and "RAY_AUTH_TOKEN" in err
+    assert "\\n" not in err  # one line: Ray's native retry warnings were held back
+    assert not (tmp_path / "runs" / "t").exists()  # and the refused run left no directory behind

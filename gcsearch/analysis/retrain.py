@@ -32,6 +32,7 @@ def retrain(config: str, arch: str | None = None, epochs: int | None = None, tes
     """Train ``arch`` (an export's own when ``config`` is an export and ``arch`` is None) for ``epochs`` (default:
     the file's), fine-tuning into the space's trained backbone where it names one; returns the last epoch."""
     from gcsearch.analysis.export import load_trainable
+    from gcsearch.nn import cache
     from gcsearch.nn.pretrain import resolve
     from gcsearch.nn.train import train
 
@@ -39,6 +40,7 @@ def retrain(config: str, arch: str | None = None, epochs: int | None = None, tes
         raise ConfigError("--epochs", "must be >= 1", epochs)
     stream = stream or sys.stdout
     exported, space = load_trainable(config)
+    space = cache.prepare(space, stream, test=test)  # an image folder decoded once (the test split if asked)
     space = resolve(space, stream)  # fine-tuning: the weights made (backbone.pretrain) or checked
     chosen = exported if exported is not None and arch is None else arch_named(space, arch)
     epochs = epochs or space.train.epochs

@@ -1,17 +1,18 @@
-"""Datasets as in-memory uint8 tensors, split once and batched with tensor operations.
+"""Datasets as uint8 ``[N, C, H, W]`` tensors, split once and batched with tensor operations.
 
-Small datasets (Fashion-MNIST, CIFAR) are read once per process into ``[N, C, H, W]`` uint8 tensors
-and moved to the training device; batching, normalisation, flips and crops are tensor operations, no
-per-sample Python. The validation images are held out of the training split with a seeded permutation,
-so every trial of a search sees the same train subset and the same validation set; the test split is
-read only when asked for (``gcsearch train --test``).
+Small datasets (Fashion-MNIST, CIFAR, synthetic) are read whole by each process; an image folder is decoded
+once into a cache that every trial memory-maps (``cache.py``). Batches are gathered on the CPU and moved to the
+training device one at a time (``fetch``); normalisation, flips, crops and random-resized crops are tensor
+operations on whole batches, on the device, no per-sample Python. The validation images are held out of the
+training split with a seeded permutation, so every trial of a search sees the same train subset and the same
+validation set; the test split is read only when asked for (``gcsearch train --test``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gzip
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -40,10 +41,6 @@ class Splits:
     std: tuple[float, ...]
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
-
-    def to(self, device: torch.device | str) -> Splits:
-        moved: dict[str, Any] = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, torch.Tensor)}
-        return dataclasses.replace(self, **moved)
 
 
 # --------------------------------------------------------------------------- readers
@@ -129,21 +126,21 @@ def _cifar(name: str, root: str | None, download: bool, split: str) -> tuple[tor
     return x, torch.tensor(ds.targets, dtype=torch.long)
 
 
-def _imagefolder(root: str | None, split: str, size: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    import torchvision
-    from torchvision.transforms import v2
+def _cached(cfg: DataConfig, test: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A prepared image folder (``cache.py``), memory-mapped: nothing decoded here."""
+    from gcsearch.nn import cache
 
-    folder = Path(root or "") / ("train" if split == "train" else "val")
-    if not root or not folder.is_dir():
-        raise DataError(f"imagefolder needs {folder}/<class>/<image> (data.root with train/ and val/)")
-    c, h, w = size
-    transform = v2.Compose([v2.PILToTensor(), v2.Resize((h, w), antialias=True)])
-    ds = torchvision.datasets.ImageFolder(str(folder), transform=transform)
-    if len(ds) == 0:
-        raise DataError(f"{folder} holds no images")
-    xs, ys = zip(*(ds[i] for i in range(len(ds))), strict=True)
-    x = torch.stack([img[:c] if img.shape[0] >= c else img.expand(c, h, w) for img in xs])
-    return x, torch.tensor(ys, dtype=torch.long)
+    if not cfg.cache_key:
+        raise DataError(f"the image folder {cfg.root} is not prepared: run `gcsearch prepare SPACE` (gcsearch run "
+                        "and gcsearch train prepare it themselves)")  # fmt: skip
+    base = Path(cfg.cache_dir or "") / cfg.cache_key
+    manifest, arrays = cache.open_arrays(base, ("train", "val"))
+    if test:
+        tests = sorted(base.parent.glob(f"{cfg.cache_key}-test-*"), key=lambda p: p.stat().st_mtime)
+        if not tests:
+            raise DataError(f"the test split of {cfg.root} is not prepared: run `gcsearch prepare --test SPACE`")
+        arrays.update(cache.open_arrays(tests[-1], ("test",))[1])
+    return {k: torch.from_numpy(v) for k, v in arrays.items()}, manifest
 
 
 def _synthetic(n: int, size: tuple[int, int, int], classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,10 +169,14 @@ def load(cfg: DataConfig, size: tuple[int, int, int], classes: int, seed: int, t
         x, y = _cifar(cfg.dataset, cfg.root, cfg.download, "train")
         if test:
             test_x, test_y = _cifar(cfg.dataset, cfg.root, cfg.download, "test")
-    elif cfg.dataset == "imagefolder":
-        x, y = _imagefolder(cfg.root, "train", size)
-        if test:
-            test_x, test_y = _imagefolder(cfg.root, "val", size)
+    elif cfg.dataset == "imagefolder":  # decoded once, selected and split by `gcsearch prepare`
+        arrays, manifest = _cached(cfg, test)
+        if tuple(manifest["size"]) != tuple(size):
+            raise DataError(f"the cache of {cfg.root} holds {tuple(manifest['size'])} images, but "
+                            f"backbone.input_size is {size}")  # fmt: skip
+        stats = tuple(manifest["mean"]), tuple(manifest["std"])
+        return Splits(arrays["train_x"], arrays["train_y"], arrays["val_x"], arrays["val_y"], *stats,
+                      arrays.get("test_x"), arrays.get("test_y"))  # fmt: skip
     else:
         x, y = _synthetic(cfg.synthetic_size, size, classes, seed=1234)
         if test:
@@ -185,7 +186,7 @@ def load(cfg: DataConfig, size: tuple[int, int, int], classes: int, seed: int, t
     if cfg.val_size >= len(x):
         raise DataError(f"data.val_size {cfg.val_size} leaves no training images of {len(x)}")
     # One seeded permutation: validation first, then the training subset; identical for every trial.
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    order = torch.tensor(split_order(len(x), seed))
     val_idx = order[: cfg.val_size]
     train_idx = order[cfg.val_size :]
     if cfg.train_subset is not None:
@@ -205,13 +206,28 @@ def load(cfg: DataConfig, size: tuple[int, int, int], classes: int, seed: int, t
     )
 
 
+def split_order(n: int, seed: int) -> list[int]:
+    """The one seeded permutation of a training split: validation first, then the training subset (the image
+    cache draws its split with it too)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
 # --------------------------------------------------------------------------- batches
+
+
+def fetch(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch (rows already gathered on the CPU, from memory or a memory-mapped cache) on ``device``: through
+    pinned memory and asynchronously on CUDA, so the copy overlaps the previous step."""
+    if device.type != "cuda":
+        return x
+    return x.pin_memory().to(device, non_blocking=True)
 
 
 class Normalize:
     """uint8 [N, C, H, W] -> float, (x / 255 - mean) / std, in the memory format the model uses."""
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device, channels_last: bool):
+        self.device = device
         self.scale = (1 / (255 * torch.tensor(std, device=device))).view(1, -1, 1, 1)
         self.shift = (-torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -221,8 +237,12 @@ class Normalize:
         return torch.addcmul(self.shift, x, self.scale)
 
 
-def augment(x: torch.Tensor, flip: bool, crop_padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flips and random crops after zero padding, for a whole batch at once."""
+def augment(x: torch.Tensor, flip: bool, crop_padding: int, generator: torch.Generator,
+            resized_crop: float = 0.0) -> torch.Tensor:  # fmt: skip
+    """Random-resized crops (``resized_crop``: the smallest area share), horizontal flips and random crops after
+    zero padding, for a whole uint8 batch at once, on its device."""
+    if resized_crop:
+        x = random_resized_crop(x, resized_crop, generator)
     n, c, h, w = x.shape
     dev = x.device
     if flip:
@@ -238,3 +258,19 @@ def augment(x: torch.Tensor, flip: bool, crop_padding: int, generator: torch.Gen
         chans = torch.arange(c, device=dev).view(1, c, 1, 1)
         x = padded[batch, chans, rows, cols]  # one gather: [N, C, H, W]
     return x
+
+
+def random_resized_crop(x: torch.Tensor, min_area: float, generator: torch.Generator) -> torch.Tensor:
+    """Each image's random crop of ``min_area``..1 of its area, aspect ratio 3/4..4/3 (the Inception crop),
+    resized back to the batch's size: one affine grid and one bilinear sample for the whole batch."""
+    n = x.shape[0]
+    draw = torch.rand(4, n, generator=generator, device=generator.device).to(x.device)
+    area = min_area + (1 - min_area) * draw[0]
+    ratio = torch.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * draw[1])
+    w, h = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)  # shares of width and height
+    theta = torch.zeros(n, 2, 3, device=x.device)
+    theta[:, 0, 0], theta[:, 1, 1] = w, h
+    theta[:, 0, 2], theta[:, 1, 2] = (2 * draw[2] - 1) * (1 - w), (2 * draw[3] - 1) * (1 - h)  # centres, inside
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)

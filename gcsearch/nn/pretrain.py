@@ -8,6 +8,7 @@ with GC added), and how practitioners use GC.
 from __future__ import annotations
 
 import dataclasses
+import io
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -17,6 +18,7 @@ import torch
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import replace_with
+from gcsearch.nn import cache
 from gcsearch.nn.train import train
 from gcsearch.nn.weights import check, checkpoint_weights, sha256_of
 from gcsearch.settings import PretrainConfig
@@ -33,7 +35,7 @@ def pretrain_space(space: SearchSpace) -> SearchSpace:
         k: v for k, v in (("lr", p.lr), ("schedule", p.schedule), ("batch_size", p.batch_size)) if v
     }
     train = dataclasses.replace(space.train, epochs=p.epochs, **over)
-    data = dataclasses.replace(space.data, train_subset=p.train_subset)
+    data = dataclasses.replace(space.data, train_subset=p.train_subset, cache_key=None)  # other images: its own cache
     backbone = dataclasses.replace(space.backbone, weights=None, weights_sha256=None, pretrain=None)
     return dataclasses.replace(space, train=train, data=data, backbone=backbone)
 
@@ -43,7 +45,7 @@ def pretrain(space: SearchSpace, out: Path, stream: TextIO | None = None) -> Pat
     (the EMA's when the recipe keeps one: what its accuracy measured). Atomic: a kill leaves no file."""
     if space.backbone.pretrain is None:  # `gcsearch pretrain` on a file without the section: its defaults
         space = dataclasses.replace(space, backbone=dataclasses.replace(space.backbone, pretrain=PretrainConfig()))
-    pre = pretrain_space(space)
+    pre = cache.prepare(pretrain_space(space), stream or io.StringIO())
     seed = space.backbone.pretrain.seed if space.backbone.pretrain else 0
     if stream:
         stream.write(f"pretraining the baseline for {pre.train.epochs} epochs (recipe {pre.recipe()}) -> {out}\n")
@@ -69,7 +71,8 @@ def resolve(space: SearchSpace, stream: TextIO | None = None) -> SearchSpace:
     if b.weights:
         path = Path(b.weights).resolve()
     else:
-        path = (Path(space.output_dir) / "pretrained" / f"{pretrain_space(space).recipe()}.pt").resolve()
+        # Named by its recipe, the data it trains on included (an image folder by its cache key).
+        path = (Path(space.output_dir) / "pretrained" / f"{cache.pin(pretrain_space(space)).recipe()}.pt").resolve()
         if not path.is_file():
             pretrain(space, path, stream)
     digest = sha256_of(path) if path.is_file() else None

@@ -70,15 +70,17 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def evaluate(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: datasets.Normalize, batch_size: int = 256
 ) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) over a whole split. Batches of 256: 1024 raised a CPU trial's peak
-    memory by 290 MiB for no measurable speed (experiments/results/worker_memory.md)."""
+    """(accuracy, mean cross-entropy) over a whole split, held on the CPU (in memory or memory-mapped) and moved
+    to the normaliser's device a batch at a time. Batches of 256: 1024 raised a CPU trial's peak memory by 290
+    MiB for no measurable speed (experiments/results/worker_memory.md)."""
     model.eval()
-    correct = torch.zeros((), device=x.device)
-    loss_sum = torch.zeros((), device=x.device)
-    with torch.no_grad(), _autocast(x.device):
+    device = normalize.device
+    correct = torch.zeros((), device=device)
+    loss_sum = torch.zeros((), device=device)
+    with torch.no_grad(), _autocast(device):
         for i in range(0, len(x), batch_size):
-            logits = model(normalize(x[i : i + batch_size])).float()
-            target = y[i : i + batch_size]
+            logits = model(normalize(datasets.fetch(x[i : i + batch_size], device))).float()
+            target = datasets.fetch(y[i : i + batch_size], device)
             loss_sum += nn.functional.cross_entropy(logits, target, reduction="sum")
             correct += (logits.argmax(1) == target).sum()
     return correct.item() / len(x), loss_sum.item() / len(x)
@@ -144,7 +146,6 @@ def train(
         splits = datasets.load(
             space.data, space.backbone.input_size, space.backbone.num_classes, seed=cfg.seed, test=test
         )
-    splits = splits.to(device)
 
     torch.manual_seed(run_seed)
     model = build_model(gc=arch, **space.backbone.build_kwargs())
@@ -189,13 +190,15 @@ def train(
         t0 = time.perf_counter()
         model.train()
         g = torch.Generator().manual_seed(run_seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=g).to(device)
+        order = torch.randperm(n, generator=g)
         loss_sum = torch.zeros((), device=device)
         for step in range(steps_per_epoch):
             idx = order[step * batch : (step + 1) * batch]
-            x = datasets.augment(splits.train_x[idx], space.data.flip, space.data.crop_padding, g)
+            # One gather on the CPU (from the page cache for an image folder), then one copy to the device.
+            x, y = datasets.fetch(splits.train_x[idx], device), datasets.fetch(splits.train_y[idx], device)
+            x = datasets.augment(x, space.data.flip, space.data.crop_padding, g, space.data.resized_crop)
             with _autocast(device):
-                loss = criterion(model(normalize(x)), splits.train_y[idx])
+                loss = criterion(model(normalize(x)), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

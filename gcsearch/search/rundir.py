@@ -32,7 +32,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from gcsearch.arch import ArchConfig, ratio_text
-from gcsearch.errors import ConfigError
+from gcsearch.errors import ConfigError, SearchFailed
 from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord, front, trained
 from gcsearch.search import attrs
@@ -68,7 +68,7 @@ def storage(run_dir: Path) -> JournalStorage:
 
 RECIPE_SECTIONS = ("backbone", "data", "train")
 # Where and how fast a trial runs, not what it learns; a weights file is compared by its hash, not its path.
-NOT_RECIPE = ("device", "threads", "weights")
+NOT_RECIPE = ("device", "threads", "weights", "cache_dir")
 
 
 def check_same_recipe(run_dir: Path, space: SearchSpace) -> None:
@@ -152,6 +152,22 @@ def record_of(trial: FrozenTrial, accuracy_at: int = 0) -> TrialRecord:
 def records(study: optuna.Study) -> list[TrialRecord]:
     at = accuracy_index(study)
     return [record_of(t, at) for t in study.get_trials(deepcopy=False)]
+
+
+def holds_trials(run_dir: Path) -> bool:
+    """Whether a run directory's journal holds any trial (a run refused at start holds none)."""
+    try:
+        return bool(load_main_study(run_dir).get_trials(deepcopy=False))
+    except (ConfigError, OSError):
+        return False
+
+
+def check_some_trained(records: Sequence[TrialRecord]) -> None:
+    """A run whose every trained trial failed produced nothing usable: one line, the first trial's reason."""
+    runs = trained(records)
+    if runs and all(r.state == "FAIL" for r in runs):
+        first = min(runs, key=lambda r: r.number)
+        raise SearchFailed(f"every trial failed ({len(runs)}); the first, trial {first.number}: {first.reason}")
 
 
 def was_trained(trial: FrozenTrial) -> bool:

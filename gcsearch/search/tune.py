@@ -14,14 +14,16 @@ place Ray Tune and Optuna meet.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import math
 import os
 import secrets
+import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -49,6 +51,7 @@ class DeciderSearcher(Searcher):
         super().__init__(metric="accuracy", mode="max")
         self.decider = decider
         self.numbers: dict[str, int] = {}
+        self.errors: dict[str, str] = {}  # trial id -> what it raised, in one line (the scheduler hears it first)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         proposal = self.decider.propose()
@@ -72,7 +75,7 @@ class DeciderSearcher(Searcher):
         if number is None:
             return
         if error:
-            self.decider.finish(number, Outcome.ERROR)
+            self.decider.finish(number, Outcome.ERROR, reason=self.errors.pop(trial_id, ""))
         elif result and "diverged" in result:
             self.decider.finish(number, Outcome.DIVERGED, reason=str(result["diverged"]))
         else:
@@ -92,6 +95,23 @@ class PruneOnReport(FIFOScheduler):
         if self.searcher.record(trial.trial_id, result):
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
+
+    def on_trial_error(self, tune_controller: Any, trial: TuneTrial) -> None:
+        self.searcher.errors[trial.trial_id] = error_line(trial)
+
+
+def error_line(trial: TuneTrial) -> str:
+    """What a failed trial raised, as one line: the trainable's own exception, not Ray's wrapper with its
+    traceback (the whole of it stays in the Tune logs under tune/)."""
+    try:
+        err = trial.get_pickled_error() or trial.get_error()
+    except Exception:  # an unreadable error file: say where to look instead
+        err = None
+    cause = getattr(err, "cause", None) or err
+    if cause is None:
+        return "the trial raised an error (see the Tune logs under tune/)"
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''} (the Tune logs under tune/ hold its traceback)"
 
 
 # --------------------------------------------------------------------------- the trainable
@@ -209,7 +229,17 @@ def start_ray(address: str | None, stream: TextIO, dashboard: bool = False) -> b
     if ray.is_initialized():
         return False
     if address:
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        try:
+            with native_stderr_held():
+                ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        except ConnectionError as err:
+            raise ConfigError(
+                "--address",
+                f"must name a Ray cluster this machine can join ({err}); one started "
+                "with token authentication needs its token here too, in RAY_AUTH_TOKEN or "
+                "RAY_AUTH_TOKEN_PATH (README: a token-authenticated cluster)",
+                address,
+            ) from None
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         res = ray.cluster_resources()
         stream.write(
@@ -235,6 +265,22 @@ def start_ray(address: str | None, stream: TextIO, dashboard: bool = False) -> b
     if dashboard:
         stream.write(f"Ray dashboard: http://{context.dashboard_url}\n")
     return True
+
+
+@contextlib.contextmanager
+def native_stderr_held() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null for a moment: Ray's C++ client retries a refused join (a missing
+    token) for 20 s, writing a warning line to fd 2 each second, before Python hears of it; the error that
+    follows is said in one line instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def what_is_left(
@@ -268,13 +314,24 @@ def run(
     sampler with a list of (architecture, seed) trainings, each to its last epoch: a planned run (ablate,
     bench record, confirm) prunes nothing and its budget is the plan. ``dashboard`` asks a local Ray for its
     dashboard."""
+    from gcsearch.nn import cache
+
     if plan is not None:
         space = space.with_search(sampler="random", pruner="none", pruner_settings={}, trials=len(plan))
+    stream = stream or sys.stdout  # looked up now, not at import: it may have been replaced (pytest, notebooks)
     run_dir = run_dir.resolve()  # Ray workers run in other working directories
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with rundir.RunLock(run_dir):
-        # sys.stdout looked up now, not at import: it may have been replaced since (pytest, notebooks).
-        return _run_locked(space, run_dir, address, stream or sys.stdout, plan, dashboard)
+    created = not run_dir.exists()
+    try:
+        space = cache.prepare(space, stream)  # an image folder decoded once, before the first trial; its key pinned
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with rundir.RunLock(run_dir):
+            records = _run_locked(space, run_dir, address, stream, plan, dashboard)
+    except BaseException:
+        if created and not rundir.holds_trials(run_dir):  # refused at start: nothing to keep, the name stays free
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    rundir.check_some_trained(records)
+    return records
 
 
 def _run_locked(

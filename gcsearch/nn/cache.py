@@ -1,0 +1,310 @@
+"""The decode-once image cache: an image folder read once, at the proxy resolution, into uint8 arrays that every
+trial memory-maps (`gcsearch prepare`, and `gcsearch run` before its first trial).
+
+    <data.cache_dir>/<key>/         key: a hash of what the cache holds (format, resolution, split seed and
+        train_x.npy  uint8 [N, C, H, W]     sizes, the class mapping, and every training file's path, size and
+        train_y.npy  int64 [N]              mtime): a changed folder gets a new key and is decoded again
+        val_x.npy    val_y.npy          the validation images, held out of train/ by the split seed
+        manifest.json                   classes (one mapping for every split), counts, resolution, the
+                                        normalisation, skipped files, the arrays' content hash
+    <data.cache_dir>/<key>-test/    the test split (the folder's val/), built only when asked
+
+Only the images a search uses are decoded: the seeded training subset and the validation set. Decoding runs in
+parallel over the node's cores (``decode.py``, PIL only), chunk by chunk into a memory-mapped file, in a
+temporary directory renamed into place when whole: a killed build is never used. A trial opens the arrays
+with ``mmap_mode="c"``: the OS page cache holds one copy per node however many trials read it, and nothing is
+decoded inside a trial. On a cluster the cache lives under ``output.dir`` like the checkpoints, so nodes share
+it by the same storage (an unshared ``output.dir`` breaks checkpoints too); a trial that cannot find it says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+
+from gcsearch.errors import ConfigError, DataError
+from gcsearch.files import temporary, write_atomic
+from gcsearch.nn.data import split_order
+from gcsearch.nn.decode import BadImage, decode, decode_many
+
+if TYPE_CHECKING:
+    from gcsearch.space import SearchSpace
+
+FORMAT = 1  # bump when what a cache holds or how it is decoded changes: old caches are then never reused
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")  # torchvision's
+CHUNK = 64  # images per task handed to a decode worker
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One split folder: its class names (sorted: the label of a class is its index) and its images."""
+
+    folder: Path
+    classes: tuple[str, ...]
+    files: tuple[tuple[str, int, int, int], ...]  # (path relative to folder, label, bytes, mtime in ns)
+
+    def signature(self) -> list[list[Any]]:
+        return [list(f) for f in self.files]
+
+
+def list_split(folder: Path) -> Listing:
+    """The images of ``folder/<class>/...`` (subfolders of a class included, hidden files left out)."""
+    if not folder.is_dir():
+        raise ConfigError("root", f"must hold {folder.name}/<class>/<image>", str(folder.parent), "data.root")
+    classes = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise ConfigError("root", f"must hold class folders under {folder.name}/, but it holds none", str(folder))
+    files = []
+    for label, name in enumerate(classes):
+        found = []
+        for top, dirs, names in os.walk(folder / name):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for n in sorted(names):
+                if not n.startswith(".") and n.lower().endswith(EXTENSIONS):
+                    st = os.stat(Path(top) / n)
+                    found.append((str((Path(top) / n).relative_to(folder)), label, st.st_size, st.st_mtime_ns))
+        if not found:
+            raise ConfigError("root", f"must hold images in every class folder; {folder / name} holds none",
+                              str(folder / name))  # fmt: skip
+        files += found
+    return Listing(folder, tuple(classes), tuple(files))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a cache of a space holds: the training listing and the rows each split takes from it."""
+
+    train: Listing
+    val_rows: tuple[int, ...]
+    train_rows: tuple[int, ...]
+    size: tuple[int, int, int]
+    key: str
+
+
+def plan(space: SearchSpace) -> Plan:
+    """The folder checked against the space, the split drawn, the key computed. Lists the folder (one stat per
+    file: seconds per 100,000 images) and decodes nothing."""
+    d, b = space.data, space.backbone
+    root = Path(d.root or "")
+    if not root.is_dir():
+        raise ConfigError("root", "must name an existing image folder", str(root), f"{space.path}: data.root")
+    train = list_split(root / "train")
+    if (root / "val").is_dir():
+        val_classes = sorted(e.name for e in os.scandir(root / "val") if e.is_dir() and not e.name.startswith("."))
+        only = sorted(set(train.classes) ^ set(val_classes))
+        if only:
+            split = "train/" if only[0] in train.classes else "val/"
+            raise ConfigError("root", f"must hold the same class folders in train/ and val/; {only[0]!r} is only in "
+                              f"{split}", str(root), f"{space.path}: data.root")  # fmt: skip
+    if len(train.classes) > b.num_classes:
+        raise ConfigError("num_classes", f"must be at least the {len(train.classes)} classes of {root}/train",
+                          b.num_classes, f"{space.path}: backbone.num_classes")  # fmt: skip
+    n = len(train.files)
+    if d.val_size >= n:
+        raise ConfigError("val_size", f"must leave training images: {root}/train holds {n}", d.val_size,
+                          f"{space.path}: data.val_size")  # fmt: skip
+    order = split_order(n, space.train.seed)  # the in-memory datasets' rule
+    val_rows, train_rows = order[: d.val_size], order[d.val_size :]
+    if d.train_subset is not None:
+        train_rows = train_rows[: d.train_subset]
+    blob = json.dumps({"format": FORMAT, "size": list(b.input_size), "seed": space.train.seed, "val": d.val_size,
+                       "subset": d.train_subset, "skip_bad": d.skip_bad, "classes": list(train.classes),
+                       "files": train.signature()})  # fmt: skip
+    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return Plan(train, tuple(val_rows), tuple(train_rows), b.input_size, key)
+
+
+def prepare(space: SearchSpace, stream: TextIO | None = None, test: bool = False) -> SearchSpace:
+    """The space with its image cache built (or found) and its key pinned; other datasets come back as they are.
+    ``test``: the test split (the folder's val/) too."""
+    if space.data.dataset != "imagefolder":
+        return space
+    stream = stream or sys.stdout
+    p = plan(space)
+    pinned = space.data.cache_key
+    if pinned and pinned != p.key:
+        raise ConfigError("data.cache_key", f"must match the images the run started from ({pinned}); "
+                          f"{space.data.root} now holds other files or settings ({p.key}). Give another --name for "
+                          "other data")  # fmt: skip
+    target = Path(space.data.cache_dir or "") / p.key
+    if not (target / "manifest.json").is_file():
+        rows = {"train": p.train_rows, "val": p.val_rows}
+        _build(target, p.train, rows, p.size, space.data.skip_bad, stream)
+    else:
+        stream.write(f"data cache {target}: reused ({_summary(target)})\n")
+    if test:
+        prepare_test(space, p, stream)
+    return dataclasses.replace(space, data=dataclasses.replace(space.data, cache_key=p.key))
+
+
+def pin(space: SearchSpace) -> SearchSpace:
+    """The space with the key its image folder has now (listed, nothing decoded): what names a pretrained
+    backbone's file, which depends on the data it was trained on."""
+    if space.data.dataset != "imagefolder":
+        return space
+    return dataclasses.replace(space, data=dataclasses.replace(space.data, cache_key=plan(space).key))
+
+
+def prepare_test(space: SearchSpace, p: Plan, stream: TextIO) -> Path:
+    test = list_split(Path(space.data.root or "") / "val")
+    key = hashlib.sha256(json.dumps({"format": FORMAT, "size": list(p.size), "classes": list(p.train.classes),
+                                     "files": test.signature()}).encode()).hexdigest()[:16]  # fmt: skip
+    target = Path(space.data.cache_dir or "") / f"{p.key}-test-{key}"
+    if not (target / "manifest.json").is_file():
+        _build(target, test, {"test": tuple(range(len(test.files)))}, p.size, space.data.skip_bad, stream)
+    return target
+
+
+def _summary(target: Path) -> str:
+    m = json.loads((target / "manifest.json").read_text())
+    counts = ", ".join(f"{n:,d} {split}" for split, n in m["counts"].items())
+    return f"{counts} images at {'x'.join(map(str, m['size']))}, {m['bytes'] / 2**20:,.0f} MiB"
+
+
+def _build(target: Path, listing: Listing, rows: Mapping[str, Sequence[int]], size: tuple[int, int, int],
+           skip_bad: bool, stream: TextIO) -> None:  # fmt: skip
+    """Decode the rows of each split into ``target``, atomically (a temporary directory renamed when whole)."""
+    tmp = temporary(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        manifest = _decode_into(tmp, listing, rows, size, skip_bad, stream)
+        write_atomic(tmp / "manifest.json", json.dumps(manifest, indent=1))
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process built the same cache first: the same content, keep theirs
+            if not (target / "manifest.json").is_file():
+                raise
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    stream.write(f"data cache {target}: built ({_summary(target)})\n")
+
+
+def _decode_into(tmp: Path, listing: Listing, rows: Mapping[str, Sequence[int]], size: tuple[int, int, int],
+                 skip_bad: bool, stream: TextIO) -> dict[str, Any]:  # fmt: skip
+    import multiprocessing
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    total = sum(len(r) for r in rows.values())
+    digest, counts, skipped = hashlib.sha256(), {}, []
+    sums = np.zeros(size[0]), np.zeros(size[0])  # per-channel sum and sum of squares of the training pixels
+    done, start, shown = 0, time.perf_counter(), 0.0
+    tty = stream.isatty()
+    stream.write(f"decoding {total:,d} images of {listing.folder} at {'x'.join(map(str, size))} on {cores} cores\n")
+    # fork where there is fork (torch's DataLoader forks its workers the same way): the workers run decode.py
+    # (PIL, numpy) only, and need no importable __main__ (spawn hangs a `python -` script's pool).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(min(cores, max(1, total // CHUNK))) as pool:
+        for split, split_rows in rows.items():
+            paths = [str(listing.folder / listing.files[r][0]) for r in split_rows]
+            labels = np.array([listing.files[r][1] for r in split_rows], dtype=np.int64)
+            x = np.lib.format.open_memmap(tmp / f"{split}_x.npy", mode="w+", dtype=np.uint8,
+                                          shape=(len(paths), *size))  # fmt: skip
+            chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+            kept, keep = 0, np.ones(len(paths), dtype=bool)
+            work = partial(decode_many, size=size, skip_bad=skip_bad)
+            try:
+                for i, (pixels, bad) in enumerate(pool.imap(work, chunks)):
+                    x[kept : kept + len(pixels)] = pixels
+                    kept += len(pixels)
+                    digest.update(pixels.tobytes())
+                    for path in bad:
+                        keep[i * CHUNK + chunks[i].index(path)] = False
+                    skipped += bad
+                    if split == "train":
+                        flat = pixels.transpose(1, 0, 2, 3).reshape(size[0], -1).astype(np.float64) / 255
+                        sums[0][:] += flat.sum(1)
+                        sums[1][:] += (flat**2).sum(1)
+                    done += len(chunks[i])
+                    now = time.perf_counter()
+                    if now - shown > (0.5 if tty else 10) or done == total:
+                        shown = now
+                        line = f"  {done:,d}/{total:,d} images ({done / total:.0%}), {done / (now - start):,.0f}/s"
+                        stream.write(("\r" + line) if tty else line + "\n")
+                        stream.flush()
+            except BadImage as bad_image:
+                raise DataError(f"cannot read image {bad_image.path} ({bad_image.why}): fix or remove it, or set "
+                                "data.skip_bad: true to skip unreadable images") from None  # fmt: skip
+            x.flush()
+            del x
+            if kept < len(paths):  # skipped files: the array shrinks to the images read
+                _truncate(tmp / f"{split}_x.npy", kept)
+            np.save(tmp / f"{split}_y.npy", labels[keep])
+            counts[split] = kept
+            if kept == 0:
+                raise DataError(f"no image of the {split} split could be read ({len(skipped)} skipped)")
+    if tty:
+        stream.write("\n")
+    if skipped:
+        stream.write(f"skipped {len(skipped)} unreadable images (data.skip_bad), e.g. {skipped[0]}\n")
+    pixels_seen = counts.get("train", 0) * size[1] * size[2]
+    mean = sums[0] / pixels_seen if pixels_seen else np.zeros(size[0])
+    std = np.sqrt(np.maximum(sums[1] / pixels_seen - mean**2, 0)) if pixels_seen else np.ones(size[0])
+    return {"format": FORMAT, "classes": list(listing.classes), "size": list(size), "counts": counts,
+            "skipped": skipped, "mean": mean.tolist(), "std": np.maximum(std, 1e-3).tolist(),
+            "sha256": digest.hexdigest(), "bytes": sum(counts.values()) * int(np.prod(size)),
+            "source": str(listing.folder)}  # fmt: skip
+
+
+def _truncate(path: Path, rows: int) -> None:
+    whole = np.load(path, mmap_mode="r")
+    np.save(path.with_suffix(".part.npy"), whole[:rows])
+    del whole
+    os.replace(path.with_suffix(".part.npy"), path)
+
+
+def open_arrays(directory: Path, splits: Sequence[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A cache's manifest and its arrays, memory-mapped copy-on-write: read-only in effect, shared through the page
+    cache by every process that maps them, and writable as far as torch.from_numpy cares."""
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.is_file():
+        raise DataError(
+            f"the data cache {directory} is missing on this node: run `gcsearch prepare` (gcsearch "
+            "run does before its first trial); on a cluster, every node must share output.dir"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    arrays = {f"{s}_{k}": np.load(directory / f"{s}_{k}.npy", mmap_mode="c") for s in splits for k in ("x", "y")}
+    return manifest, arrays
+
+
+def locate(space: SearchSpace, test: bool = False) -> tuple[Path, Path | None]:
+    """Where a prepared space's cache is (its pinned key, or the key its folder has now), and its test split's;
+    never builds one."""
+    d = space.data
+    key = d.cache_key or plan(space).key
+    base = Path(d.cache_dir or "") / key
+    if not test:
+        return base, None
+    tests = sorted(Path(d.cache_dir or "").glob(f"{key}-test-*"), key=lambda p: p.stat().st_mtime)
+    if not tests:
+        raise DataError(f"the test split of {d.root} is not prepared: run `gcsearch prepare --test {space.path}`")
+    return base, tests[-1]
+
+
+def sample_readable(space: SearchSpace, count: int = 16) -> tuple[int, list[str]]:
+    """``gcsearch validate``: decode a seeded sample of the training images; (how many read, the unreadable)."""
+    import random
+
+    train = list_split(Path(space.data.root or "") / "train")
+    picked = random.Random(0).sample(list(train.files), min(count, len(train.files)))
+    bad = []
+    for rel, *_ in picked:
+        try:
+            decode(str(train.folder / rel), space.backbone.input_size)
+        except (OSError, ValueError, SyntaxError) as err:
+            bad.append(f"{train.folder / rel} ({type(err).__name__}: {err})")
+    return len(picked) - len(bad), bad
