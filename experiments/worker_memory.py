@@ -1,143 +1,205 @@
-"""Where does a trial worker's memory go, and what is its peak across a real search of gc.yaml?
+"""Where does a trial worker's memory go, and does it stay flat over a long search of gc.yaml?
 
-Part 1, by stage, each in a fresh process (VmRSS after the stage, VmHWM = peak so far): the interpreter;
-`import torch`; `import ray`; gc.yaml's data loaded; `import ray.tune`; an optimizer created; one
-epoch of gc.yaml's proxy trained (`train()`), and that epoch as it was before (validation batches of
-1024). It also counts the CUDA libraries mapped into the CPU-only process.
+Part 1, by stage, each in a fresh process (/proc/self/smaps_rollup after the stage: RSS, its anonymous part, its
+shared file-backed part, and the peak RSS so far): the interpreter; `import torch`; `import ray` and
+`ray.tune`; gc.yaml's data loaded; an optimizer; one epoch of gc.yaml's proxy trained, then a second.
 
-Part 2, a real `gcsearch run search_spaces/gc.yaml --trials N`: every 0.5 s, the RSS and PSS (shared pages
-split among the processes sharing them: the fair share of one worker) of each Ray worker running a trial;
-the peak per worker.
+Part 2, a long real search: `gcsearch run` on gc.yaml's recipe with --trials N and one trial at a time, so one
+Ray worker is reused by every trial (reuse_actors). Every second the worker's RSS, PSS (shared pages split among
+the processes sharing them) and anonymous memory are appended to experiments/data/worker_memory.csv; afterwards
+each sample is given to the trial that was running (the journal's start and end times), and the first 10
+trials' mean is compared with the last 10's.
 
-    python experiments/worker_memory.py [--trials 4]
+    python experiments/worker_memory.py [--trials 100] [--skip-stages] [--resume RUN_DIR]
 
-Writes experiments/results/worker_memory.md.
+Writes experiments/results/worker_memory.md and worker_memory.png. A search stopped midway continues with
+--resume (the samples so far are kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 GC = ROOT / "search_spaces" / "gc.yaml"
+SAMPLES = ROOT / "experiments" / "data" / "worker_memory.csv"
+OUT = ROOT / "experiments" / "results" / "worker_memory.md"
 MIB = 1024 * 1024
 
 LOAD = f"from gcsearch.spacefile import load_space\ns = load_space({str(GC)!r}); torch.set_num_threads(1)\n"
 # Each stage adds its code to the previous ones' (a trial worker does all of them).
 STEPS = [
     ("interpreter", ""),
-    ("+ import torch", "import torch\n"),
-    ("+ import ray", "import ray\n"),
-    # A trial runs as Ray Tune's function trainable, whose import brings pandas and pyarrow.
-    ("+ import ray.tune", "import ray.tune\n"),
-    ("+ gc.yaml's data loaded", "from gcsearch import data\n" + LOAD
+    ("+ import torch", "import torch\ntorch.zeros(1)\n"),
+    ("+ import ray, ray.tune", "import ray, ray.tune\n"),  # Tune's function trainable brings pandas and pyarrow
+    ("+ gc.yaml's data loaded", "from gcsearch.nn import data\n" + LOAD
      + "splits = data.load(s.data, s.backbone.input_size, s.backbone.num_classes, s.train.seed)\n"),
     # torch.optim wraps add_param_group in torch._disable_dynamo, which imports torch._dynamo (and sympy).
     ("+ an optimizer (torch.optim.SGD)", "torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)\n"),
     ("+ one epoch of gc.yaml's proxy",
-     "from gcsearch import train\ntrain.train(s.reference(), s, epochs=1, splits=splits)\n"),
+     "from gcsearch.nn import train\ntrain.train(s.reference(), s, epochs=1, splits=splits)\n"),
+    ("+ a second epoch (another training)", "train.train(s.reference(), s, epochs=1, splits=splits)\n"),
 ]  # fmt: skip
-STAGES = {name: "".join(code for _, code in STEPS[: i + 1]) for i, (name, _) in enumerate(STEPS)}
-# The baseline, measured in the same run: the worker as it was, validating in batches of 1024.
-STAGES["before: the same epoch, evaluation batches of 1024"] = STAGES["+ one epoch of gc.yaml's proxy"].replace(
-    "train.train(",
-    "evaluate = train.evaluate\n"
-    "train.evaluate = lambda m, x, y, n: evaluate(m, x, y, n, batch_size=1024)\ntrain.train(",
-)
-BEFORE = "before: the same epoch, evaluation batches of 1024"
 PROBE = """
-import re
-status = open('/proc/self/status').read()
-kb = lambda key: int(re.search(key + r':\\s+(\\d+)', status).group(1))
-cuda = {l.split()[-1] for l in open('/proc/self/maps') if re.search(r'cuda|cudnn|cublas|nccl|nvrtc', l)}
-print(kb('VmRSS'), kb('VmHWM'), len(cuda))
+d = {}
+for line in open('/proc/self/smaps_rollup'):
+    p = line.split()
+    if len(p) >= 2 and p[1].isdigit():
+        d[p[0][:-1]] = int(p[1])
+hwm = [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0]
+print(d['Rss'], d['Anonymous'], d['Shared_Clean'] + d['Shared_Dirty'], hwm)
 """
 
 
-def stage(code: str) -> tuple[int, int, int]:
+def stage(code: str) -> list[int]:
     out = subprocess.run([sys.executable, "-c", code + "\n" + PROBE], capture_output=True, text=True, cwd=ROOT,
                          check=True)  # fmt: skip
-    rss, hwm, cuda = (int(x) for x in out.stdout.split()[-3:])
-    return rss * 1024, hwm * 1024, cuda
+    return [int(x) * 1024 for x in out.stdout.split()[-4:]]
 
 
-def memory(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) in bytes of a live process."""
+def memory(pid: int) -> tuple[int, int, int]:
+    """(RSS, PSS, anonymous) bytes of a live process."""
     fields = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         key, value = line.split(":", 1)
         fields[key] = int(value.split()[0]) * 1024
-    return fields["Rss"], fields["Pss"]
+    return fields["Rss"], fields["Pss"], fields["Anonymous"]
 
 
-def search(trials: int) -> tuple[dict[int, tuple[int, int]], float]:
-    sys.path.insert(0, str(ROOT))
-    from gcsearch.testing import trial_workers  # the process-tree helper the tests use
+def search(trials: int, resume: str | None) -> Path:
+    """Run (or continue) the long search, sampling its trial worker every second into SAMPLES."""
+    from gcsearch.testing import trial_workers
 
-    peaks: dict[int, tuple[int, int]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "gcsearch", "run", str(GC), "--name", "mem", "--trials", str(trials)]
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        done = threading.Event()
+    if resume:
+        run_dir = Path(resume)
+        cmd = [sys.executable, "-m", "gcsearch", "run", "--resume", str(run_dir)]
+    else:
+        space = yaml.safe_load(GC.read_text())
+        space["search"].update(trials=trials, concurrency=1)  # one worker, reused by every trial
+        space["output"] = {"dir": str(ROOT / "runs")}  # the pretrained backbone is cached there
+        path = ROOT / "runs" / "worker-memory.yaml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(yaml.safe_dump(space, sort_keys=False))
+        run_dir = ROOT / "runs" / f"worker-memory-{time.strftime('%Y%m%d-%H%M%S')}"
+        cmd = [sys.executable, "-m", "gcsearch", "run", str(path), "--name", run_dir.name]
+        SAMPLES.write_text("run,time,pid,rss,pss,anon\n")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = threading.Event()
 
-        def sample() -> None:
+    def sample() -> None:
+        with SAMPLES.open("a") as out:
             while not done.is_set():
                 for pid in trial_workers(proc.pid):
                     try:
-                        rss, pss = memory(pid)
+                        rss, pss, anon = memory(pid)
                     except (OSError, KeyError, ValueError):
                         continue
-                    old = peaks.get(pid, (0, 0))
-                    peaks[pid] = (max(old[0], rss), max(old[1], pss))
-                time.sleep(0.5)
+                    out.write(f"{run_dir.name},{time.time():.1f},{pid},{rss},{pss},{anon}\n")
+                out.flush()
+                time.sleep(1.0)
 
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        proc.wait()
-        done.set()
-        sampler.join()
-        if proc.returncode != 0:
-            raise SystemExit(f"the search failed with exit code {proc.returncode}")
-        return peaks, time.perf_counter() - start
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    _, err = proc.communicate()
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"the search failed with exit code {proc.returncode}: {err[-500:]}")
+    return run_dir
+
+
+def per_trial(run_dir: Path) -> list[tuple[int, float, float, float, int]]:
+    """(trial number, mean RSS, mean PSS, mean anonymous bytes, samples) of each trial that was sampled."""
+    from gcsearch.search import rundir
+
+    study = rundir.load_main_study(run_dir)
+    spans = [(t.number, t.datetime_start.timestamp(), t.datetime_complete.timestamp())
+             for t in study.get_trials(deepcopy=False) if rundir.was_trained(t) and t.datetime_complete]  # fmt: skip
+    rows = [r for r in csv.DictReader(SAMPLES.open()) if r["run"] == run_dir.name]
+    out = []
+    for number, start, end in sorted(spans):
+        inside = [r for r in rows if start <= float(r["time"]) <= end]
+        if inside:
+            mean = [statistics.fmean(float(r[k]) for r in inside) for k in ("rss", "pss", "anon")]
+            out.append((number, *mean, len(inside)))
+    return out
+
+
+def plot(run_dir: Path, trials: list[tuple[int, float, float, float, int]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gcsearch.files import save_figure
+
+    rows = [r for r in csv.DictReader(SAMPLES.open()) if r["run"] == run_dir.name]
+    t0 = float(rows[0]["time"])
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(9, 6.5), dpi=120)
+    for key, label in (("rss", "RSS"), ("pss", "PSS"), ("anon", "anonymous")):
+        ax.plot([(float(r["time"]) - t0) / 60 for r in rows], [float(r[key]) / MIB for r in rows], lw=0.8, label=label)
+    ax.set(xlabel="minutes into the search", ylabel="MiB", title="the trial worker, sampled every second")
+    ax.legend(fontsize=8)
+    for i, label in enumerate(("RSS", "PSS", "anonymous")):
+        bx.plot([t[0] for t in trials], [t[1 + i] / MIB for t in trials], ".-", lw=0.8, label=label)
+    bx.set(xlabel="trial number", ylabel="mean MiB during the trial")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, out)
+    plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--skip-stages", action="store_true", help="keep part 1 of the last results file")
+    parser.add_argument("--resume", help="continue the search in this run directory (samples kept)")
     args = parser.parse_args()
-    lines = ["# Memory of a trial worker (gc.yaml, CPU)", "", f"Command: `python {' '.join(sys.argv)}`", "",
-             "## By stage, each in a fresh process", "",
-             "| stage | RSS after (MiB) | peak RSS so far (MiB) | CUDA libraries mapped |",
-             "|---|---|---|---|"]  # fmt: skip
-    peak: dict[str, int] = {}
-    for name, code in STAGES.items():
-        rss, hwm, cuda = stage(code)
-        peak[name] = hwm
-        lines.append(f"| {name} | {rss / MIB:.0f} | {hwm / MIB:.0f} | {cuda} |")
-        print(lines[-1], flush=True)
-    peaks, wall = search(args.trials)
-    lines += ["", f"## A real search: `gcsearch run search_spaces/gc.yaml --trials {args.trials}` ({wall:.0f} s)", "",
-              "| trial worker | peak RSS (MiB) | peak PSS (MiB) |", "|---|---|---|"]  # fmt: skip
-    for i, (_, (rss, pss)) in enumerate(sorted(peaks.items())):
-        lines.append(f"| {i} | {rss / MIB:.0f} | {pss / MIB:.0f} |")
-    after, before = peak["+ one epoch of gc.yaml's proxy"], peak[BEFORE]
-    lines += ["", f"One epoch's peak RSS, after / before: {after / MIB:.0f} / {before / MIB:.0f} MiB = "
-              f"{after / before:.2f}."]  # fmt: skip
-    if peaks:
-        worst = max(r for r, _ in peaks.values())
-        lines += [f"Largest peak RSS of a trial worker in the search: {worst / MIB:.0f} MiB "
-                  f"(target: at most 1024 MiB; ratio {worst / (1024 * MIB):.2f})."]  # fmt: skip
-    out = ROOT / "experiments" / "results" / "worker_memory.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"wrote {out.relative_to(ROOT)}")
+    lines = ["# Memory of a trial worker (gc.yaml, CPU)", "", f"Command: `python {' '.join(sys.argv)}`", ""]
+    if not args.skip_stages:
+        lines += ["## By stage, each in a fresh process", "",
+                  "| stage | RSS (MiB) | of it anonymous | of it shared file pages | peak RSS so far |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for i in range(len(STEPS)):
+            rss, anon, shared, hwm = stage("".join(code for _, code in STEPS[: i + 1]))
+            lines.append(
+                f"| {STEPS[i][0]} | {rss / MIB:.0f} | {anon / MIB:.0f} | {shared / MIB:.0f} | {hwm / MIB:.0f} |"
+            )
+            print(lines[-1], flush=True)
+    elif OUT.is_file():
+        old = OUT.read_text().split("## A long search")[0].split("\n")[4:]
+        lines += [line for line in old if line.strip() or line == ""]
+    start = time.perf_counter()
+    run_dir = search(args.trials, args.resume)
+    trials = per_trial(run_dir)
+    picture = OUT.with_suffix(".png")
+    plot(run_dir, trials, picture)
+    first, last = trials[:10], trials[-10:]
+
+    def mean(rows: list, i: int) -> float:
+        return statistics.fmean(r[i] for r in rows) / MIB
+
+    lines += [f"## A long search: {len(trials)} trials of gc.yaml's recipe, one reused worker ({run_dir.name}, "
+              f"{(time.perf_counter() - start) / 60:.0f} min)", "",
+              "| trials | mean RSS (MiB) | mean PSS (MiB) | mean anonymous (MiB) |", "|---|---|---|---|",
+              f"| first 10 | {mean(first, 1):.0f} | {mean(first, 2):.0f} | {mean(first, 3):.0f} |",
+              f"| last 10 | {mean(last, 1):.0f} | {mean(last, 2):.0f} | {mean(last, 3):.0f} |",
+              f"| last / first | {mean(last, 1) / mean(first, 1):.3f} | {mean(last, 2) / mean(first, 2):.3f} | "
+              f"{mean(last, 3) / mean(first, 3):.3f} |", "",
+              f"Largest per-trial mean RSS: {max(r[1] for r in trials) / MIB:.0f} MiB; samples: {SAMPLES.name} "
+              f"(run {run_dir.name}).", "", f"![memory]({picture.name})"]  # fmt: skip
+    OUT.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[-12:]))
+    print(f"wrote {OUT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

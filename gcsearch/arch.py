@@ -15,11 +15,15 @@ from typing import Any
 from gcsearch.errors import ConfigError
 
 # The searched axes, in the one order every table, file and model uses (ArchConfig's field order).
-AXES = ("stages", "pool", "fusion", "ratio", "norm", "position")
+AXES = ("stages", "pool", "fusion", "ratio", "norm", "position", "gate_init")
 POOLS = ("att", "avg")
 FUSIONS = ("add", "mul", "both")
 NORMS = ("layernorm", "none")
 POSITIONS = ("after_1x1", "after_3x3", "after_add")
+# How a mul or both block's gate starts: "half", sigmoid of a zero-initialised conv (the official code: it scales
+# the features by 0.5 at first), or "identity", 2 * sigmoid of it (exactly 1 at first, a positive scale in (0, 2)).
+GATE_INITS = ("half", "identity")
+GATED = ("mul", "both")  # the fusions with a gate; add has none, so its gate_init is None
 STAGES = ("c2", "c3", "c4", "c5")
 BACKBONES = ("proxy_resnet", "resnet18", "resnet34", "resnet50", "resnet101")
 # The GC positions each kind of residual block offers: a basic block has no 3x3 conv between two 1x1 convs.
@@ -91,6 +95,15 @@ class ArchConfig:
     ratio: float | None = None
     norm: str | None = None
     position: str | None = None
+    gate_init: str | None = None  # mul and both only: "half" unless named (what every stored configuration was)
+
+    def __post_init__(self) -> None:
+        # One spelling per configuration: add has no gate to start, and a gate not named starts as the official
+        # code's did, so stored configurations from before the axis existed keep their meaning.
+        if self.fusion in GATED and self.gate_init is None:
+            object.__setattr__(self, "gate_init", "half")
+        elif self.fusion not in GATED and self.gate_init is not None:
+            object.__setattr__(self, "gate_init", None)
 
     @property
     def is_baseline(self) -> bool:
@@ -117,7 +130,9 @@ class ArchConfig:
             ratio=parse_ratio(merged["ratio"], "ratio", _at(where, "ratio")),
             norm=check_choice("norm", merged["norm"], NORMS, _at(where, "norm")),
             position=check_choice("position", merged["position"], POSITIONS, _at(where, "position")),
-        )
+            gate_init=None if merged.get("gate_init") is None else check_choice(
+                "gate_init", merged["gate_init"], GATE_INITS, _at(where, "gate_init")),
+        )  # fmt: skip
 
     @staticmethod
     def pairs(texts: Sequence[str], flag: str = "--gc") -> dict[str, object]:
@@ -134,11 +149,13 @@ class ArchConfig:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, YAML-friendly: the inverse of ``from_dict``."""
+        """Plain, YAML-friendly: the inverse of ``from_dict`` (gate_init only where there is a gate)."""
         if self.is_baseline:
             return {"stages": []}
         out = asdict(self)
         out["stages"] = list(self.stages)
+        if out["gate_init"] is None:
+            del out["gate_init"]
         return out
 
     def value_text(self, axis: str) -> str:
@@ -156,7 +173,9 @@ class ArchConfig:
             return "baseline (no GC)"
         assert self.ratio is not None
         norm = "ln" if self.norm == "layernorm" else "no-ln"
-        return f"{stage_label(self.stages)} {self.pool}+{self.fusion} r={ratio_text(self.ratio)} {norm} {self.position}"
+        gate = " identity-gate" if self.gate_init == "identity" else ""
+        return (f"{stage_label(self.stages)} {self.pool}+{self.fusion} r={ratio_text(self.ratio)} {norm} "
+                f"{self.position}{gate}")  # fmt: skip
 
     def within(self, stages: tuple[str, ...]) -> ArchConfig:
         """This configuration restricted to the stages a backbone has (the baseline when none is left)."""
@@ -176,4 +195,7 @@ def paper_default_in(choices: Mapping[str, Sequence[Any]], stages: Sequence[str]
     if not choices["stages"]:
         return None
     paper = PAPER_DEFAULT.within(tuple(stages))
-    return ArchConfig(**{a: getattr(paper, a) if getattr(paper, a) in choices[a] else choices[a][0] for a in AXES})
+    values = {a: getattr(paper, a) if getattr(paper, a) in choices[a] else choices[a][0] for a in AXES[:-1]}
+    if values["fusion"] in GATED:  # a space without add: the gate starts as the space's first choice
+        values["gate_init"] = choices.get("gate_init", GATE_INITS)[0]
+    return ArchConfig(**values)

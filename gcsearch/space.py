@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from gcsearch.arch import (
     AXES,
     FUSIONS,
+    GATED,
     NORMS,
     PAPER_DEFAULT,
     POOLS,
@@ -37,6 +38,9 @@ class Axes:
     norm: tuple[str, ...] = NORMS
     stages: tuple[tuple[str, ...], ...] = (PAPER_DEFAULT.stages, ())
     position: tuple[str, ...] = ("after_1x1",)
+    # How a mul or both gate starts: half by default, as the official code (and every configuration stored before
+    # the axis); identity, beyond the official code, is a space file's choice (gc.yaml searches both).
+    gate_init: tuple[str, ...] = ("half",)
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,17 @@ class SearchSpace:
         labels = [stage_label(s) for s in sets]
         stages = sets[labels.index(_pick(trial, "stages", labels))]
         ratios = [ratio_text(r) for r in self.axes.ratio]
+        pool = _pick(trial, "pool", list(self.axes.pool))
+        fusion = _pick(trial, "fusion", list(self.axes.fusion))
         return ArchConfig(
             stages=stages,
-            pool=_pick(trial, "pool", list(self.axes.pool)),
-            fusion=_pick(trial, "fusion", list(self.axes.fusion)),
+            pool=pool,
+            fusion=fusion,
             ratio=self.axes.ratio[ratios.index(_pick(trial, "ratio", ratios))],
             norm=_pick(trial, "norm", list(self.axes.norm)),
             position=_pick(trial, "position", list(self.axes.position)),
+            # Conditional: only a gated fusion has a gate to start (define-by-run; TPE's group=True models it).
+            gate_init=_pick(trial, "gate_init", list(self.axes.gate_init)) if fusion in GATED else None,
         )
 
     def params_of(self, arch: ArchConfig) -> dict[str, Any]:
@@ -75,7 +83,8 @@ class SearchSpace:
         if arch.is_baseline:
             return {}  # drawn by no sampler (see suggest)
         searched = {"stages": [s for s in self.axes.stages if s], **{a: getattr(self.axes, a) for a in AXES[1:]}}
-        return {axis: arch.value_text(axis) for axis in AXES if len(searched[axis]) > 1}
+        drawn = [a for a in AXES if a != "gate_init" or arch.fusion in GATED]
+        return {axis: arch.value_text(axis) for axis in drawn if len(searched[axis]) > 1}
 
     def grid(self) -> list[ArchConfig]:
         """Every distinct architecture of the space, the baseline once."""
@@ -86,7 +95,8 @@ class SearchSpace:
                 continue
             a = self.axes
             for pool, fusion, ratio, norm, position in itertools.product(a.pool, a.fusion, a.ratio, a.norm, a.position):
-                seen.setdefault(ArchConfig(stages, pool, fusion, ratio, norm, position), None)
+                for gate in a.gate_init if fusion in GATED else (None,):
+                    seen.setdefault(ArchConfig(stages, pool, fusion, ratio, norm, position, gate), None)
         return list(seen)
 
     # ------------------------------------------------------------------ the reference pair
@@ -164,6 +174,7 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
             "norm": list(space.axes.norm),
             "stages": [list(st) for st in space.axes.stages],
             "position": list(space.axes.position),
+            "gate_init": list(space.axes.gate_init),
         },
         "backbone": backbone,
         "data": data,

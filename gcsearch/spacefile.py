@@ -23,8 +23,10 @@ from typing import Any, TypeVar
 import yaml
 
 from gcsearch.arch import (
+    AXES,
     BACKBONES,
     FUSIONS,
+    GATE_INITS,
     NORMS,
     PAPER_DEFAULT,
     POOLS,
@@ -219,6 +221,7 @@ def _read_axes(section: _Section, backbone: BackboneConfig) -> Axes:
         norm=_choices(section, "norm", _choice(NORMS)) or defaults.norm,
         stages=stages,
         position=_choices(section, "position", position) or defaults.position,
+        gate_init=_choices(section, "gate_init", _choice(GATE_INITS)) or defaults.gate_init,
     )
 
 
@@ -422,7 +425,7 @@ def parse_space(data: object, path: str = "<space>") -> SearchSpace:
     output_dir = output.get("dir", "runs", _opt_str) or "runs"
     data_cfg = _read_data(path, data.get("data"), output_dir)
     backbone = _read_backbone(path, data.get("backbone"), data_cfg.dataset)
-    space_sec = _Section(path, "space", data.get("space"), ("pool", "fusion", "ratio", "norm", "stages", "position"))
+    space_sec = _Section(path, "space", data.get("space"), AXES)
     return SearchSpace(
         path=path,
         axes=_read_axes(space_sec, backbone),

@@ -18,10 +18,13 @@ def test_points_vary_one_axis_at_a_time_around_the_paper_default():
     ref = space.reference()
     assert pts[0].arch == ref and pts[-1].arch == ArchConfig()
     for p in pts[1:-1]:
-        # Exactly the named axis differs from the reference.
+        # Exactly the named axis differs from the reference (a gated fusion brings its gate start along).
         changed = [a for a in ablate.AXES if getattr(p.arch, a) != getattr(ref, a)]
-        assert changed == [p.axis]
-    assert len(pts) == len({p.arch for p in pts}) == 13
+        assert changed == [p.axis] or (p.axis == "fusion" and changed == ["fusion", "gate_init"])
+    # gc.yaml's fusions: mul and both, each with both gate starts.
+    fusion = [p.value for p in pts if p.axis == "fusion"]
+    assert fusion == ["mul (half gate)", "mul (identity gate)", "both (half gate)", "both (identity gate)"]
+    assert len(pts) == len({p.arch for p in pts}) == 15
 
 
 def row(axis, value, accs, arch=None):
@@ -74,17 +77,18 @@ def test_holm_corrects_over_the_whole_ablation():
 
 
 def test_default_seeds_are_powered_for_the_holm_correction():
-    # gc.yaml's ablation: 13 points, 11 comparisons. At the measured paired noise 0.0055 and effect 0.005 a
-    # paired t-test at 5% needs 12 seeds; Holm tests the smallest p at 0.05 / 11, which needs 21.
+    # gc.yaml's ablation: 15 points (mul and both each with two gate starts), 13 comparisons. At the measured
+    # paired noise 0.0055 and effect 0.005 a paired t-test at 5% needs 12 seeds; Holm tests the smallest p at
+    # 0.05 / 13, which needs 21.
     space = load_space(ROOT / "search_spaces" / "gc.yaml")
-    assert ablate.comparisons(space) == 11
+    assert ablate.comparisons(space) == 13
     assert ablate.default_seeds(comparisons=1) == 12
     assert ablate.default_seeds(comparisons=ablate.comparisons(space)) == 21
     # And the seeds do what they are for: 80% power at 0.05 / 11 for the effect, not at 0.05 only.
     from gcsearch import stats
 
-    assert stats.detectable(ablate.PAIRED_SD, 21, alpha=0.05 / 11) <= ablate.EFFECT
-    assert stats.detectable(ablate.PAIRED_SD, 12, alpha=0.05 / 11) > ablate.EFFECT
+    assert stats.detectable(ablate.PAIRED_SD, 21, alpha=0.05 / 13) <= ablate.EFFECT
+    assert stats.detectable(ablate.PAIRED_SD, 20, alpha=0.05 / 13) > ablate.EFFECT
     assert ablate.default_seeds(sd=0.0010, comparisons=11) == ablate.MIN_SEEDS  # never below 5
 
 
@@ -101,8 +105,8 @@ def test_the_ablate_command_trains_the_holm_powered_default(tmp_path, monkeypatc
     monkeypatch.setattr(tune, "run", fake_run)
     assert main(["ablate", str(ROOT / "search_spaces" / "gc.yaml"), "--name", str(tmp_path / "ablation")]) == 0
     space = load_space(ROOT / "search_spaces" / "gc.yaml")
-    # 21 seeds for every point: the default powered at Holm's first step over 11 comparisons.
-    assert len(plans[0]) == 21 * len(ablate.points(space)) and "11 comparisons" in capsys.readouterr().out
+    # 21 seeds for every point: the default powered at Holm's first step over 13 comparisons.
+    assert len(plans[0]) == 21 * len(ablate.points(space)) and "13 comparisons" in capsys.readouterr().out
 
 
 def test_a_point_whose_every_seed_failed_ranks_last_and_is_shown_as_failed():

@@ -39,12 +39,12 @@ def test_incomplete_curves_are_left_out_of_the_index():
         ("stages,pool\n", "missing ['fusion'"),
         (",".join(curves.COLUMNS) + "\n", "at least one row"),
         (
-            ",".join(curves.COLUMNS) + "\nc4,att,add,1/4,layernorm,after_1x1,0,x,0.5,1,1,,,1,1,1,r\n",
+            ",".join(curves.COLUMNS) + "\nc4,att,add,1/4,layernorm,after_1x1,,0,x,0.5,1,1,,,1,1,1,r\n",
             "`epoch` must be an integer",
         ),
-        (",".join(curves.COLUMNS) + "\nc9,att,add,1/4,layernorm,after_1x1,0,1,0.5,1,1,,,1,1,1,r\n", "`stages`"),
+        (",".join(curves.COLUMNS) + "\nc9,att,add,1/4,layernorm,after_1x1,,0,1,0.5,1,1,,,1,1,1,r\n", "`stages`"),
         (
-            ",".join(curves.COLUMNS) + "\nnone,,,,,,0,1,0.5,1,1,,,1,1,1,a\nnone,,,,,,1,1,0.5,1,1,,,1,1,1,b\n",
+            ",".join(curves.COLUMNS) + "\nnone,,,,,,,0,1,0.5,1,1,,,1,1,1,a\nnone,,,,,,,1,1,0.5,1,1,,,1,1,1,b\n",
             "one training recipe per file",
         ),
     ],

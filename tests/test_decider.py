@@ -217,7 +217,7 @@ def test_tpe_models_the_axes_jointly_once_the_parameterless_baseline_is_trained(
     for i in range(10):  # the baseline (no parameters) first, then GC configurations
         train_to_end(d, d.propose(), 0.5 + 0.01 * i)
     trial = d.main.ask()
-    axes = ["fusion", "norm", "pool", "position", "ratio", "stages"]
+    axes = ["fusion", "gate_init", "norm", "pool", "position", "ratio", "stages"]
     assert sorted(d.main.sampler.infer_relative_search_space(d.main, trial)) == axes
     # Without group=True the joint space is the intersection over trials, emptied by the baseline.
     plain = optuna.samplers.TPESampler(multivariate=True, n_startup_trials=8)

@@ -18,7 +18,8 @@ def test_references_first_then_distinct_grid_points():
 def test_each_value_of_each_axis_about_equally_often():
     picked = [a for a in design.balanced(SPACE.grid(), 60, [SPACE.reference(), ArchConfig()]) if not a.is_baseline]
     for axis in design.AXES:
-        counts = Counter(getattr(a, axis) for a in picked)
+        # A gate start exists for the gated fusions only: its values are balanced among them.
+        counts = Counter(getattr(a, axis) for a in picked if axis != "gate_init" or a.gate_init)
         # All values used, and no value more than 2 uses ahead of another (random draws spread far wider).
         assert len(counts) == len(getattr(SPACE.axes, axis)) - (axis == "stages")
         assert max(counts.values()) - min(counts.values()) <= 2, (axis, counts)

@@ -171,3 +171,21 @@ def test_every_backbone_trains_under_channels_last_at_the_sizes_users_have(tmp_p
 
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.startswith("ok"), (out.returncode, out.stderr[-800:])
+
+
+@pytest.mark.parametrize("fusion", ["mul", "both"])
+@pytest.mark.parametrize("position", ["after_1x1", "after_3x3", "after_add"])
+def test_an_identity_start_gate_leaves_a_trained_network_unchanged_and_a_half_start_does_not(fusion, position):
+    torch.manual_seed(0)
+    kwargs = dict(backbone="proxy_resnet", num_classes=10, in_channels=1, width=8, depth=[1, 1, 1, 1],
+                  block="bottleneck")  # fmt: skip
+    plain = build_model(**kwargs).eval()
+    x = torch.randn(2, 1, 28, 28)
+    want = plain(x)
+    for gate, same in (("identity", True), ("half", False)):
+        gc = {"stages": ["c2", "c3", "c4", "c5"], "fusion": fusion, "position": position, "gate_init": gate}
+        model = build_model(gc=gc, **kwargs).eval()
+        # The same backbone weights under freshly initialised GC blocks (as fine-tuning loads them).
+        model.load_state_dict(plain.state_dict(), strict=False)
+        got = model(x)
+        assert torch.equal(got, want) is same, (gate, (got - want).abs().max())

@@ -52,7 +52,8 @@ def test_missing_file():
 
 def test_grid_sizes():
     # gc.yaml: 2 pools x 3 fusions x 3 ratios x 2 norms x 3 positions x 4 GC stage sets + 1 baseline.
-    assert len(load_space("search_spaces/gc.yaml").grid()) == 2 * 3 * 3 * 2 * 3 * 4 + 1
+    # 4 stage sets x 2 pools x 3 ratios x 2 norms x 3 positions x (add, mul and both with 2 gate starts each), + 1
+    assert len(load_space("search_spaces/gc.yaml").grid()) == 4 * 2 * 3 * 2 * 3 * (1 + 2 + 2) + 1
     # The paper's full space: every subset of c2..c5, 4 ratios.
     assert len(load_space("search_spaces/resnet50_imagenet.yaml").grid()) == 2 * 3 * 4 * 2 * 3 * 15 + 1
 
@@ -121,7 +122,7 @@ def test_validate_prints_what_the_file_means(capsys):
     assert main(["validate", "search_spaces/gc.yaml"]) == 0
     out = capsys.readouterr().out
     for needle in (
-        "433 distinct architectures",
+        "721 distinct architectures",
         "paper default",
         "sampler tpe",
         "pruner pareto",

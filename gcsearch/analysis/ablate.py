@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gcsearch import stats
-from gcsearch.arch import AXES, ArchConfig
+from gcsearch.arch import AXES, GATED, ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord, trained
@@ -118,9 +118,13 @@ def points(space: SearchSpace, reference: ArchConfig | None = None) -> list[Poin
         for choice in choices:
             if axis == "stages" and not choice:
                 continue  # the baseline is its own point
-            arch = replace(ref, **{axis: choice})
-            if arch != ref:
-                out.append(Point(axis, arch.value_text(axis), arch))
+            # A gated fusion comes with each of the space's gate starts (the gate is part of the fusion).
+            gates = space.axes.gate_init if axis == "fusion" and choice in GATED and ref.fusion not in GATED else [None]
+            for gate in gates:
+                arch = replace(ref, **{axis: choice, **({"gate_init": gate} if gate else {})})
+                if arch != ref and all(arch != p.arch for p in out):
+                    value = arch.value_text(axis) + (f" ({gate} gate)" if gate and len(gates) > 1 else "")
+                    out.append(Point(axis, value, arch))
     out.append(Point("baseline", "no GC", ArchConfig()))
     return out
 

@@ -45,6 +45,7 @@ def describe_space(space: SearchSpace) -> str:
         axis("norm", list(a.norm)),
         axis("stages", [stage_label(st) + (" (baseline)" if not st else "") for st in a.stages], " | "),
         axis("position", list(a.position)),
+        axis("gate_init", list(a.gate_init)) + ("   (mul and both only)" if len(a.gate_init) > 1 else ""),
         f"cost at input {size} (MACs: conv + linear + matmul, GC attention pooling included)",
         cost("min", cheapest, costs[cheapest]),
         cost("max", dearest, costs[dearest]),

@@ -78,8 +78,16 @@ PAPER = (
 )
 
 
-def level(axis: str, arch: ArchConfig) -> str:
-    """The text of one configuration's value on one axis, as hypotheses name it."""
+# The model's factors: the axes but the gate start, which exists for gated fusions only (a factor nested in
+# fusion): where a recording varies it, it is part of fusion's level ("mul/identity"), see ``level``.
+FACTORS = tuple(a for a in AXES if a != "gate_init")
+
+
+def level(axis: str, arch: ArchConfig, gates_vary: bool = False) -> str:
+    """The text of one configuration's value on one axis, as hypotheses name it; with ``gates_vary`` a gated
+    fusion's level names its gate start too."""
+    if axis == "fusion" and gates_vary and arch.gate_init:
+        return f"{arch.fusion}/{arch.gate_init}"
     return arch.value_text(axis)
 
 
@@ -150,9 +158,11 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
     gc = [a for a in by_arch if not a.is_baseline]
     if len(seeds) < 2:
         raise ConfigError("seed", "needs two seeds or more common to every configuration", len(seeds), where)
-    rows = [{**{ax: level(ax, a) for ax in AXES}, "score": statistics.mean(by_arch[a][s] for s in seeds)} for a in gc]
+    gates_vary = len({a.gate_init for a in gc if a.gate_init}) > 1
+    rows = [{**{ax: level(ax, a, gates_vary) for ax in FACTORS}, "score": statistics.mean(by_arch[a][s] for s in seeds)}
+            for a in gc]  # fmt: skip
     frame = pd.DataFrame(rows)
-    axes = [ax for ax in AXES if frame[ax].nunique() > 1]
+    axes = [ax for ax in FACTORS if frame[ax].nunique() > 1]
     terms = [f"C({ax})" for ax in axes]
     terms += [f"C({a}):C({b})" for a, b in INTERACTIONS if a in axes and b in axes]
     formula = "score ~ " + " + ".join(terms) if terms else "score ~ 1"
@@ -220,15 +230,15 @@ def _order(value: str) -> tuple[int, str]:
     """Levels in a readable order: ratios by size, the paper's default first otherwise."""
     if "/" in value:
         return (int(value.split("/")[1]), value)
-    return (0 if value in {PAPER_DEFAULT.value_text(axis) for axis in AXES} else 1, value)
+    return (0 if value in {PAPER_DEFAULT.value_text(axis) for axis in FACTORS} else 1, value)
 
 
 def _full_factorial(frame: Any, axes: Sequence[str]) -> Any:
     import pandas as pd
 
-    levels = {ax: sorted(frame[ax].unique()) for ax in AXES}
-    combos = itertools.product(*(levels[ax] for ax in AXES))
-    full = pd.DataFrame([dict(zip(AXES, c, strict=True)) for c in combos])
+    levels = {ax: sorted(frame[ax].unique()) for ax in FACTORS}
+    combos = itertools.product(*(levels[ax] for ax in FACTORS))
+    full = pd.DataFrame([dict(zip(FACTORS, c, strict=True)) for c in combos])
     full["score"] = 0.0
     return full
 
@@ -254,7 +264,8 @@ def _gc_versus_baseline(
     recorded. The paper default is the one the recording holds: as a point of the recorded levels (a
     recording of a 3-stage backbone holds it at c3,c4), as ``SearchSpace.reference`` picks it."""
     gc = [a for a in by_arch if not a.is_baseline]
-    levels = {ax: sorted({getattr(a, ax) for a in gc}) for ax in AXES}
+    levels = {ax: sorted({getattr(a, ax) for a in gc}) for ax in FACTORS}
+    levels["gate_init"] = sorted({a.gate_init for a in gc if a.gate_init})
     default = paper_default_in(levels, sorted({s for a in gc for s in a.stages})) if gc else None
     baseline = ArchConfig()
     if default is None or default not in by_arch or baseline not in by_arch:
@@ -337,7 +348,7 @@ def report(analysis: Analysis, source: str) -> str:
         "",
         f"{a.configurations} GC configurations x {len(a.seeds)} seeds {a.seeds}, plus the baseline. Model: OLS "
         "over configuration seed-means, score ~ "
-        + " + ".join([*AXES, *(f"{x}:{y}" for x, y in INTERACTIONS)])
+        + " + ".join([*FACTORS, *(f"{x}:{y}" for x, y in INTERACTIONS)])
         + " (categorical); residual "
         f"sd of a configuration's mean {a.residual_sd:.4f} on {a.df:.0f} df; one training's sd after removing "
         f"configuration and seed {a.seed_sd:.4f}. Each hypothesis: two-sided t test of its contrast (marginal "

@@ -35,6 +35,9 @@ COLUMNS = (
     "seconds", "macs", "params", "recipe",
 )  # fmt: skip
 OPTIONAL = ("ema_accuracy", "ema_loss")  # may be empty
+# Columns a recording made before they existed lacks; read as empty (no gate_init: every gated configuration of
+# those recordings started its gate at half, the official code's start).
+ADDED = ("gate_init",)
 
 
 @dataclass(frozen=True)
@@ -110,18 +113,18 @@ def read(path: str | Path) -> list[CurvePoint]:
     if not rows:
         raise ConfigError("curves", "must hold a header and at least one row, but the file is empty", where=str(path))
     header = rows[0]
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in COLUMNS if c not in header and c not in ADDED]
     if missing:
         raise ConfigError("columns", f"must include {list(COLUMNS)}; missing {missing}", where=str(path))
     if len(rows) < 2:
         raise ConfigError("curves", "must hold at least one row after the header", where=str(path))
-    index = {c: header.index(c) for c in COLUMNS}
+    index = {c: header.index(c) for c in COLUMNS if c in header}
     points = []
     for n, row in enumerate(rows[1:], start=2):
         where = f"{path}: line {n}"
         if len(row) != len(header):
             raise ConfigError("row", f"must have {len(header)} cells like the header", len(row), where)
-        cell = {c: row[i] for c, i in index.items()}
+        cell = {**dict.fromkeys(ADDED, ""), **{c: row[i] for c, i in index.items()}}
         points.append(_point(cell, where))
     recipes = sorted({p.recipe for p in points})
     if len(recipes) > 1:
@@ -154,6 +157,7 @@ def _point(cell: dict[str, str], where: str) -> CurvePoint:
                 "ratio": parse_ratio(cell["ratio"], "ratio", where),
                 "norm": cell["norm"],
                 "position": cell["position"],
+                "gate_init": cell["gate_init"].strip() or None,
             },
             where=where,
         )

@@ -16,9 +16,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
-from gcsearch.arch import ArchConfig
-
-AXES = ("stages", "pool", "fusion", "ratio", "norm", "position")
+from gcsearch.arch import AXES, ArchConfig
 
 
 def balanced(grid: Sequence[ArchConfig], n: int, references: Sequence[ArchConfig], seed: int = 0) -> list[ArchConfig]:

@@ -7,8 +7,14 @@ Cao et al., "GCNet: Non-local Networks Meet Squeeze-Excitation Networks and Beyo
     context   = sum_j softmax_j(W_k x_j) x_j           (att)   or   mean_j x_j   (avg)
     transform = W_v2 ReLU(LN(W_v1 context))
     out       = x + transform_add                       (add)
-              = x * sigmoid(transform_mul)              (mul)
-              = x * sigmoid(transform_mul) + transform_add   (both)
+              = x * gate(transform_mul)                 (mul)
+              = x * gate(transform_mul) + transform_add (both)
+    gate      = sigmoid         (gate_init "half": the official code; a fresh block scales x by 0.5)
+              = 2 * sigmoid     (gate_init "identity", beyond the official code: a fresh block is exactly x)
+
+Every transform's last conv starts at zero, as in the official code: with add fusion, and with an identity-start
+gate, a fresh block leaves a trained network's features as they were, so it can be fine-tuned in without
+first undoing a halving.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gcsearch.arch import FUSIONS, NORMS, POOLS, check_choice, parse_ratio
+from gcsearch.arch import FUSIONS, GATE_INITS, GATED, NORMS, POOLS, check_choice, parse_ratio
 from gcsearch.errors import ConfigError
 
 
@@ -58,6 +64,7 @@ class GlobalContext(nn.Module):
         fusion: str = "add",
         ratio: float | str = 1 / 16,
         norm: str = "layernorm",
+        gate_init: str | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
@@ -65,6 +72,9 @@ class GlobalContext(nn.Module):
         self.pool = check_choice("pool", pool, POOLS)
         self.fusion = check_choice("fusion", fusion, FUSIONS)
         self.norm = check_choice("norm", norm, NORMS)
+        # A gate only where there is one (mul, both); not named, it starts as the official code's (half).
+        gated = self.fusion in GATED
+        self.gate_init = check_choice("gate_init", gate_init or "half", GATE_INITS) if gated else None
         self.ratio = parse_ratio(ratio)
         self.channels = channels
         self.planes = bottleneck_channels(channels, self.ratio)
@@ -77,7 +87,8 @@ class GlobalContext(nn.Module):
         self.channel_mul_conv = _transform(channels, self.planes, norm) if fusion in ("mul", "both") else None
 
     def extra_repr(self) -> str:
-        return f"{self.channels}, pool={self.pool}, fusion={self.fusion}, ratio={self.ratio:g}, norm={self.norm}"
+        gate = f", gate_init={self.gate_init}" if self.gate_init else ""
+        return f"{self.channels}, pool={self.pool}, fusion={self.fusion}, ratio={self.ratio:g}, norm={self.norm}{gate}"
 
     def spatial_pool(self, x: torch.Tensor) -> torch.Tensor:
         """The context vector, [N, C]."""
@@ -110,4 +121,6 @@ class GlobalContext(nn.Module):
             assert add is not None
             return x + add
         scale = torch.sigmoid(self.transform(self.channel_mul_conv, context)).view(n, c, 1, 1)
+        if self.gate_init == "identity":
+            scale = scale * 2  # sigmoid(0) * 2 = 1: the fresh block passes x through unchanged
         return x * scale if add is None else torch.addcmul(add, x, scale)  # both: one pass over x

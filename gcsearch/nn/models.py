@@ -172,7 +172,8 @@ def insert_gc(model: tv.ResNet, arch: ArchConfig) -> int:
                     res_block.bn2.num_features if isinstance(res_block, BasicBlock) else (res_block.bn3.num_features)
                 )
             assert arch.pool and arch.fusion and arch.ratio and arch.norm
-            res_block.gc = GlobalContext(channels, pool=arch.pool, fusion=arch.fusion, ratio=arch.ratio, norm=arch.norm)
+            res_block.gc = GlobalContext(channels, pool=arch.pool, fusion=arch.fusion, ratio=arch.ratio, norm=arch.norm,
+                                         gate_init=arch.gate_init)  # fmt: skip
             res_block.gc_position = position
             added += 1
     return added
