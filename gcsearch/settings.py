@@ -9,7 +9,7 @@ from typing import Any
 
 from gcsearch.arch import BLOCK_POSITIONS, STAGES, block_kind
 
-DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
+DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic", "farcue")
 # dataset -> (channels, height, width), classes
 DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int | None]] = {
     "fashion_mnist": ((1, 28, 28), 10),
@@ -17,6 +17,7 @@ DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int | None]] = {
     "cifar100": ((3, 32, 32), 100),
     "imagefolder": ((3, 224, 224), None),
     "synthetic": ((1, 28, 28), 10),
+    "farcue": ((1, 40, 40), 10),
 }
 SAMPLERS = ("tpe", "nsga2", "random", "grid", "gp")
 PRUNERS = ("none", "median", "successive_halving", "hyperband", "pareto")
@@ -81,6 +82,19 @@ class BackboneConfig:
 
 
 @dataclass(frozen=True)
+class FarCueConfig:
+    """The far-cue task (``nn/farcue.py``): an item and a cue on a canvas, the label needing both."""
+
+    canvas: int = 40  # px, square; backbone.input_size is [1, canvas, canvas]
+    item_size: int = 14  # the Fashion-MNIST item, area-resized to this many px
+    cue: int = 5  # px of the cue's square
+    min_distance: int = 20  # empty px at least between item and cue: more than the proxy's c5 sees
+    shapes: tuple[str, ...] = ("blank", "square")  # cue i shifts the label by i * shift
+    shift: int = 5
+    seed: int = 0  # the placements' seed (the test split's is seed + 1)
+
+
+@dataclass(frozen=True)
 class DataConfig:
     dataset: str = "fashion_mnist"
     root: str | None = None  # absolute once read: a relative one is resolved against the working directory
@@ -97,6 +111,7 @@ class DataConfig:
     cache_dir: str | None = None
     cache_key: str | None = None
     skip_bad: bool = False  # an unreadable image is skipped and counted, instead of stopping with its name
+    farcue: FarCueConfig = field(default_factory=FarCueConfig)  # dataset farcue only
 
 
 @dataclass(frozen=True)

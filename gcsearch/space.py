@@ -162,6 +162,8 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
                             "val_size": d.val_size, "augment": augment, "download": d.download,
                             "synthetic_size": d.synthetic_size}  # fmt: skip
     # The image folder's settings only where they mean something, so other spaces keep their recipe hash.
+    if d.dataset == "farcue":
+        data["farcue"] = {**dataclasses.asdict(d.farcue), "shapes": list(d.farcue.shapes)}
     if d.dataset == "imagefolder":
         data.update(cache_dir=d.cache_dir, skip_bad=d.skip_bad)
         if d.cache_key:

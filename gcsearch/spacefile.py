@@ -48,6 +48,7 @@ from gcsearch.settings import (
     SCHEDULES,
     BackboneConfig,
     DataConfig,
+    FarCueConfig,
     PretrainConfig,
     SearchConfig,
     TrainConfig,
@@ -324,7 +325,7 @@ def _read_data(path: str, raw: object, output_dir: str) -> DataConfig:
         "data",
         raw,
         ("dataset", "root", "train_subset", "val_size", "augment", "download", "synthetic_size", "cache_dir",
-         "cache_key", "skip_bad"),
+         "cache_key", "skip_bad", "farcue"),
     )  # fmt: skip
     aug = _Section(path, "data.augment", sec.data.get("augment"), ("flip", "crop_padding", "resized_crop"))
     d = DataConfig()
@@ -348,7 +349,34 @@ def _read_data(path: str, raw: object, output_dir: str) -> DataConfig:
         cache_dir=os.path.abspath(os.path.expanduser(cache_dir or os.path.join(output_dir, "cache"))),
         cache_key=sec.get("cache_key", None, _opt_str),
         skip_bad=sec.get("skip_bad", d.skip_bad, _bool),
+        farcue=_read_farcue(path, sec.data.get("farcue")),
     )
+
+
+def _read_farcue(path: str, raw: object) -> FarCueConfig:
+    sec = _Section(path, "data.farcue", raw, tuple(FarCueConfig.__dataclass_fields__))
+    d = FarCueConfig()
+
+    def shapes(value: Any, key: str, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or len(value) < 2:
+            raise ConfigError(key, "must list at least two cue shapes", value, where)
+        return tuple(
+            _choice(("square", "ring", "blank", "cross"))(v, key, f"{where}[{i}]") for i, v in enumerate(value)
+        )
+
+    cfg = FarCueConfig(
+        canvas=sec.get("canvas", d.canvas, _int(8)),
+        item_size=sec.get("item_size", d.item_size, _int(4)),
+        cue=sec.get("cue", d.cue, _int(1)),
+        min_distance=sec.get("min_distance", d.min_distance, _int(0)),
+        shapes=sec.get("shapes", d.shapes, shapes),
+        shift=sec.get("shift", d.shift, _int(1)),
+        seed=sec.get("seed", d.seed, _int(0)),
+    )
+    if cfg.canvas < cfg.item_size + cfg.min_distance + cfg.cue:
+        raise ConfigError("canvas", f"must hold the item, the gap and the cue ({cfg.item_size} + {cfg.min_distance} "
+                          f"+ {cfg.cue} px)", cfg.canvas, sec.at("canvas"))  # fmt: skip
+    return cfg
 
 
 def _read_train(path: str, raw: object) -> TrainConfig:

@@ -177,6 +177,12 @@ def load(cfg: DataConfig, size: tuple[int, int, int], classes: int, seed: int, t
         stats = tuple(manifest["mean"]), tuple(manifest["std"])
         return Splits(arrays["train_x"], arrays["train_y"], arrays["val_x"], arrays["val_y"], *stats,
                       arrays.get("test_x"), arrays.get("test_y"))  # fmt: skip
+    elif cfg.dataset == "farcue":  # generated from Fashion-MNIST, seeded (nn/farcue.py)
+        from gcsearch.nn import farcue
+
+        x, y = farcue.split(cfg.farcue, cfg.root, "train", classes)
+        if test:
+            test_x, test_y = farcue.split(cfg.farcue, cfg.root, "test", classes)
     else:
         x, y = _synthetic(cfg.synthetic_size, size, classes, seed=1234)
         if test:

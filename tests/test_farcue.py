@@ -1,0 +1,56 @@
+"""The far-cue task (gcsearch/nn/farcue.py): deterministic, the item and the cue always far apart, the label
+needing both; loaded through data.load like every dataset."""
+
+import numpy as np
+import torch
+
+from gcsearch.nn import data as datasets
+from gcsearch.nn import farcue
+from gcsearch.settings import DataConfig, FarCueConfig
+
+CFG = FarCueConfig(canvas=40, item_size=14, cue=5, min_distance=20, shapes=("blank", "square"), shift=5, seed=3)
+
+
+def items(n=300):
+    rng = np.random.default_rng(0)
+    return rng.integers(1, 256, (n, 28, 28)).astype(np.uint8), rng.integers(0, 10, n)
+
+
+def test_the_same_settings_give_the_same_bytes_and_another_seed_other_ones():
+    x, y = items()
+    a, la = farcue.far_cue(x, y, CFG, seed=3)
+    b, lb = farcue.far_cue(x, y, CFG, seed=3)
+    c, _ = farcue.far_cue(x, y, CFG, seed=4)
+    assert a.shape == (300, 1, 40, 40) and a.dtype == np.uint8 and np.array_equal(a, b) and np.array_equal(la, lb)
+    assert not np.array_equal(a, c)
+
+
+def test_item_and_cue_are_apart_and_the_label_needs_both():
+    x, y = items()
+    square = FarCueConfig(**{**CFG.__dict__, "shapes": ("square", "square")})  # cue always drawn: find it
+    images, labels = farcue.far_cue(x, y, square, seed=1)
+    for img, item_class, label in zip(images[:, 0], y, labels, strict=True):
+        rows, cols = np.nonzero(img == 255)
+        # The cue is the only 5x5 block of 255s that touches no item pixel within the gap.
+        ys, xs = np.nonzero(img)
+        assert len(rows) >= 25
+        cue = [(r, c) for r, c in zip(rows, cols, strict=True) if img[r : r + 5, c : c + 5].min() == 255]
+        cy, cx = cue[0]
+        item = img.copy()
+        item[cy : cy + 5, cx : cx + 5] = 0
+        iy, ix = np.nonzero(item)
+        gap = max(max(cx - (ix.max() + 1), ix.min() - (cx + 5)), max(cy - (iy.max() + 1), iy.min() - (cy + 5)))
+        assert gap >= 20
+        assert (label - item_class) % 10 in (0, 5)
+    _, plain = farcue.far_cue(x, y, CFG, seed=1)
+    # With a blank and a square cue the label is c or c + 5: the item alone cannot tell which.
+    assert set(((plain - y) % 10).tolist()) == {0, 5}
+
+
+def test_loaded_as_a_dataset_with_disjoint_validation_images():
+    cfg = DataConfig(dataset="farcue", val_size=500, train_subset=1000, farcue=CFG)
+    splits = datasets.load(cfg, (1, 40, 40), 10, seed=0, test=True)
+    assert splits.train_x.shape == (1000, 1, 40, 40) and splits.val_x.shape == (500, 1, 40, 40)
+    assert splits.test_x.shape == (10000, 1, 40, 40) and set(splits.train_y.tolist()) == set(range(10))
+    again = datasets.load(cfg, (1, 40, 40), 10, seed=0)
+    assert torch.equal(splits.val_x, again.val_x)
