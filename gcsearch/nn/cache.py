@@ -37,7 +37,7 @@ import numpy as np
 from gcsearch.errors import ConfigError, DataError
 from gcsearch.files import temporary, write_atomic
 from gcsearch.nn.data import split_order
-from gcsearch.nn.decode import BadImage, decode, decode_many
+from gcsearch.nn.decode import BadImage, decode, decode_rows
 
 if TYPE_CHECKING:
     from gcsearch.space import SearchSpace
@@ -200,36 +200,32 @@ def _decode_into(tmp: Path, listing: Listing, rows: Mapping[str, Sequence[int]],
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     total = sum(len(r) for r in rows.values())
-    digest, counts, skipped = hashlib.sha256(), {}, []
-    sums = np.zeros(size[0]), np.zeros(size[0])  # per-channel sum and sum of squares of the training pixels
+    checksums: list[int] = []
+    counts: dict[str, int] = {}
+    skipped: list[str] = []
     done, start, shown = 0, time.perf_counter(), 0.0
     tty = stream.isatty()
     stream.write(f"decoding {total:,d} images of {listing.folder} at {'x'.join(map(str, size))} on {cores} cores\n")
     # fork where there is fork (torch's DataLoader forks its workers the same way): the workers run decode.py
-    # (PIL, numpy) only, and need no importable __main__ (spawn hangs a `python -` script's pool).
+    # (PIL, numpy) only, and need no importable __main__ (spawn hangs a `python -` script's pool). Each writes its
+    # rows into the memory-mapped array itself: no pixels cross a pipe, and this process only adds up.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with multiprocessing.get_context(method).Pool(min(cores, max(1, total // CHUNK))) as pool:
         for split, split_rows in rows.items():
             paths = [str(listing.folder / listing.files[r][0]) for r in split_rows]
             labels = np.array([listing.files[r][1] for r in split_rows], dtype=np.int64)
-            x = np.lib.format.open_memmap(tmp / f"{split}_x.npy", mode="w+", dtype=np.uint8,
-                                          shape=(len(paths), *size))  # fmt: skip
-            chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
-            kept, keep = 0, np.ones(len(paths), dtype=bool)
-            work = partial(decode_many, size=size, skip_bad=skip_bad)
+            array = tmp / f"{split}_x.npy"
+            np.lib.format.open_memmap(array, mode="w+", dtype=np.uint8, shape=(len(paths), *size)).flush()
+            tasks = [(i, paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK)]
+            work = partial(decode_rows, array=str(array), size=size, skip_bad=skip_bad)
+            keep = np.ones(len(paths), dtype=bool)
             try:
-                for i, (pixels, bad) in enumerate(pool.imap(work, chunks)):
-                    x[kept : kept + len(pixels)] = pixels
-                    kept += len(pixels)
-                    digest.update(pixels.tobytes())
-                    for path in bad:
-                        keep[i * CHUNK + chunks[i].index(path)] = False
-                    skipped += bad
-                    if split == "train":
-                        flat = pixels.transpose(1, 0, 2, 3).reshape(size[0], -1).astype(np.float64) / 255
-                        sums[0][:] += flat.sum(1)
-                        sums[1][:] += (flat**2).sum(1)
-                    done += len(chunks[i])
+                for (first, chunk_paths), chunk in zip(tasks, pool.imap(work, tasks), strict=True):
+                    checksums.append(chunk.crc)
+                    for path in chunk.bad:
+                        keep[first + chunk_paths.index(path)] = False
+                    skipped += chunk.bad
+                    done += len(chunk_paths)
                     now = time.perf_counter()
                     if now - shown > (0.5 if tty else 10) or done == total:
                         shown = now
@@ -239,10 +235,9 @@ def _decode_into(tmp: Path, listing: Listing, rows: Mapping[str, Sequence[int]],
             except BadImage as bad_image:
                 raise DataError(f"cannot read image {bad_image.path} ({bad_image.why}): fix or remove it, or set "
                                 "data.skip_bad: true to skip unreadable images") from None  # fmt: skip
-            x.flush()
-            del x
-            if kept < len(paths):  # skipped files: the array shrinks to the images read
-                _truncate(tmp / f"{split}_x.npy", kept)
+            kept = int(keep.sum())
+            if kept < len(paths):  # skipped files left empty rows: the array keeps the images read
+                _compact(array, keep)
             np.save(tmp / f"{split}_y.npy", labels[keep])
             counts[split] = kept
             if kept == 0:
@@ -251,18 +246,26 @@ def _decode_into(tmp: Path, listing: Listing, rows: Mapping[str, Sequence[int]],
         stream.write("\n")
     if skipped:
         stream.write(f"skipped {len(skipped)} unreadable images (data.skip_bad), e.g. {skipped[0]}\n")
-    pixels_seen = counts.get("train", 0) * size[1] * size[2]
-    mean = sums[0] / pixels_seen if pixels_seen else np.zeros(size[0])
-    std = np.sqrt(np.maximum(sums[1] / pixels_seen - mean**2, 0)) if pixels_seen else np.ones(size[0])
+    mean, std = _normalisation(tmp / "train_x.npy") if "train" in counts else (np.zeros(size[0]), np.ones(size[0]))
     return {"format": FORMAT, "classes": list(listing.classes), "size": list(size), "counts": counts,
-            "skipped": skipped, "mean": mean.tolist(), "std": np.maximum(std, 1e-3).tolist(),
-            "sha256": digest.hexdigest(), "bytes": sum(counts.values()) * int(np.prod(size)),
-            "source": str(listing.folder)}  # fmt: skip
+            "skipped": skipped, "mean": mean.tolist(), "std": std.tolist(),
+            # the arrays' content: a hash of their chunks' crc32 checksums, in order
+            "sha256": hashlib.sha256(json.dumps(checksums).encode()).hexdigest(),
+            "bytes": sum(counts.values()) * int(np.prod(size)), "source": str(listing.folder)}  # fmt: skip
 
 
-def _truncate(path: Path, rows: int) -> None:
+def _normalisation(array: Path, sample: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (0..1) of a seeded sample of the training images: the statistics
+    of normalisation need no more, and summing every pixel cost more than decoding them."""
+    x = np.load(array, mmap_mode="r")
+    rows = np.sort(np.random.default_rng(0).choice(len(x), min(sample, len(x)), replace=False))
+    pixels = np.asarray(x[rows], dtype=np.float32).transpose(1, 0, 2, 3).reshape(x.shape[1], -1) / 255
+    return pixels.mean(1).astype(np.float64), np.maximum(pixels.std(1).astype(np.float64), 1e-3)
+
+
+def _compact(path: Path, keep: np.ndarray) -> None:
     whole = np.load(path, mmap_mode="r")
-    np.save(path.with_suffix(".part.npy"), whole[:rows])
+    np.save(path.with_suffix(".part.npy"), whole[keep])
     del whole
     os.replace(path.with_suffix(".part.npy"), path)
 

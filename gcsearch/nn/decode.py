@@ -12,7 +12,9 @@ torchvision's default loader does (``Image.convert``: alpha is dropped, a palett
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -42,20 +44,32 @@ def decode(path: str, size: tuple[int, int, int]) -> np.ndarray:
     return pixels[None] if c == 1 else pixels.transpose(2, 0, 1)
 
 
-def decode_many(paths: Sequence[str], size: tuple[int, int, int], skip_bad: bool) -> tuple[np.ndarray, list[str]]:
-    """Several files: ([n, C, H, W] of those read, in order; the paths that could not be read). Without
-    ``skip_bad`` the first unreadable file raises ``BadImage`` naming it."""
-    out = np.empty((len(paths), *size), dtype=np.uint8)
-    kept, bad = 0, []
-    for path in paths:
+@dataclass(frozen=True)
+class Chunk:
+    """What a decode worker reports of the rows it wrote: the paths it could not read (their rows left empty)
+    and the crc32 of its rows' bytes (a checksum of the content, cheap beside a decode)."""
+
+    bad: tuple[str, ...]
+    crc: int
+
+
+def decode_rows(task: tuple[int, Sequence[str]], array: str, size: tuple[int, int, int], skip_bad: bool) -> Chunk:
+    """Decode ``task``'s paths into rows ``start``.. of the .npy file ``array`` (memory-mapped, written in place:
+    no pixels cross back to the parent). Without ``skip_bad`` the first unreadable file raises ``BadImage``."""
+    start, paths = task
+    rows = np.load(array, mmap_mode="r+")
+    good = np.ones(len(paths), dtype=bool)
+    bad = []
+    for k, path in enumerate(paths):
         try:
-            out[kept] = decode(path, size)
-            kept += 1
+            rows[start + k] = decode(path, size)
         except (OSError, ValueError, SyntaxError) as err:  # PIL raises each for a corrupt file
             if not skip_bad:
                 raise BadImage(path, f"{type(err).__name__}: {err}") from None
             bad.append(path)
-    return out[:kept], bad
+            good[k] = False
+    rows.flush()
+    return Chunk(tuple(bad), zlib.crc32(np.ascontiguousarray(rows[start : start + len(paths)][good]).tobytes()))
 
 
 class BadImage(Exception):
