@@ -23,8 +23,7 @@ def input_size(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def configs_count(text: str) -> int | None:
-    """--configs: 'all' (None) or a positive number of configurations."""
+def configs_count(text: str) -> int | None:  # --configs: 'all' (None) or a positive number of configurations
     if text != "all" and (not text.isdigit() or int(text) < 1):
         raise ConfigError("--configs", "must be 'all' or a positive integer", text)
     return None if text == "all" else int(text)
@@ -72,13 +71,14 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from gcsearch.analysis.report import front_table
+    from gcsearch.analysis.report import front_table, noise_note
     from gcsearch.search import rundir
     from gcsearch.search.tune import run_or_resume
 
     run_dir, space, records = run_or_resume(args.space, resume=args.resume, name=args.name, trials=args.trials,
                                             address=args.address, dashboard=args.ray_dashboard)  # fmt: skip
-    print(f"\nPareto front (accuracy vs MACs, COMPLETE trials):\n{front_table(rundir.pareto_front(space, records))}")
+    front = front_table(rundir.pareto_front(space, records), rundir.baseline_marks(space, records))
+    print(f"\nPareto front (accuracy vs MACs, COMPLETE trials):\n{front}\n{noise_note(space, records)}")
     print(f"\nwrote {run_dir}/trials.csv, {run_dir}/pareto.csv; study: optuna-dashboard {run_dir}/optuna.log")
 
 

@@ -144,6 +144,9 @@ class SearchConfig:
     seed: int = 0
     time_budget_s: float | None = None
     retries: int = 1
+    # Seeds each reference trial (the baseline, the paper default) is trained with: their paired differences are
+    # the noise the front is read against (a point within it of the baseline is marked so). 1 = no estimate.
+    reference_seeds: int = 3
 
     @property
     def directions(self) -> list[str]:

@@ -193,6 +193,7 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
             "seed": s.seed,
             "time_budget_s": s.time_budget_s,
             "retries": s.retries,
+            "reference_seeds": s.reference_seeds,
         },
         "output": {"dir": space.output_dir},
     }

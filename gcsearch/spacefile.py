@@ -401,7 +401,7 @@ def _read_train(path: str, raw: object) -> TrainConfig:
 def _read_search(path: str, raw: object) -> SearchConfig:
     known = (
         "objectives", "trials", "sampler", "pruner", "pruner_settings", "resources", "concurrency",
-        "max_macs", "seed", "time_budget_s", "retries",
+        "max_macs", "seed", "time_budget_s", "retries", "reference_seeds",
     )  # fmt: skip
     sec = _Section(path, "search", raw, known)
     d = SearchConfig()
@@ -433,6 +433,7 @@ def _read_search(path: str, raw: object) -> SearchConfig:
         seed=sec.get("seed", d.seed, _int(0)),
         time_budget_s=sec.get("time_budget_s", None, _float(0, allow_none=True, open_low=True)),
         retries=sec.get("retries", d.retries, _int(0)),
+        reference_seeds=sec.get("reference_seeds", d.reference_seeds, _int(1)),
     )
 
 

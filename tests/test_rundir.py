@@ -6,7 +6,7 @@ import optuna
 import pytest
 import yaml
 
-from gcsearch import pareto
+from gcsearch import ArchConfig, pareto
 from gcsearch.errors import ConfigError
 from gcsearch.search import attrs, rundir
 from gcsearch.spacefile import load_space
@@ -78,3 +78,41 @@ def test_a_proposal_cut_off_before_it_started_is_not_counted_as_trained(tmp_path
     study.tell(cut, state=optuna.trial.TrialState.FAIL)
     records = rundir.records(rundir.load_main_study(tmp_path))
     assert [r.number for r in pareto.trained(records)] == [done.number]
+
+
+def test_the_front_marks_what_is_within_the_runs_noise_of_the_baseline(make_run):
+    import dataclasses
+
+    from gcsearch.analysis.report import front_table, noise_note
+
+    space = load_space(ROOT / "search_spaces" / "smoke.yaml")
+    ref = space.reference().to_dict()
+    # Baseline and paper default at 3 seeds (the reference seeds): paired differences 0.010, 0.012, 0.008, so a
+    # single paired difference must exceed t(0.975, 2) * 0.002 = 0.0086 to be told from the baseline.
+    c4_att = {"stages": ["c4"], "pool": "att", "fusion": "add", "ratio": "1/4"}
+    c3c4_avg = {"stages": ["c3", "c4"], "pool": "avg", "fusion": "add", "ratio": "1/4"}
+    run = make_run([({"stages": []}, "COMPLETE", 0.800), (ref, "COMPLETE", 0.810), (c4_att, "COMPLETE", 0.830),
+                    (c3c4_avg, "COMPLETE", 0.805)])  # fmt: skip
+    study = rundir.load_main_study(run)
+    trials = study.get_trials(deepcopy=False)
+    for seed, (base, default) in ((1, (0.790, 0.802)), (2, (0.801, 0.809))):
+        for arch, acc in ((ArchConfig(), base), (space.reference(), default)):
+            t = study.ask()
+            for key, value in {**trials[0 if arch.is_baseline else 1].user_attrs, "seed": seed}.items():
+                t.set_user_attr(key, value)
+            study.tell(t, [acc, trials[0 if arch.is_baseline else 1].user_attrs["macs"]])
+    records = rundir.records(study)
+    spaced = dataclasses.replace(space, search=dataclasses.replace(space.search, reference_seeds=3))
+    noise = rundir.reference_noise(spaced, records)
+    assert noise.pairs == 3 and noise.sd == pytest.approx(0.002) and noise.threshold == pytest.approx(0.0086, abs=1e-4)
+    marks = rundir.baseline_marks(spaced, records)
+    front = rundir.pareto_front(spaced, records)
+    # Only the search's own seed is on the front: the reference trials' extra seeds measure noise.
+    assert all(r.seed in (None, 0) for r in front)
+    # Against the baseline's 0.800 at seed 0: +0.005 is within the noise, +0.010 and +0.030 are above it.
+    expected = {0.800: "the baseline", 0.805: "within noise", 0.810: "above", 0.830: "above"}
+    assert {marks[r.number] for r in front} >= {"the baseline", "within noise", "above"}
+    assert all(marks[r.number] == expected[round(r.accuracy, 3)] for r in front)
+    table = front_table(front, marks)
+    assert "vs baseline" in table and "above" in table
+    assert "within noise = less than 0.0086" in noise_note(spaced, records)

@@ -20,13 +20,30 @@ def si(n: float) -> str:
     return f"{n:g}"
 
 
-def front_table(front: Sequence[TrialRecord]) -> str:
-    """The Pareto front as a fixed-width table, best accuracy first."""
-    lines = [f"{'trial':>5}  {'accuracy':>8}  {'MACs':>11}  {'params':>9}  configuration"]
+def front_table(front: Sequence[TrialRecord], marks: dict[int, str] | None = None) -> str:
+    """The Pareto front as a fixed-width table, best accuracy first; ``marks`` (``rundir.baseline_marks``): each
+    point against the baseline, so that a difference within the run's noise is not read as a ranking."""
+    marks = marks or {}
+    head = f"{'trial':>5}  {'accuracy':>8}  {'vs baseline':>13}  {'MACs':>11}  {'params':>9}  configuration"
+    lines = [head]
     for r in front:
         acc = f"{r.accuracy:.4f}" if r.accuracy is not None else "-"
-        lines.append(f"{r.number:>5}  {acc:>8}  {si(r.macs):>11}  {r.params:>9,d}  {r.arch.label()}")
+        mark = marks.get(r.number, "")
+        lines.append(f"{r.number:>5}  {acc:>8}  {mark:>13}  {si(r.macs):>11}  {r.params:>9,d}  {r.arch.label()}")
     return "\n".join(lines)
+
+
+def noise_note(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
+    """One line under the front: what "within noise" means in this run."""
+    from gcsearch.search.rundir import reference_noise
+
+    noise = reference_noise(space, records)
+    if noise.pairs < 2:
+        return ("vs baseline: noise unknown (fewer than 2 seeds of the reference trials; search.reference_seeds "
+                "sets them): the accuracies above are one training each, not a ranking")  # fmt: skip
+    return (f"vs baseline: within noise = less than {noise.threshold:.4f} from the baseline at the same seed (95%, "
+            f"the paired sd {noise.sd:.4f} of the paper default and the baseline over {noise.pairs} seeds); "
+            "`gcsearch confirm` retrains the front with more seeds")  # fmt: skip
 
 
 def summary(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
@@ -79,7 +96,7 @@ def plot_pareto(
     span more than 3x; the accuracy axis centres on the COMPLETE trials, counting pruned ones below it."""
     from matplotlib.ticker import FuncFormatter
 
-    from gcsearch.search.rundir import pareto_front
+    from gcsearch.search.rundir import baseline_marks, pareto_front, reference_noise
 
     plt = _pyplot()
     runs = trained(records)
@@ -102,6 +119,13 @@ def plot_pareto(
         for i, r in enumerate(front):  # staggered, so neighbouring labels do not overlap
             ax.annotate(f"#{r.number}", (r.macs, r.accuracy or 0), textcoords="offset points",
                         xytext=(8, 9 * (i % 3 - 1)), va="center", fontsize=8, color="tab:red")  # fmt: skip
+        # The front points within the run's noise of the baseline: grey crosses, so no one reads them as a ranking.
+        noise, marked = reference_noise(space, records), baseline_marks(space, records)
+        level = [r for r in front if marked.get(r.number) == "within noise"]
+        if level:
+            label = f"within noise of the baseline (+-{noise.threshold:.4f}, {noise.pairs} reference seeds)"
+            ax.scatter([r.macs for r in level], [r.accuracy for r in level], marker="x", s=60, c="0.35", zorder=6,
+                       label=label)  # fmt: skip
     marks = {"baseline (no GC)": ArchConfig(), "paper default": space.reference()}
     for (name, arch), style in zip(marks.items(), (("s", "black"), ("*", "tab:orange")), strict=True):
         hits = [r for r in done if arch is not None and r.arch == arch]
@@ -156,7 +180,7 @@ def pareto_report(run: str | Path) -> str:
     front = rundir.pareto_front(space, records)
     if not front:
         raise ConfigError("run", "has no COMPLETE trial yet", str(run_dir))
-    parts = [front_table(front)]
+    parts = [front_table(front, rundir.baseline_marks(space, records)), noise_note(space, records)]
     confirmed = confirm.load(run_dir)
     if confirmed is not None:
         parts += ["", "Confirmed with more seeds (gcsearch confirm):", confirm.table(confirmed)]

@@ -145,7 +145,8 @@ def replay(
     seeds = curves.common_seeds()
     recorded_seed = seeds[seed % len(seeds)]
     # The recording's fidelity is the replay's: its last epoch is what COMPLETE means.
-    sp = dataclasses.replace(space.with_search(seed=seed, trials=len(truth.archs), max_macs=None),
+    # One recorded seed per replay: the reference trials' extra seeds have nothing to read.
+    sp = dataclasses.replace(space.with_search(seed=seed, trials=len(truth.archs), max_macs=None, reference_seeds=1),
                              train=dataclasses.replace(space.train, epochs=curves.epochs))  # fmt: skip
     costs = costs or recorded_costs(curves)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a replay makes thousands of trials

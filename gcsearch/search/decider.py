@@ -180,14 +180,17 @@ class Decider:
 
     # ---------------------------------------------------------------- proposals
 
-    def _references_to_run(self) -> list[ArchConfig]:
-        """The baseline and the paper default (when the space holds them), unless already trained, or
-        none when the strategy turns reference trials off."""
+    def _references_to_run(self) -> list[tuple[ArchConfig, int | None]]:
+        """The baseline and the paper default (when the space holds them) at the search's seed, then at
+        ``search.reference_seeds - 1`` more seeds (their paired differences are the run's noise), unless already
+        trained; none when the strategy turns reference trials off."""
         if not self.strategy.references:
             return []
         wanted = [a for a in self.space.references() if a in self._within]
-        done = {ArchConfig.from_dict(t.user_attrs[attrs.ARCH]) for t in self._trained()}
-        return [a for a in wanted if a not in done]
+        seed = self.space.train.seed
+        pairs = [(a, None if k == 0 else seed + k) for k in range(self.space.search.reference_seeds) for a in wanted]
+        done = {(ArchConfig.from_dict(t.user_attrs[attrs.ARCH]), t.user_attrs.get(attrs.SEED)) for t in self._trained()}
+        return [p for p in pairs if p not in done]
 
     def propose(self) -> Proposal | None:
         """The next trial to train, or None when the budget (or the plan) is spent."""
@@ -201,8 +204,8 @@ class Decider:
         if self.asked >= self.new_trials:
             return None
         if self.references:
-            arch = self.references.pop(0)
-            return self._start(self._ask_fixed(arch), arch, None, reference=True)
+            arch, seed = self.references.pop(0)
+            return self._start(self._ask_fixed(arch), arch, seed, reference=True)
         for _ in range(len(self.space.grid()) + 1):  # each pass trains, skips one over budget, or ends
             trial = self.main.ask()
             self.proposals += 1

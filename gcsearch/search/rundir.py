@@ -18,10 +18,13 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import math
 import os
+import statistics
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from gcsearch import stats
 from gcsearch.arch import ArchConfig, ratio_text
 from gcsearch.errors import ConfigError, SearchFailed
 from gcsearch.files import write_atomic
@@ -177,7 +181,53 @@ def was_trained(trial: FrozenTrial) -> bool:
 
 
 def pareto_front(space: SearchSpace, records_: Sequence[TrialRecord]) -> list[TrialRecord]:
-    return front(trained(records_), space.search.objectives, space.search.directions)
+    """The non-dominated trials trained at the search's own seed (a reference trial's extra seeds measure the
+    noise; the best of them on the front would flatter the baseline)."""
+    own = [r for r in trained(records_) if r.seed in (None, space.train.seed)]
+    return front(own, space.search.objectives, space.search.directions)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """What the run's reference trials say about its noise: the paired differences paper default - baseline over
+    the seeds both were trained with, and the half-width a single paired difference must exceed to be told from
+    0 (Student's t at 95%, the pairs' standard deviation)."""
+
+    pairs: int
+    sd: float
+    threshold: float  # inf with fewer than 2 pairs: no estimate
+
+
+def reference_noise(space: SearchSpace, records_: Sequence[TrialRecord]) -> Noise:
+    reference = space.reference()
+    done = [r for r in trained(records_) if r.state == "COMPLETE" and r.accuracy is not None]
+    by_seed: dict[ArchConfig, dict[int, float]] = {}
+    for r in done:
+        if r.arch in (ArchConfig(), reference):
+            by_seed.setdefault(r.arch, {})[space.train.seed if r.seed is None else r.seed] = float(r.accuracy or 0)
+    diffs = stats.paired(by_seed.get(reference, {}), by_seed.get(ArchConfig(), {})) if reference else []
+    if len(diffs) < 2:
+        return Noise(len(diffs), math.nan, math.inf)
+    sd = statistics.stdev(diffs)
+    return Noise(len(diffs), sd, stats.t_quantile(0.975, len(diffs) - 1) * sd)
+
+
+def baseline_marks(space: SearchSpace, records_: Sequence[TrialRecord]) -> dict[int, str]:
+    """Each front point against the baseline trained at the same seed: "within noise", "above" or "below" it
+    (``reference_noise``), or "noise unknown" without at least 2 reference pairs; the baseline marked itself."""
+    noise = reference_noise(space, records_)
+    base = next((r for r in pareto_front(space, records_) + trained(records_) if r.arch.is_baseline
+                 and r.state == "COMPLETE" and r.seed in (None, space.train.seed)), None)  # fmt: skip
+    marks = {}
+    for r in pareto_front(space, records_):
+        if r.arch.is_baseline:
+            marks[r.number] = "the baseline"
+        elif base is None or base.accuracy is None or r.accuracy is None or noise.pairs < 2:
+            marks[r.number] = "noise unknown"
+        else:
+            d = r.accuracy - base.accuracy
+            marks[r.number] = "within noise" if abs(d) <= noise.threshold else ("above" if d > 0 else "below")
+    return marks
 
 
 def _csv(rows: Sequence[TrialRecord]) -> str:
