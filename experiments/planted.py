@@ -1,158 +1,125 @@
 """Would the pipeline find an optimum that is there? Known effects planted into recorded curves, no training.
 
-Background: the fine-tuned recording (experiments/data/curves-finetune.csv) with its GC configurations'
-curve sets shuffled among their labels (all seeds of one configuration move together, so seed pairing and
-the real noise stay; the real effects become a random background). Each label keeps its own MACs. Planted:
-+delta for each of the paper's levels a configuration holds (att, add, layernorm, ratio 1/4, c3-c5), added
-to every epoch in proportion to its progress (epoch / epochs), to the accuracy and the EMA accuracy.
+Background: a recording with its GC configurations' curve sets shuffled among their labels (all seeds of one
+configuration move together, so seed pairing and the real noise stay; the real effects become a random
+background); each label keeps its own MACs. Three shapes of plant (``gcsearch.analysis.planted``), each added
+in proportion to epoch progress to the accuracy and the EMA accuracy:
 
-Per delta (in units of the recording's paired noise) and permutation:
-- the factorial analysis (gcsearch.analysis.factorial, all seeds): does it resolve each planted hypothesis ("agree")?
-  At delta 0 this is the false-discovery check (any "agree" or "disagree").
-- the default search replayed (the real decider: gc.yaml's sampler and pruner) and uniform random search
-  without replacement, each reading one recorded seed at 25% of the grid's epochs: is the recommendation
-  (the completed trial with the best score the search saw) within the paired noise of the best planted
-  configuration, judged on the mean of the other seeds (held out)?
+- additive: +delta for each of the paper's levels a configuration holds (att, add, layernorm, 1/4, c3-c5):
+  main effects only, TPE's best case; the factorial's power to resolve each planted hypothesis;
+- cell: +3 delta for the configurations of one fusion x position cell: an interaction; the factorial's
+  interaction screen (fusion:position resolved, Holm);
+- needle: +3 delta for one configuration drawn per permutation: nothing to model.
 
-    python experiments/planted.py [--permutations 20] [--deltas 0 1 2 4]
+For each shape, delta (in units of the recording's paired noise) and permutation, the default search and
+uniform random search without replacement are replayed (the real decider; one recorded seed; a share of the
+grid's epochs): a hit is a recommendation within the paired noise of the best planted configuration, judged on
+the mean of the other seeds (held out). The two are paired by permutation: hit rates, their difference with a
+95% interval, McNemar's exact test.
 
-Writes experiments/results/planted.md and planted.png.
+    python experiments/planted.py [--curves ...] [--space ...] [--permutations 200] [--deltas 0 2 4 8] [--jobs 2]
+
+Writes experiments/results/planted.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import multiprocessing
 import sys
 import time
 from pathlib import Path
 
 from gcsearch.analysis import factorial, planted
 from gcsearch.bench import curves, replay
-from gcsearch.files import save_figure, write_atomic
+from gcsearch.files import write_atomic
 from gcsearch.search.strategy import UNIFORM, Strategy
 from gcsearch.spacefile import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
-CURVES = ROOT / "experiments" / "data" / "curves-finetune.csv"
-PLANTED, SHARE = planted.PLANTED, planted.SHARE
+STATE: dict = {}
 
 
-def reading(rows: list, names: list[str], noise: float, permutations: int, flat: int, configs: int) -> list[str]:
-    """What the table says, from its own numbers: the smallest plant each stage sees with 80% probability."""
-    from scipy import stats as sps
+def setup(path: str, space_file: str, share: float) -> None:
+    points = curves.read(path)
+    recorded = curves.Curves.of(points)
+    space = load_space(space_file)
+    noise = factorial.analyse(factorial.observations(recorded)).seed_sd * 2**0.5  # paired: sd of a difference
+    strategies = [Strategy.parse("default", space.search), Strategy.parse(UNIFORM, space.search)]
+    budget = int(len(recorded.archs) * recorded.epochs * share)
+    STATE.update(points=points, epochs=recorded.epochs, space=space, noise=noise, budget=budget, strategies=strategies)
 
-    def first(ok) -> str:
-        hit = [u for u, *rest in rows if u > 0 and ok(*rest)]
-        return f"{min(hit):g}x ({min(hit) * noise:.4f})" if hit else "none of the deltas tried"
 
-    every = first(lambda power, hit, bad: min(power.values()) >= 0.8)
-    fusion = first(lambda power, hit, bad: power["fusion: add > mul"] >= 0.8)
-    search = first(lambda power, hit, bad: hit[names[0]] >= 0.8)
-    null = [bad for u, _, _, bad in rows if u == 0]
-    wrong = max((bad for u, _, _, bad in rows if u > 0), default=0.0)
-    lines = ["## Reading", ""]
-    if null:
-        k = round(null[0] * permutations)
-        ci = sps.binomtest(k, permutations).proportion_ci(method="exact")
-        lines.append(f"- With nothing planted, {k} of {permutations} permutations had some planted hypothesis called "
-                     f"(exact 95% interval [{ci.low:.2f}, {ci.high:.2f}]; Holm holds the family at 0.05). The "
-                     "background is not a pure null: the permuted labels carry real configuration effects, and a "
-                     "random labelling can give one level a real marginal advantage.")  # fmt: skip
-    lines += [
-        f"- The factorial analysis resolves every planted hypothesis with probability >= 0.8 from a plant of "
-        f"{every}; fusion (add > mul) alone from {fusion}. Below that its verdict is 'not resolved' (a wrong "
-        f"direction in at most {wrong:.2f} of the permutations at any delta): the permuted real configuration "
-        "effects, which an additive model leaves in its residual, are what a plant must beat, not the seed "
-        "noise alone.",
-        f"- The default search's recommendation lands within the noise of the held-out best with probability "
-        f">= 0.8 from a plant of {search}, against uniform random search at the same budget in the same run "
-        f"(the ratio column). At delta 0 a hit is no evidence: {flat} of the {configs} recorded configurations "
-        "are within the noise of the best.",
-    ]
-    return lines
+def one(job: tuple[str, float, int]) -> dict:
+    """One permutation of one shape at one delta: the factorial's calls and each strategy's hit."""
+    shape, units, r = job
+    s = STATE
+    c = curves.Curves.of(planted.plant(planted.background(s["points"], r), units * s["noise"], s["epochs"], shape, r))
+    out: dict = {"shape": shape, "units": units, "r": r}
+    if shape in ("additive", "cell"):
+        analysis = factorial.analyse(factorial.observations(c))
+        verdicts = {x.name: x.verdict for x in analysis.hypotheses}
+        out["agree"] = {h.name: verdicts.get(h.name) == "agree" for h in planted.PLANTED}
+        out["wrong"] = any(verdicts.get(h.name) == "disagree" for h in planted.PLANTED)
+        out["interaction"] = any(
+            i.axes == ("fusion", "position") and i.p_adjusted <= 0.05 for i in analysis.interactions
+        )
+    for st in s["strategies"]:
+        trace = replay.replay(c, s["space"], st, r, workers=2, budget_epochs=s["budget"])
+        out[st.name] = planted.held_out_hit(c, trace, s["noise"])
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--permutations", type=int, default=20)
-    parser.add_argument("--deltas", type=float, nargs="+", default=[0, 1, 2, 4])
+    parser.add_argument("--curves", default=str(ROOT / "experiments" / "data" / "curves-rediscover.csv"))
+    parser.add_argument("--space", default=str(ROOT / "search_spaces" / "gc-rediscover.yaml"))
+    parser.add_argument("--permutations", type=int, default=200)
+    parser.add_argument("--deltas", type=float, nargs="+", default=[0, 2, 4, 8])
+    parser.add_argument("--shapes", nargs="+", default=list(planted.SHAPES))
+    parser.add_argument("--share", type=float, default=planted.SHARE)
+    parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     start = time.perf_counter()
-    space = load_space(ROOT / "search_spaces" / "gc.yaml")
-    points = curves.read(CURVES)
-    recorded = curves.Curves.of(points)
-    noise = factorial.analyse(factorial.observations(recorded)).seed_sd * 2**0.5  # paired: sd of a difference
-    full = len(recorded.archs) * recorded.epochs
-    budget = int(full * SHARE)
-    strategies = [Strategy.parse("default", space.search), Strategy.parse(UNIFORM, space.search)]
-    rows = []
-    for units in args.deltas:
-        power = {h.name: 0 for h in PLANTED}
-        hits = {s.name: 0 for s in strategies}
-        false_calls, wrong = 0, 0
-        for r in range(args.permutations):
-            c = curves.Curves.of(planted.plant(planted.background(points, r), units * noise, recorded.epochs))
-            verdicts = {x.name: x.verdict for x in factorial.analyse(factorial.observations(c)).hypotheses}
-            for h in PLANTED:
-                power[h.name] += verdicts[h.name] == "agree"
-            false_calls += units == 0 and any(verdicts[h.name] in ("agree", "disagree") for h in PLANTED)
-            wrong += units > 0 and any(verdicts[h.name] == "disagree" for h in PLANTED)
-            for st in strategies:
-                trace = replay.replay(c, space, st, r, workers=2, budget_epochs=budget)
-                hits[st.name] += planted.held_out_hit(c, trace, noise)
-        n = args.permutations
-        rows.append((units, {k: v / n for k, v in power.items()}, {k: v / n for k, v in hits.items()},
-                     (false_calls if units == 0 else wrong) / n))  # fmt: skip
-        print(rows[-1], flush=True)
+    setup(args.curves, args.space, args.share)
+    jobs = [(shape, u, r) for shape in args.shapes for u in args.deltas for r in range(args.permutations)]
+    with multiprocessing.get_context("fork").Pool(args.jobs, initializer=setup,
+                                                  initargs=(args.curves, args.space, args.share)) as pool:  # fmt: skip
+        results = pool.map(one, jobs, chunksize=4)
     wall = time.perf_counter() - start
-    names = [s.name for s in strategies]
+    names = [st.name for st in STATE["strategies"]]
     lines = [
         "# Planted effects: would the pipeline find an optimum that is there?",
         "",
-        f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Background: {CURVES.relative_to(ROOT)} with the GC "
-        f"configurations' curve sets permuted among their labels ({args.permutations} permutations, seeds and costs "
-        f"kept). Planted: +delta per paper level held (att, add, layernorm, 1/4, c3,c4,c5), in proportion to epoch "
-        f"progress. delta in units of the paired noise {noise:.4f} (sd of a same-seed difference, after removing "
-        f"configuration and seed). Factorial power: share of permutations whose hypothesis is resolved 'agree' "
-        f"(Holm over the 9 hypotheses, all {len(recorded.common_seeds())} seeds). Search: replayed at "
-        f"{SHARE:.0%} of the grid's {full} epochs, 2 workers, one recorded seed per replay; 'hit' = the "
-        f"recommendation (best score the search saw) within {noise:.4f} of the best configuration by the mean of "
-        "the other seeds (held out). Uniform random search without replacement is the baseline, same run.",
+        f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Background: {args.curves} with the GC "
+        f"configurations' curve sets permuted among their labels ({args.permutations} permutations per shape and "
+        f"delta, seeds and costs kept). delta in units of the recording's paired noise {STATE['noise']:.4f}. "
+        f"Search: replayed at {args.share:.0%} of the grid's epochs ({STATE['budget']}), 2 workers, one recorded "
+        f"seed per replay; a hit is a recommendation within {STATE['noise']:.4f} of the best planted "
+        "configuration by the mean of the other seeds (held out). Default and uniform search paired by "
+        "permutation: difference in hit rate with a 95% Wald interval for paired proportions, McNemar's exact p.",
         "",
-        "| delta / paired noise | " + " | ".join(f"power: {h.name}" for h in PLANTED)
-        + " | " + " | ".join(f"hit: {n}" for n in names)
-        + " | hit ratio default / uniform | any call at delta 0, any wrong direction above |",
-        "|---" * (len(PLANTED) + len(names) + 3) + "|",
-    ]  # fmt: skip
-    for units, power, hit, false in rows:
-        ratio = hit[names[0]] / hit[names[1]] if hit[names[1]] else float("nan")
-        lines.append(f"| {units:g} | " + " | ".join(f"{power[h.name]:.2f}" for h in PLANTED) + " | "
-                     + " | ".join(f"{hit[n]:.2f}" for n in names) + f" | {ratio:.2f} | "
-                     + f"{false:.2f} |")  # fmt: skip
-    seeds = recorded.common_seeds()
-    means = [statistics.mean(recorded.final(a, s) for s in seeds) for a in recorded.archs]
-    flat = sum(m >= max(means) - noise for m in means)
-    lines += ["", *reading(rows, names, noise, args.permutations, flat, len(means))]
+        "| shape | delta / noise | hit: default | hit: uniform | default - uniform [95%] | McNemar p "
+        "| factorial: every planted hypothesis agreed | any wrong direction | fusion:position resolved |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for shape in args.shapes:
+        for units in args.deltas:
+            rows = [x for x in results if x["shape"] == shape and x["units"] == units]
+            pair = planted.paired_hits([x[names[0]] for x in rows], [x[names[1]] for x in rows])
+            if shape == "additive":
+                agreed = f"{sum(all(x['agree'].values()) for x in rows) / len(rows):.2f}"
+                wrong = f"{sum(x['wrong'] for x in rows) / len(rows):.2f}"
+            else:
+                agreed = wrong = "-"
+            inter = f"{sum(x['interaction'] for x in rows) / len(rows):.2f}" if shape in ("additive", "cell") else "-"
+            lines.append(f"| {shape} | {units:g} | {pair.a:.2f} | {pair.b:.2f} | {pair.difference:+.2f} "
+                         f"[{pair.low:+.2f}, {pair.high:+.2f}] | {pair.p:.3g} | {agreed} | {wrong} | {inter} |")  # fmt: skip
+    lines += ["", "At delta 0 a hit is no evidence of finding a plant (none is there): it is how often a pick lands "
+              "within the noise of the best by chance; the factorial's calls there are false discoveries."]  # fmt: skip
     text = "\n".join(lines) + "\n"
     print(text)
     write_atomic(ROOT / "experiments" / "results" / "planted.md", text)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    xs = [u for u, *_ in rows]
-    for h in PLANTED:
-        ax.plot(xs, [p[h.name] for _, p, _, _ in rows], marker="o", label=f"factorial: {h.name}")
-    for n in names:
-        ax.plot(xs, [hit[n] for _, _, hit, _ in rows], marker="s", linestyle="--", label=f"search hit: {n}")
-    ax.axhline(0.8, color="grey", linewidth=0.8)
-    ax.set_xlabel("planted delta / paired noise")
-    ax.set_ylabel("probability")
-    ax.legend(fontsize=6)
-    save_figure(fig, ROOT / "experiments" / "results" / "planted.png")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,11 @@ holds (att, add, layernorm, ratio 1/4, c3-c5), added to every epoch in proportio
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from gcsearch.analysis import factorial
 from gcsearch.arch import ArchConfig
@@ -45,13 +48,59 @@ def background(points: list[curves.CurvePoint], seed: int) -> list[curves.CurveP
     return out
 
 
-def plant(points: list[curves.CurvePoint], delta: float, epochs: int) -> list[curves.CurvePoint]:
+SHAPES = ("additive", "cell", "needle")
+CELL = ("mul", "after_add")  # the fusion x position cell the "cell" shape raises, where the recording holds it
+TOP = 3  # a cell's or a needle's plant: this many deltas, about what the additive plant gives its best point
+
+
+def plant(points: list[curves.CurvePoint], delta: float, epochs: int, shape: str = "additive",
+          seed: int = 0) -> list[curves.CurvePoint]:  # fmt: skip
+    """``delta`` planted, in proportion to epoch progress, into accuracy and EMA accuracy: "additive", delta per
+    paper level a configuration holds (TPE's best case: main effects only); "cell", TOP * delta for the
+    configurations of one fusion x position cell (an interaction: no main effect explains it); "needle", TOP *
+    delta for one GC configuration drawn by ``seed`` (nothing to model: found only by trying it)."""
+    gc = sorted({p.arch for p in points if not p.arch.is_baseline}, key=lambda a: a.label())
+    if shape == "needle":
+        target = {random.Random(seed).choice(gc)}
+    elif shape == "cell":
+        cells = [(a.fusion, a.position) for a in gc]
+        cell = CELL if CELL in cells else max(set(cells), key=cells.count)
+        target = {a for a in gc if (a.fusion, a.position) == cell}
     out = []
     for p in points:
-        gain = delta * planted_levels(p.arch) * p.epoch / epochs
+        units = planted_levels(p.arch) if shape == "additive" else TOP * (p.arch in target)
+        gain = delta * units * p.epoch / epochs
         ema = p.ema_accuracy + gain if p.ema_accuracy is not None else None
         out.append(dataclasses.replace(p, accuracy=p.accuracy + gain, ema_accuracy=ema))
     return out
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Two strategies' hits on the same permutations: hit rates, their difference with a 95% Wald interval for
+    paired proportions, and McNemar's exact test on the discordant pairs (statsmodels)."""
+
+    n: int
+    a: float
+    b: float
+    difference: float
+    low: float
+    high: float
+    p: float
+
+
+def paired_hits(a: Sequence[bool], b: Sequence[bool]) -> Paired:
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    n = len(a)
+    only_a = sum(x and not y for x, y in zip(a, b, strict=True))
+    only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+    both = sum(x and y for x, y in zip(a, b, strict=True))
+    table = [[both, only_a], [only_b, n - both - only_a - only_b]]
+    p = float(mcnemar(table, exact=True).pvalue) if only_a + only_b else 1.0
+    diff = (only_a - only_b) / n
+    half = 1.96 * math.sqrt(max(only_a + only_b - (only_a - only_b) ** 2 / n, 0.0)) / n
+    return Paired(n, sum(a) / n, sum(b) / n, diff, diff - half, diff + half, p)
 
 
 def held_out_hit(c: curves.Curves, trace: replay.Trace, noise: float) -> bool:
