@@ -113,8 +113,9 @@ def main() -> None:
             else:
                 agreed = wrong = "-"
             inter = f"{sum(x['interaction'] for x in rows) / len(rows):.2f}" if shape in ("additive", "cell") else "-"
-            lines.append(f"| {shape} | {units:g} | {pair.a:.2f} | {pair.b:.2f} | {pair.difference:+.2f} "
-                         f"[{pair.low:+.2f}, {pair.high:+.2f}] | {pair.p:.3g} | {agreed} | {wrong} | {inter} |")  # fmt: skip
+            diff = f"{pair.difference:+.2f} [{pair.low:+.2f}, {pair.high:+.2f}]"
+            lines.append(f"| {shape} | {units:g} | {pair.a:.2f} | {pair.b:.2f} | {diff} | {pair.p:.3g} | {agreed} "
+                         f"| {wrong} | {inter} |")  # fmt: skip
     lines += ["", "At delta 0 a hit is no evidence of finding a plant (none is there): it is how often a pick lands "
               "within the noise of the best by chance; the factorial's calls there are false discoveries."]  # fmt: skip
     text = "\n".join(lines) + "\n"
