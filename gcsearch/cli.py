@@ -6,6 +6,7 @@ Heavy modules (torch, ray, optuna) are imported inside the commands so ``gcsearc
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -37,13 +38,6 @@ def cmd_macs(args: argparse.Namespace) -> None:
     c = gc_cost(ArchConfig.pairs(args.gc) if args.gc else None, size, backbone=args.backbone, num_classes=args.classes,
                 in_channels=size[1], width=args.width, block=args.block)  # fmt: skip
     print(f"{args.backbone} at {'x'.join(map(str, size))}, {c.text()}")
-
-
-def cmd_validate(args: argparse.Namespace) -> None:
-    from gcsearch.analysis.describe import validate
-    from gcsearch.spacefile import load_space
-
-    print(validate(load_space(args.space)))
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -82,12 +76,18 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"\nwrote {run_dir}/trials.csv, {run_dir}/pareto.csv; study: optuna-dashboard {run_dir}/optuna.log")
 
 
-def cmd_report(args: argparse.Namespace) -> None:
-    """pareto, show and importance: a run's report, by the command's name."""
-    from gcsearch.analysis import report
+REPORTS = {  # command -> the library function that reports on its one path
+    "validate": ("gcsearch.analysis.describe", "validate_file"),
+    "latency": ("gcsearch.analysis.describe", "latency_report"),
+    "pareto": ("gcsearch.analysis.report", "pareto_report"),
+    "show": ("gcsearch.analysis.report", "show_report"),
+    "importance": ("gcsearch.analysis.report", "importance_report"),
+}
 
-    print({"pareto": report.pareto_report, "show": report.show_report, "importance": report.importance_report}[
-        args.command](args.run))  # fmt: skip
+
+def cmd_report(args: argparse.Namespace) -> None:
+    module, function = REPORTS[args.command]
+    print(getattr(importlib.import_module(module), function)(args.path))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -182,9 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     macs.add_argument("--width", type=int, default=16, help="proxy_resnet only: stem width (default 16)")
     macs.add_argument("--block", default="basic", help="proxy_resnet only: basic|bottleneck (default basic)")
 
-    validate = command("validate", cmd_validate, "check a space file and print what it means")
-    validate.add_argument("space", help="a space file, e.g. search_spaces/gc.yaml")
-
     prepare = command("prepare", cmd_prepare, "decode an image folder once into the cache every trial maps")
     prepare.add_argument("space", help="a space file with data.dataset: imagefolder")
     prepare.add_argument("--test", action="store_true", help="also the test split (the folder's val/)")
@@ -260,12 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--jobs", type=int, default=1, help="processes replaying in parallel (default 1)")
     rep.add_argument("--out", help="write the table (markdown) here and the picture beside it")
 
-    for name, func, text in (
-        ("pareto", cmd_report, "the Pareto front of a run as a table; writes pareto.png"),
-        ("show", cmd_report, "summary of a run: trials by state, best per objective, pruning savings"),
-        ("importance", cmd_report, "which axes mattered for accuracy; writes importance.png"),
+    for name, text, path in (
+        ("validate", "check a space file and print what it means", "a space file, e.g. search_spaces/gc.yaml"),
+        ("latency", "measured latency of a space's reference configurations or an export's", "a space file or export"),
+        ("pareto", "the Pareto front of a run as a table; writes pareto.png", "a run directory"),
+        ("show", "summary of a run: trials by state, best per objective, pruning savings", "a run directory"),
+        ("importance", "which axes mattered for accuracy; writes importance.png", "a run directory"),
     ):
-        command(name, func, text).add_argument("run", help="a run directory, e.g. runs/gc-20261122-101500")
+        command(name, cmd_report, text).add_argument("path", help=path)
 
     export = command("export", cmd_export, "write a chosen trial as best.yaml (build_model reads it back)")
     export.add_argument("run", help="a run directory")

@@ -35,9 +35,11 @@ class TrialRecord:
     # It cost a training: not a duplicate answered from an earlier trial, a skip, or a proposal a kill cut
     # off before it started (rundir.was_trained decides, from the journal).
     trained: bool = True
+    latency: float | None = None  # ms, measured when latency is an objective (nn/latency.py)
 
     def objective(self, name: str) -> float:
-        return {"accuracy": self.accuracy, "macs": self.macs, "params": self.params}[name]  # type: ignore[return-value]
+        values = {"accuracy": self.accuracy, "macs": self.macs, "params": self.params, "latency": self.latency}
+        return values[name]  # type: ignore[return-value]
 
 
 def trained(records: Sequence[TrialRecord]) -> list[TrialRecord]:

@@ -28,10 +28,12 @@ PRUNER_SETTINGS = {
     "hyperband": ("min_epochs", "reduction_factor"),
     "pareto": ("min_epochs", "reduction_factor"),
 }
-OBJECTIVES = {"accuracy": "maximize", "macs": "minimize", "params": "minimize"}
+OBJECTIVES = {"accuracy": "maximize", "macs": "minimize", "params": "minimize", "latency": "minimize"}
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "constant", "constant_decay")
 DEVICES = ("auto", "cpu", "cuda")
+LATENCY_DEVICES = ("cpu", "cuda")
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,24 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LatencyConfig:
+    """How a configuration's latency is measured (``nn/latency.py``): the whole model in eval mode, channels_last,
+    BatchNorm folded into the convs, on ``device`` at ``batch`` images of ``resolution`` (None: the training
+    input size), after a warm-up of at least ``warmup_s`` seconds and 20 runs, over ``runs`` timed runs (at
+    least 200 at batch 1); the median, remeasured while the interquartile range exceeds ``max_spread`` of it."""
+
+    device: str = "cpu"
+    batch: int = 1
+    threads: int = 1
+    dtype: str = "float32"
+    resolution: int | None = None
+    runs: int = 50
+    warmup_s: float = 2.0
+    max_spread: float = 0.03
+    attempts: int = 3  # measurements at most while the spread stays above max_spread; the steadiest is kept
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     objectives: tuple[str, ...] = ("accuracy", "macs")
     trials: int = 24
@@ -147,6 +167,7 @@ class SearchConfig:
     # Seeds each reference trial (the baseline, the paper default) is trained with: their paired differences are
     # the noise the front is read against (a point within it of the baseline is marked so). 1 = no estimate.
     reference_seeds: int = 3
+    latency: LatencyConfig = field(default_factory=LatencyConfig)  # measured when latency is an objective
 
     @property
     def directions(self) -> list[str]:

@@ -194,6 +194,7 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
             "time_budget_s": s.time_budget_s,
             "retries": s.retries,
             "reference_seeds": s.reference_seeds,
+            "latency": dataclasses.asdict(s.latency),
         },
         "output": {"dir": space.output_dir},
     }

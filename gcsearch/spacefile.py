@@ -40,6 +40,8 @@ from gcsearch.settings import (
     DATASET_SHAPES,
     DATASETS,
     DEVICES,
+    DTYPES,
+    LATENCY_DEVICES,
     OBJECTIVES,
     OPTIMIZERS,
     PRUNER_SETTINGS,
@@ -49,6 +51,7 @@ from gcsearch.settings import (
     BackboneConfig,
     DataConfig,
     FarCueConfig,
+    LatencyConfig,
     PretrainConfig,
     SearchConfig,
     TrainConfig,
@@ -401,7 +404,7 @@ def _read_train(path: str, raw: object) -> TrainConfig:
 def _read_search(path: str, raw: object) -> SearchConfig:
     known = (
         "objectives", "trials", "sampler", "pruner", "pruner_settings", "resources", "concurrency",
-        "max_macs", "seed", "time_budget_s", "retries", "reference_seeds",
+        "max_macs", "seed", "time_budget_s", "retries", "reference_seeds", "latency",
     )  # fmt: skip
     sec = _Section(path, "search", raw, known)
     d = SearchConfig()
@@ -434,6 +437,23 @@ def _read_search(path: str, raw: object) -> SearchConfig:
         time_budget_s=sec.get("time_budget_s", None, _float(0, allow_none=True, open_low=True)),
         retries=sec.get("retries", d.retries, _int(0)),
         reference_seeds=sec.get("reference_seeds", d.reference_seeds, _int(1)),
+        latency=_read_latency(path, sec.data.get("latency")),
+    )
+
+
+def _read_latency(path: str, raw: object) -> LatencyConfig:
+    sec = _Section(path, "search.latency", raw, tuple(LatencyConfig.__dataclass_fields__))
+    d = LatencyConfig()
+    return LatencyConfig(
+        device=sec.get("device", d.device, _choice(LATENCY_DEVICES)),
+        batch=sec.get("batch", d.batch, _int(1)),
+        threads=sec.get("threads", d.threads, _int(1)),
+        dtype=sec.get("dtype", d.dtype, _choice(DTYPES)),
+        resolution=sec.get("resolution", None, _int(8, allow_none=True)),
+        runs=sec.get("runs", d.runs, _int(1)),
+        warmup_s=sec.get("warmup_s", d.warmup_s, _float(0)),
+        max_spread=sec.get("max_spread", d.max_spread, _float(0, open_low=True)),
+        attempts=sec.get("attempts", d.attempts, _int(1)),
     )
 
 

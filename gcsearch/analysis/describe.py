@@ -107,6 +107,10 @@ def validate(space: SearchSpace) -> str:
     folder that is not on this machine is said, not failed: the space is checked where it will run."""
     from gcsearch.nn.weights import check
 
+    if "latency" in space.search.objectives:
+        from gcsearch.nn import latency
+
+        latency.check(space.search.latency)  # a device this machine cannot measure on
     notes = []
     weights = space.backbone.weights
     if weights and not Path(weights).is_file():
@@ -139,3 +143,33 @@ def _folder_notes(space: SearchSpace) -> list[str]:
             f"of {read + len(bad)} decoded ({len(bad)} unreadable); the cache holds {len(p.train_rows):,d} training "
             f"+ {len(p.val_rows):,d} validation images at {c}x{h}x{w}, {rows * per_image / 2**20:,.1f} MiB, in "
             f"{d.cache_dir}/{p.key} ({state})"]  # fmt: skip
+
+
+def validate_file(path: str) -> str:
+    """`gcsearch validate SPACE`."""
+    from gcsearch.spacefile import load_space
+
+    return validate(load_space(path))
+
+
+def latency_report(path: str) -> str:
+    """`gcsearch latency FILE`: the measured latency (search.latency's settings) of a space's reference
+    configurations, or of an export's configuration, beside the baseline's, with their MACs."""
+    from gcsearch.analysis.export import load_trainable
+    from gcsearch.nn import latency
+    from gcsearch.nn.flops import SpaceCoster
+
+    exported, space = load_trainable(path)
+    cfg = space.search.latency
+    latency.check(cfg)
+    archs = [ArchConfig(), exported] if exported is not None else list(space.references())
+    coster, where = SpaceCoster(space.backbone), Path(space.output_dir).resolve() / "latency"
+    base = latency.latency(ArchConfig(), space.backbone, cfg, where)
+    lines = [f"latency of {path} on {latency.hardware(cfg)}: {cfg.device}, batch {cfg.batch}, {cfg.threads} "
+             f"thread(s), {cfg.dtype}, median of {base.runs} runs after a warm-up; BatchNorm folded"]  # fmt: skip
+    for arch in dict.fromkeys(archs):
+        got = latency.latency(arch, space.backbone, cfg, where)
+        macs = coster(arch)[0]
+        lines.append(f"  {got.median_ms:9.3f} ms (IQR {got.iqr_ms:.3f})  {got.median_ms / base.median_ms:6.3f}x the "
+                     f"baseline  {si(macs):>11} MACs  {arch.label()}")  # fmt: skip
+    return "\n".join(lines)

@@ -53,6 +53,7 @@ def export_dict(space: SearchSpace, record: TrialRecord, run: str, pick: str, we
             "accuracy": record.accuracy,
             "macs": record.macs,
             "params": record.params,
+            "latency_ms": record.latency,
             "epochs": record.epochs,
             "state": record.state,
         },

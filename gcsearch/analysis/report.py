@@ -24,12 +24,14 @@ def front_table(front: Sequence[TrialRecord], marks: dict[int, str] | None = Non
     """The Pareto front as a fixed-width table, best accuracy first; ``marks`` (``rundir.baseline_marks``): each
     point against the baseline, so that a difference within the run's noise is not read as a ranking."""
     marks = marks or {}
-    head = f"{'trial':>5}  {'accuracy':>8}  {'vs baseline':>13}  {'MACs':>11}  {'params':>9}  configuration"
-    lines = [head]
+    timed = any(r.latency is not None for r in front)  # a latency column where latency was measured
+    lat = f"  {'latency ms':>10}" if timed else ""
+    lines = [f"{'trial':>5}  {'accuracy':>8}  {'vs baseline':>13}  {'MACs':>11}{lat}  {'params':>9}  configuration"]
     for r in front:
         acc = f"{r.accuracy:.4f}" if r.accuracy is not None else "-"
         mark = marks.get(r.number, "")
-        lines.append(f"{r.number:>5}  {acc:>8}  {mark:>13}  {si(r.macs):>11}  {r.params:>9,d}  {r.arch.label()}")
+        ms = (f"  {r.latency:>10.3f}" if r.latency is not None else f"  {'-':>10}") if timed else ""
+        lines.append(f"{r.number:>5}  {acc:>8}  {mark:>13}  {si(r.macs):>11}{ms}  {r.params:>9,d}  {r.arch.label()}")
     return "\n".join(lines)
 
 
@@ -72,6 +74,10 @@ def summary(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
         cheapest = min(complete, key=lambda r: (r.macs, -(r.accuracy or 0)))
         lines.append(f"best accuracy: {best.accuracy:.4f} (trial {best.number}, {best.arch.label()})")
         lines.append(f"fewest MACs:   {si(cheapest.macs)} (trial {cheapest.number}, {cheapest.arch.label()})")
+        timed = [r for r in complete if r.latency is not None]
+        if timed:
+            fastest = min(timed, key=lambda r: (r.latency, -(r.accuracy or 0)))
+            lines.append(f"fastest:       {fastest.latency:.3f} ms (trial {fastest.number}, {fastest.arch.label()})")
         lines.append(f"Pareto front: {len(pareto_front(space, records))} trials")
     fails = [r for r in runs if r.state == "FAIL"]
     lines += [f"failed trial {r.number}: {r.reason}" for r in fails]
@@ -100,6 +106,12 @@ def plot_pareto(
 
     plt = _pyplot()
     runs = trained(records)
+    # The cost axis: measured latency where latency is an objective (what the user deploys against), else MACs.
+    cost = "latency" if "latency" in space.search.objectives else "macs"
+
+    def x(r: TrialRecord) -> float:
+        return float(r.objective(cost) or 0.0)
+
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     pruned = [r for r in runs if r.state == "PRUNED" and r.accuracy is not None]
     done = [r for r in runs if r.state == "COMPLETE" and r.accuracy is not None]
@@ -109,41 +121,43 @@ def plot_pareto(
     shown = [r for r in pruned if (r.accuracy or 0.0) >= floor]
     below = len(pruned) - len(shown)
     pruned_label = "pruned (at last epoch)" + (f"; {below} more below the axis" if below else "")
-    ax.scatter([r.macs for r in shown], [r.accuracy for r in shown], s=18, c="0.75", label=pruned_label)
-    ax.scatter([r.macs for r in done], [r.accuracy for r in done], s=26, c="tab:blue", label="complete")
-    front = sorted(pareto_front(space, records), key=lambda r: r.macs)
+    ax.scatter([x(r) for r in shown], [r.accuracy for r in shown], s=18, c="0.75", label=pruned_label)
+    ax.scatter([x(r) for r in done], [r.accuracy for r in done], s=26, c="tab:blue", label="complete")
+    front = sorted(pareto_front(space, records), key=x)
     if front:
-        ax.step([r.macs for r in front], [r.accuracy for r in front], where="post", c="tab:red", lw=1.5)
-        ax.scatter([r.macs for r in front], [r.accuracy for r in front], s=70, facecolors="none",
+        ax.step([x(r) for r in front], [r.accuracy for r in front], where="post", c="tab:red", lw=1.5)
+        ax.scatter([x(r) for r in front], [r.accuracy for r in front], s=70, facecolors="none",
                    edgecolors="tab:red", label="Pareto front")  # fmt: skip
         for i, r in enumerate(front):  # staggered, so neighbouring labels do not overlap
-            ax.annotate(f"#{r.number}", (r.macs, r.accuracy or 0), textcoords="offset points",
+            ax.annotate(f"#{r.number}", (x(r), r.accuracy or 0), textcoords="offset points",
                         xytext=(8, 9 * (i % 3 - 1)), va="center", fontsize=8, color="tab:red")  # fmt: skip
         # The front points within the run's noise of the baseline: grey crosses, so no one reads them as a ranking.
         noise, marked = reference_noise(space, records), baseline_marks(space, records)
         level = [r for r in front if marked.get(r.number) == "within noise"]
         if level:
             label = f"within noise of the baseline (+-{noise.threshold:.4f}, {noise.pairs} reference seeds)"
-            ax.scatter([r.macs for r in level], [r.accuracy for r in level], marker="x", s=60, c="0.35", zorder=6,
+            ax.scatter([x(r) for r in level], [r.accuracy for r in level], marker="x", s=60, c="0.35", zorder=6,
                        label=label)  # fmt: skip
     marks = {"baseline (no GC)": ArchConfig(), "paper default": space.reference()}
     for (name, arch), style in zip(marks.items(), (("s", "black"), ("*", "tab:orange")), strict=True):
         hits = [r for r in done if arch is not None and r.arch == arch]
         if hits:
-            ax.scatter([r.macs for r in hits], [r.accuracy for r in hits], marker=style[0], s=90, c=style[1],
+            ax.scatter([x(r) for r in hits], [r.accuracy for r in hits], marker=style[0], s=90, c=style[1],
                        label=name, zorder=5, alpha=0.8)  # fmt: skip
     if confirmed is not None:
         cs = confirmed.candidates
         seeds = max(len(c.accuracies) for c in cs)
-        ax.errorbar([c.macs for c in cs], [c.mean for c in cs], yerr=[c.half_width for c in cs], fmt="D",
-                    ms=5, c="tab:green", capsize=3, label=f"confirmed: mean of {seeds} seeds, 95% interval",
+        where = {r.number: x(r) for r in runs}
+        ax.errorbar([where.get(c.number, c.macs) for c in cs], [c.mean for c in cs], yerr=[c.half_width for c in cs],
+                    fmt="D", ms=5, c="tab:green", capsize=3, label=f"confirmed: mean of {seeds} seeds, 95% interval",
                     zorder=6)  # fmt: skip
-    macs = [r.macs for r in shown + done] or [1]
+    macs = [x(r) for r in shown + done] or [1]
     if max(macs) > 3 * min(macs):
         ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v).replace(" ", "")))
+    if cost == "macs":
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v).replace(" ", "")))
     ax.set_ylim(floor, high + 0.1 * (high - floor))
-    ax.set_xlabel("MACs per image")
+    ax.set_xlabel("MACs per image" if cost == "macs" else f"latency, ms ({_latency_setting(space)})")
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{title or Path(space.path).stem}: {len(done)} complete, {len(pruned)} pruned trials")
     ax.grid(True, alpha=0.3)
@@ -151,6 +165,11 @@ def plot_pareto(
     fig.tight_layout()
     save_figure(fig, out)
     plt.close(fig)
+
+
+def _latency_setting(space: SearchSpace) -> str:
+    lat = space.search.latency
+    return f"{lat.device}, batch {lat.batch}, {lat.threads} thread{'s' if lat.threads > 1 else ''}, {lat.dtype}"
 
 
 def plot_importance(importances: dict[str, float], out: str, title: str) -> None:

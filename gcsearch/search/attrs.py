@@ -8,6 +8,7 @@ ARCH = "arch"  # the configuration, ArchConfig.to_dict()
 LABEL = "label"  # its one-line name, for optuna-dashboard
 MACS = "macs"
 PARAMS = "params"
+LATENCY = "latency"  # ms of the whole model on the search's latency settings, measured by the trial before it trains
 SEED = "seed"  # the training seed of a planned trial (ablation, record, confirm); absent = train.seed
 TWIN = "twin"  # the twin trial's number: set once the trial trains, so "was trained" means "has a twin"
 EPOCHS = "epochs"  # epochs finished
@@ -20,5 +21,5 @@ DUPLICATE_OF = "duplicate_of"  # a proposal of a configuration already trained, 
 SKIPPED = "skipped"  # over the MAC budget: never trained
 RESUMED_AT = "resumed_at_epochs"  # the epochs a restarted trial continued from
 
-# Twin study (the single-objective study the pruner reads), besides MACS and PARAMS:
+# Twin study (the single-objective study the pruner reads), besides MACS, PARAMS and LATENCY (its costs):
 MAIN = "main"  # the main trial's number

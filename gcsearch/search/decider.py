@@ -358,13 +358,16 @@ class Decider:
         return False
 
     def note(self, number: int, **facts: Any) -> None:
-        """Facts of where a trial ran that its runner knows (a node id, setup seconds): recorded once each."""
+        """Facts of where a trial ran that its runner knows (a node id, setup seconds, its measured latency):
+        recorded once each; a cost (latency) goes to the twin too, where the pareto pruner reads costs."""
         live = self.live.get(number)
         if live is None:
             return
         for key, value in facts.items():
             if key not in live.main.user_attrs:
                 live.main.set_user_attr(key, value)
+                if key == attrs.LATENCY:
+                    live.twin.set_user_attr(key, value)
 
     def finish(self, number: int, outcome: Outcome, last: Epoch | None = None, reason: str = "") -> None:
         """Tell Optuna what became of a trial: ``outcome``, with its last epoch when it ended (else the last
@@ -387,7 +390,8 @@ class Decider:
         else:
             p = live.proposal
             value = last.score if last is not None else float(a[attrs.ACCURACY])
-            values = {"accuracy": value, "macs": p.macs, "params": p.params}
+            values = {"accuracy": value, "macs": p.macs, "params": p.params,
+                      "latency": float(a.get(attrs.LATENCY, "nan"))}  # fmt: skip
             self.main.tell(live.main, [values[o] for o in self.space.search.objectives])
             self.twin.tell(live.twin, value)
 

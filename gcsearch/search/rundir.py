@@ -35,7 +35,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from gcsearch import stats
-from gcsearch.arch import ArchConfig, ratio_text
+from gcsearch.arch import AXES, ArchConfig
 from gcsearch.errors import ConfigError, SearchFailed
 from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord, front, trained
@@ -46,8 +46,8 @@ from gcsearch.spacefile import load_space
 MAIN_STUDY = "gcsearch"
 TWIN_STUDY = "gcsearch-accuracy"
 TRIAL_COLUMNS = (
-    "number", "state", "epochs", "accuracy", "macs", "params", "seconds",
-    "stages", "pool", "fusion", "ratio", "norm", "position", "reason",
+    "number", "state", "epochs", "accuracy", "macs", "params", "latency_ms", "latency_vs_baseline", "seconds",
+    "stages", "pool", "fusion", "ratio", "norm", "position", "gate_init", "reason",
 )  # fmt: skip
 
 
@@ -150,6 +150,7 @@ def record_of(trial: FrozenTrial, accuracy_at: int = 0) -> TrialRecord:
         seed=a.get(attrs.SEED),
         extra={k: v for k, v in a.items() if k in (attrs.DUPLICATE_OF, attrs.SKIPPED)},
         trained=was_trained(trial),
+        latency=a.get(attrs.LATENCY),
     )
 
 
@@ -230,23 +231,31 @@ def baseline_marks(space: SearchSpace, records_: Sequence[TrialRecord]) -> dict[
     return marks
 
 
-def _csv(rows: Sequence[TrialRecord]) -> str:
+def _csv(rows: Sequence[TrialRecord], baseline_ms: float | None = None) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(TRIAL_COLUMNS)
     for r in rows:
         a = r.arch
+        latency = f"{r.latency:.4f}" if r.latency is not None else ""
+        relative = f"{r.latency / baseline_ms:.4f}" if r.latency is not None and baseline_ms else ""
         writer.writerow([
             r.number, r.state, r.epochs, "" if r.accuracy is None else f"{r.accuracy:.6f}", r.macs, r.params,
-            f"{r.seconds:.1f}", ",".join(a.stages) or "none", a.pool or "", a.fusion or "",
-            ratio_text(a.ratio) if a.ratio else "", a.norm or "", a.position or "", r.reason,
+            latency, relative, f"{r.seconds:.1f}", *(a.value_text(axis) for axis in AXES), r.reason,
         ])  # fmt: skip
     return out.getvalue()
 
 
+def baseline_latency(records_: Sequence[TrialRecord]) -> float | None:
+    """The baseline's measured latency (ms): every latency is also reported relative to it, which cancels the
+    drift between machines and runs."""
+    return next((r.latency for r in records_ if r.arch.is_baseline and r.latency), None)
+
+
 def write_tables(run_dir: Path, space: SearchSpace, records_: Sequence[TrialRecord]) -> None:
-    write_atomic(run_dir / "trials.csv", _csv(records_))
-    write_atomic(run_dir / "pareto.csv", _csv(pareto_front(space, records_)))
+    base = baseline_latency(records_)
+    write_atomic(run_dir / "trials.csv", _csv(records_, base))
+    write_atomic(run_dir / "pareto.csv", _csv(pareto_front(space, records_), base))
 
 
 def param_importances(study: optuna.Study) -> dict[str, float]:

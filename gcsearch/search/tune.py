@@ -66,6 +66,8 @@ class DeciderSearcher(Searcher):
         if number is None or "diverged" in result or "accuracy" not in result:
             return False
         epoch = Epoch.from_dict(result)
+        if "latency" in result:  # measured before the trial trained; a resumed trial reports it with its replays
+            self.decider.note(number, latency=result["latency"])
         if not epoch.replayed:
             self.decider.note(number, **{k: result[k] for k in ("node", "setup_seconds") if k in result})
         return self.decider.report(number, epoch)
@@ -121,6 +123,9 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
     # A plain string travels to the workers (no gcsearch.search.rundir, hence no Optuna, imported there); the
     # validated space travels as it is: no re-parsing.
     ckpt_template = str(run_dir / rundir.CHECKPOINT)
+    # Latency as an objective: each trial measures its configuration on its own cores (or GPU) before it trains,
+    # once per configuration and machine (a cache under output.dir, a lock so two never measure at once).
+    latency_dir = str(Path(space.output_dir).resolve() / "latency") if "latency" in space.search.objectives else ""
 
     def gcsearch_trial(config: dict[str, Any]) -> None:
         started = time.perf_counter()
@@ -131,11 +136,16 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
 
         torch.set_num_threads(threads)
         ckpt = Path(ckpt_template.format(config["number"]))
+        arch = ArchConfig.from_dict(config["arch"])
+        measured: dict[str, float] = {}
+        if latency_dir:
+            from gcsearch.nn.latency import latency
 
+            measured["latency"] = latency(arch, space.backbone, space.search.latency, Path(latency_dir)).median_ms
         node = ray.get_runtime_context().get_node_id()
 
         def report(epoch: Epoch) -> None:
-            extra: dict[str, Any] = {"node": node}
+            extra: dict[str, Any] = {"node": node, **measured}
             if "setup_seconds" not in extra_once and not epoch.replayed:
                 # Imports, data load and model build before the first epoch: per-trial overhead.
                 extra_once["setup_seconds"] = time.perf_counter() - started - epoch.epoch_seconds
@@ -146,7 +156,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
 
         try:
             # Resumes from the checkpoint file when a retry or a resumed search reruns this trial.
-            train(ArchConfig.from_dict(config["arch"]), space, report, checkpoint=ckpt, seed=config.get("seed"))
+            train(arch, space, report, checkpoint=ckpt, seed=config.get("seed"))
         except TrainingDiverged as err:
             # Reported, not raised: a retry would diverge the same way.
             tune.report({"diverged": str(err), "epoch": -1, "accuracy": float("nan")})
@@ -323,6 +333,10 @@ def run(
     created = not run_dir.exists()
     try:
         space = cache.prepare(space, stream)  # an image folder decoded once, before the first trial; its key pinned
+        if "latency" in space.search.objectives:
+            from gcsearch.nn.latency import check
+
+            check(space.search.latency)  # a device this machine cannot measure on: one line, before any trial
         run_dir.mkdir(parents=True, exist_ok=True)
         with rundir.RunLock(run_dir):
             records = _run_locked(space, run_dir, address, stream, plan, dashboard)
