@@ -118,7 +118,9 @@ def repeatability(args: argparse.Namespace, loaded: bool) -> dict[str, list[floa
                 out = subprocess.run(child(args, "--one", json.dumps(PICKS[name]), "--core", "0"),
                                      capture_output=True, text=True, check=True)  # fmt: skip
                 medians[name].append(json.loads(out.stdout.strip().splitlines()[-1])["median_ms"])
-                print(f"  {'loaded' if loaded else 'quiet'} round {r + 1} {name}: {medians[name][-1]:.4f} ms", flush=True)
+                print(
+                    f"  {'loaded' if loaded else 'quiet'} round {r + 1} {name}: {medians[name][-1]:.4f} ms", flush=True
+                )
     finally:
         if neighbour is not None:
             neighbour.kill()
@@ -147,7 +149,9 @@ def grid(args: argparse.Namespace) -> list[dict]:
     random.Random(0).shuffle(archs)
 
     def timed(arch: ArchConfig, settings) -> latency.Latency:
-        return latency.measure(build_model(gc=arch, **space.backbone.build_kwargs()), space.backbone.input_size, settings)
+        return latency.measure(
+            build_model(gc=arch, **space.backbone.build_kwargs()), space.backbone.input_size, settings
+        )
 
     timed(ArchConfig(), cfg)  # the process's warm-up (2 s)
     rows, start = [], time.perf_counter()
@@ -207,7 +211,9 @@ def axis_diffs(rows: list[dict]) -> list[tuple[str, str]]:
         for v in values[1:]:
             ratios = [d[v] / d[first] for d in by_rest.values() if v in d and first in d]
             if ratios:
-                parts.append(f"{json.loads(v)} / {json.loads(first)}: {statistics.median(ratios):.3f}x ({len(ratios)} pairs)")
+                parts.append(
+                    f"{json.loads(v)} / {json.loads(first)}: {statistics.median(ratios):.3f}x ({len(ratios)} pairs)"
+                )
         if parts:
             out.append((axis, "; ".join(parts)))
     return out
@@ -274,12 +280,13 @@ def main() -> None:
              "| configuration | quiet: median ms | CV | vs baseline (per round, median) | beside a training: median ms "
              "| CV | loaded / quiet |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in PICKS:
-        rel = statistics.median(q / b for q, b in zip(quiet[name], quiet["baseline"]))
+        rel = statistics.median(q / b for q, b in zip(quiet[name], quiet["baseline"], strict=True))
         lines.append(f"| {name} | {statistics.median(quiet[name]):.4f} | {cv(quiet[name]):.2%} | {rel:.3f}x | "
                      f"{statistics.median(loaded[name]):.4f} | {cv(loaded[name]):.2%} | "
                      f"{statistics.median(loaded[name]) / statistics.median(quiet[name]):.3f}x |")  # fmt: skip
     lines += ["", f"Noise used below: the largest quiet CV, {noise:.2%}; two measurements differ beyond noise when "
-              f"their difference exceeds 2 * sqrt(2) * {noise:.2%} = {2 * math.sqrt(2) * noise:.2%} of the larger.", ""]  # fmt: skip
+              f"their difference exceeds 2 * sqrt(2) * {noise:.2%} = {2 * math.sqrt(2) * noise:.2%} of the larger.",
+              ""]  # fmt: skip
     raw: dict = {"quiet": quiet, "loaded": loaded}
     if not args.skip_grid:
         print("3. grid", flush=True)
@@ -287,7 +294,18 @@ def main() -> None:
         DATA.mkdir(parents=True, exist_ok=True)
         data_path = DATA / f"latency-grid-{device}.csv"
         with open(data_path, "w", newline="") as f:
-            fields = ["order", "label", "arch", "macs", "ms", "iqr_ms", "attempts", "vs_baseline", "baseline", "drift_check"]
+            fields = [
+                "order",
+                "label",
+                "arch",
+                "macs",
+                "ms",
+                "iqr_ms",
+                "attempts",
+                "vs_baseline",
+                "baseline",
+                "drift_check",
+            ]
             w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(rows)
@@ -305,14 +323,16 @@ def main() -> None:
                   f"{tau_rel.statistic:.3f} (p = {tau_rel.pvalue:.2g}). Latency relative to the baseline ranges "
                   f"{min(r['vs_baseline'] for r in gc_only):.3f}x to {max(r['vs_baseline'] for r in gc_only):.3f}x "
                   f"(median {statistics.median(r['vs_baseline'] for r in gc_only):.3f}x); MACs relative to it "
-                  f"{min(r['macs'] for r in gc_only) / base_macs:.4f}x to {max(r['macs'] for r in gc_only) / base_macs:.4f}x. "
+                  f"{min(r['macs'] for r in gc_only) / base_macs:.4f}x to "
+                  f"{max(r['macs'] for r in gc_only) / base_macs:.4f}x. "
                   f"The baseline's remeasurements through the run (drift): {min(drift):.4f} to {max(drift):.4f} ms. "
                   f"Within-measurement IQR/median: median {statistics.median(spreads):.1%}, "
                   f"{sum(s > cfg.max_spread for s in spreads)} of {len(spreads)} above {cfg.max_spread:.0%} after "
                   f"{cfg.attempts} attempts.", "",
                   f"**Where MACs mislead**: of {n_groups} groups of configurations with exactly equal MACs, {n_found} "
                   "hold configurations whose latencies differ beyond the noise; the ten widest:", "",
-                  "| slower / faster | MACs | configurations in the group | faster | slower |", "|---|---|---|---|---|"]  # fmt: skip
+                  "| slower / faster | MACs | configurations in the group | faster | slower |",
+                  "|---|---|---|---|---|"]  # fmt: skip
         for ratio, macs, lo, hi, size in found[:10]:
             lines.append(f"| {ratio:.3f}x | {macs:,} | {size} | {lo['label']} ({lo['ms']:.3f} ms) | "
                          f"{hi['label']} ({hi['ms']:.3f} ms) |")  # fmt: skip

@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from gcsearch import failpoints
 from gcsearch.errors import ConfigError, DataError
-from gcsearch.files import temporary, write_atomic
+from gcsearch.files import sweep_temporaries, temporary, write_atomic
 from gcsearch.nn.data import split_order
 from gcsearch.nn.decode import BadImage, decode, decode_rows
 
@@ -176,6 +177,7 @@ def _summary(target: Path) -> str:
 def _build(target: Path, listing: Listing, rows: Mapping[str, Sequence[int]], size: tuple[int, int, int],
            skip_bad: bool, stream: TextIO) -> None:  # fmt: skip
     """Decode the rows of each split into ``target``, atomically (a temporary directory renamed when whole)."""
+    sweep_temporaries(target.parent)  # builds on this host killed before they finished
     tmp = temporary(target)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -222,6 +224,7 @@ def _decode_into(tmp: Path, listing: Listing, rows: Mapping[str, Sequence[int]],
             try:
                 for (first, chunk_paths), chunk in zip(tasks, pool.imap(work, tasks), strict=True):
                     checksums.append(chunk.crc)
+                    failpoints.hit("cache-chunk")
                     for path in chunk.bad:
                         keep[first + chunk_paths.index(path)] = False
                     skipped += chunk.bad

@@ -8,8 +8,8 @@ with GC added), and how practitioners use GC.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import io
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -17,7 +17,7 @@ import torch
 
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
-from gcsearch.files import replace_with
+from gcsearch.files import replace_with, sweep_temporaries
 from gcsearch.nn import cache
 from gcsearch.nn.train import train
 from gcsearch.nn.weights import check, checkpoint_weights, sha256_of
@@ -42,7 +42,9 @@ def pretrain_space(space: SearchSpace) -> SearchSpace:
 
 def pretrain(space: SearchSpace, out: Path, stream: TextIO | None = None) -> Path:
     """Train the baseline of ``space`` under its pretraining recipe and save its weights to ``out``
-    (the EMA's when the recipe keeps one: what its accuracy measured). Atomic: a kill leaves no file."""
+    (the EMA's when the recipe keeps one: what its accuracy measured). Atomic: a kill leaves no weights file, and
+    keeps the finished epochs in a checkpoint beside it, which the next call continues from; two processes that
+    pretrain one recipe take turns (a lock), and the second finds the weights made."""
     if space.backbone.pretrain is None:  # `gcsearch pretrain` on a file without the section: its defaults
         space = dataclasses.replace(space, backbone=dataclasses.replace(space.backbone, pretrain=PretrainConfig()))
     pre = cache.prepare(pretrain_space(space), stream or io.StringIO())
@@ -50,11 +52,19 @@ def pretrain(space: SearchSpace, out: Path, stream: TextIO | None = None) -> Pat
     if stream:
         stream.write(f"pretraining the baseline for {pre.train.epochs} epochs (recipe {pre.recipe()}) -> {out}\n")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        ckpt = Path(tmp) / "pretrain.pt"
+    with open(out.with_name(f".{out.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        if out.is_file():  # made by another process while this one waited
+            return out
+        sweep_temporaries(out.parent)  # checkpoint writes of pretrainings killed mid-write
+        ckpt = out.with_name(f".{out.stem}.pretraining.pt")
+        if ckpt.is_file() and stream:
+            done = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"] + 1
+            stream.write(f"continuing the pretraining from its checkpoint: {done} of {pre.train.epochs} epochs done\n")
         metrics = train(ArchConfig(), pre, checkpoint=ckpt, seed=seed)
         state = checkpoint_weights(torch.load(ckpt, map_location="cpu", weights_only=True))
         replace_with(out, lambda t: torch.save(state, t))
+        ckpt.unlink()
     if stream:
         stream.write(f"pretrained baseline: validation accuracy {metrics.accuracy:.4f}\n")
     return out

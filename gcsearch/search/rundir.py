@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import json
 import math
 import os
 import statistics
@@ -34,7 +35,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from gcsearch import stats
+from gcsearch import failpoints, stats
 from gcsearch.arch import AXES, ArchConfig
 from gcsearch.errors import ConfigError, SearchFailed
 from gcsearch.files import write_atomic
@@ -66,8 +67,27 @@ def checkpoint(run_dir: Path, number: int) -> Path:
     return Path(run_dir) / CHECKPOINT.format(number)
 
 
+class _Journal(JournalFileBackend):
+    """Optuna's journal file, with the fault campaign's points (failpoints): a record appended, or torn."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.path = path
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        if failpoints.due("journal-torn"):  # the first half of the record reached the disk, then the power went
+            text = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
+            with open(self.path, "ab") as f:
+                f.write(text[: len(text) // 2])
+                f.flush()
+                os.fsync(f.fileno())
+            failpoints.cut()
+        super().append_logs(logs)
+        failpoints.hit("journal")
+
+
 def storage(run_dir: Path) -> JournalStorage:
-    return JournalStorage(JournalFileBackend(str(run_dir / "optuna.log")))
+    return JournalStorage(_Journal(str(run_dir / "optuna.log")))
 
 
 RECIPE_SECTIONS = ("backbone", "data", "train")

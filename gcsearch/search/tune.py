@@ -34,9 +34,11 @@ from ray.tune.experiment import Trial as TuneTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from gcsearch import failpoints
 from gcsearch.arch import ArchConfig
 from gcsearch.epoch import Epoch, Outcome
 from gcsearch.errors import ConfigError, TrainingDiverged
+from gcsearch.files import sweep_temporaries
 from gcsearch.nn import pretrain
 from gcsearch.pareto import TrialRecord, trained
 from gcsearch.search import attrs, rundir
@@ -65,6 +67,7 @@ class DeciderSearcher(Searcher):
         number = self.numbers.get(trial_id)
         if number is None or "diverged" in result or "accuracy" not in result:
             return False
+        failpoints.hit("result")
         epoch = Epoch.from_dict(result)
         if "latency" in result:  # measured before the trial trained; a resumed trial reports it with its replays
             self.decider.note(number, latency=result["latency"])
@@ -150,6 +153,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
                 # Imports, data load and model build before the first epoch: per-trial overhead.
                 extra_once["setup_seconds"] = time.perf_counter() - started - epoch.epoch_seconds
                 extra["setup_seconds"] = extra_once["setup_seconds"]
+            failpoints.hit("report")
             tune.report({**{k: v for k, v in epoch.as_dict().items() if v is not None}, **extra})
 
         extra_once: dict[str, float] = {}
@@ -358,6 +362,8 @@ def _run_locked(
 ) -> list[TrialRecord]:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     rundir.clear_stale_journal_lock(run_dir)  # we hold the run lock: no one else can be writing
+    for folder in (run_dir, run_dir / "checkpoints"):  # what writers killed mid-write left, for the same reason
+        sweep_temporaries(folder, everyone=True)
     dropped = rundir.repair_journal(run_dir)
     if dropped:
         stream.write(
