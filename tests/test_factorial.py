@@ -1,5 +1,6 @@
 """The factorial analysis on synthetic balanced designs with known effects (no training)."""
 
+import dataclasses
 import itertools
 import random
 from pathlib import Path
@@ -125,3 +126,22 @@ def test_ablate_balanced_analyses_a_curves_file(tmp_path, capsys):
     assert "fusion: add > mul" in text and "| agree |" in text
     assert main(["ablate", "--design", "balanced", "--curves", str(tmp_path / "missing.csv")]) == 2
     assert "--curves" in capsys.readouterr().err
+
+
+def test_where_gate_starts_vary_fusion_is_judged_at_each_start():
+    """The half-start transient (mul/half below add) must not be read as "add beats mul" when mul started at the
+    identity is level with add."""
+    rng = random.Random(1)
+    obs = []
+    archs = [dataclasses.replace(a, gate_init=g) for a in GRID for g in (["half", "identity"] if a.fusion != "add"
+             else [None])]  # fmt: skip
+    for arch in [*archs, ArchConfig()]:
+        for s in range(4):
+            mean = 0.9 - (0.006 if arch.gate_init == "half" else 0.0)
+            obs.append((arch, s, mean + rng.gauss(0, 0.0003)))
+    analysis = factorial.analyse(obs)
+    got = verdicts(analysis)
+    assert "mul/identity" in factorial.report(analysis, "synthetic")
+    assert "fusion: add > mul" not in got
+    assert got["fusion: add > mul/half"] == "agree" and got["fusion: add > both/half"] == "agree"
+    assert got["fusion: add > mul/identity"] == "equivalent" and got["fusion: add > both/identity"] == "equivalent"

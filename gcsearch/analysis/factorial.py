@@ -23,6 +23,7 @@ holds both, which it does when made by ``bench record`` (references first).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import statistics
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gcsearch import stats
-from gcsearch.arch import AXES, PAPER_DEFAULT, ArchConfig, paper_default_in
+from gcsearch.arch import AXES, GATE_INITS, GATED, PAPER_DEFAULT, ArchConfig, paper_default_in
 from gcsearch.bench.curves import Curves
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
@@ -190,14 +191,19 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
             means.append(LevelMean(ax, value, float(t.effect[0]), float(low), float(high), count))
 
     family: list[tuple[Hypothesis, float, float, float]] = []  # (hypothesis, estimate, se, df)
-    for h in PAPER:
-        if h.axis == "gc":
-            pair = _gc_versus_baseline(by_arch, seeds)
-            if pair is not None:
-                family.append((h, *pair))
-        elif h.axis in axes and {h.better, h.worse} <= set(frame[h.axis]):
-            t = fit.t_test(marginal(h.axis, h.better) - marginal(h.axis, h.worse))
-            family.append((h, float(t.effect[0]), float(t.sd[0][0]), float(fit.df_resid)))
+    for paper_h in PAPER:
+        # Where gate starts vary, a gated fusion is tested at each start: "add > mul/identity" is about the
+        # architecture, "add > mul/half" about the official code's start as well.
+        nested = paper_h.axis == "fusion" and gates_vary and paper_h.worse in GATED
+        for h in ([dataclasses.replace(paper_h, worse=f"{paper_h.worse}/{g}") for g in GATE_INITS] if nested
+                  else [paper_h]):  # fmt: skip
+            if h.axis == "gc":
+                pair = _gc_versus_baseline(by_arch, seeds)
+                if pair is not None:
+                    family.append((h, *pair))
+            elif h.axis in axes and {h.better, h.worse} <= set(frame[h.axis]):
+                t = fit.t_test(marginal(h.axis, h.better) - marginal(h.axis, h.worse))
+                family.append((h, float(t.effect[0]), float(t.sd[0][0]), float(fit.df_resid)))
     hypotheses = _judge([(h.name, f"{h.better} better ({h.evidence})", e, se, df, ("agree", "disagree"))
                          for h, e, se, df in family], margin)  # fmt: skip
 
@@ -228,7 +234,7 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
 
 def _order(value: str) -> tuple[int, str]:
     """Levels in a readable order: ratios by size, the paper's default first otherwise."""
-    if "/" in value:
+    if value.startswith("1/"):  # a ratio ("mul/half" is a fusion with its gate start)
         return (int(value.split("/")[1]), value)
     return (0 if value in {PAPER_DEFAULT.value_text(axis) for axis in FACTORS} else 1, value)
 
