@@ -77,6 +77,24 @@ def arch_cells(arch: ArchConfig) -> list[str]:
     return [arch.value_text(axis) for axis in AXES]
 
 
+def arch_from_cells(cell: dict[str, str], where: str) -> ArchConfig:
+    """The configuration a row's axis columns (``arch_cells``) name; a file without gate_init holds half gates."""
+    if cell["stages"] in ("none", ""):
+        return ArchConfig()
+    return ArchConfig.from_dict(
+        {
+            "stages": list(parse_stages(cell["stages"], "stages", where)),
+            "pool": cell["pool"],
+            "fusion": cell["fusion"],
+            "ratio": parse_ratio(cell["ratio"], "ratio", where),
+            "norm": cell["norm"],
+            "position": cell["position"],
+            "gate_init": (cell.get("gate_init") or "").strip() or None,
+        },
+        where=where,
+    )
+
+
 def _num(x: float | None) -> str:
     return "" if x is None else f"{x:.6g}"
 
@@ -146,21 +164,7 @@ def _point(cell: dict[str, str], where: str) -> CurvePoint:
             raise ConfigError(col, "must be finite", text, f"{where}, column {col}")
         return value
 
-    if cell["stages"] in ("none", ""):
-        arch = ArchConfig()
-    else:
-        arch = ArchConfig.from_dict(
-            {
-                "stages": list(parse_stages(cell["stages"], "stages", where)),
-                "pool": cell["pool"],
-                "fusion": cell["fusion"],
-                "ratio": parse_ratio(cell["ratio"], "ratio", where),
-                "norm": cell["norm"],
-                "position": cell["position"],
-                "gate_init": cell["gate_init"].strip() or None,
-            },
-            where=where,
-        )
+    arch = arch_from_cells(cell, where)
     epoch = number("epoch", int)
     if epoch < 1:
         raise ConfigError("epoch", "must be >= 1 (epochs finished)", epoch, f"{where}, column epoch")
