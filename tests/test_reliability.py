@@ -49,7 +49,10 @@ def snapshot(run_dir):
 def test_diverging_trials_fail_with_their_reason_and_the_search_goes_on(tmp_path):
     space = space_file(tmp_path, train={"lr": 1e12, "schedule": "constant"}, search={"trials": 3, "pruner": "none"})
     out = cli(["run", str(space), "--name", "nan"], cwd=tmp_path, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    # A search whose every trial failed produced nothing usable: one line naming the first reason, exit 1.
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "every trial failed (3)" in out.stderr and "training loss became nan" in out.stderr
+    assert "Traceback" not in out.stderr
     rows = (tmp_path / "runs" / "nan" / "trials.csv").read_text().splitlines()[1:]
     trained = [r for r in rows if "same configuration" not in r]
     # Every trained trial failed, told to Optuna as FAIL (not retried: it would diverge again), with why.
