@@ -19,12 +19,15 @@ the mean of the other seeds (held out). The two are paired by permutation: hit r
 
     python experiments/planted.py [--curves ...] [--space ...] [--permutations 200] [--deltas 0 2 4 8] [--jobs 2]
 
-Writes experiments/results/planted.md.
+Writes experiments/results/planted.md. Each permutation's outcome is appended to
+experiments/data/planted-<recording>.jsonl as it finishes, so a stopped run continues where it was (delete the
+file to start over).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import sys
 import time
@@ -82,16 +85,36 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     setup(args.curves, args.space, args.share)
+    # The outcomes so far, keyed by job; the share is part of the file's name since it changes every hit.
+    done_path = ROOT / "experiments" / "data" / f"planted-{Path(args.curves).stem}-{args.share:g}.jsonl"
+    done = {}
+    if done_path.is_file():
+        for line in done_path.read_text().splitlines():
+            if line.strip():
+                x = json.loads(line)
+                done[(x["shape"], x["units"], x["r"])] = x
     jobs = [(shape, u, r) for shape in args.shapes for u in args.deltas for r in range(args.permutations)]
-    with multiprocessing.get_context("fork").Pool(args.jobs, initializer=setup,
-                                                  initargs=(args.curves, args.space, args.share)) as pool:  # fmt: skip
-        results = pool.map(one, jobs, chunksize=4)
+    todo = [j for j in jobs if j not in done]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} permutations already in {done_path.name}", flush=True)
+    with (
+        multiprocessing.get_context("fork").Pool(
+            args.jobs, initializer=setup, initargs=(args.curves, args.space, args.share)
+        ) as pool,
+        open(done_path, "a") as log,
+    ):
+        for i, x in enumerate(pool.imap_unordered(one, todo, chunksize=2), 1):
+            log.write(json.dumps(x) + "\n")
+            log.flush()
+            done[(x["shape"], x["units"], x["r"])] = x
+            if i % 50 == 0:
+                print(f"{i} of {len(todo)}", flush=True)
+    results = [done[j] for j in jobs]
     wall = time.perf_counter() - start
     names = [st.name for st in STATE["strategies"]]
     lines = [
         "# Planted effects: would the pipeline find an optimum that is there?",
         "",
-        f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Background: {args.curves} with the GC "
+        f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s, last sitting). Background: {args.curves} with the GC "
         f"configurations' curve sets permuted among their labels ({args.permutations} permutations per shape and "
         f"delta, seeds and costs kept). delta in units of the recording's paired noise {STATE['noise']:.4f}. "
         f"Search: replayed at {args.share:.0%} of the grid's epochs ({STATE['budget']}), 2 workers, one recorded "
