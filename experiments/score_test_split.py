@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -33,6 +34,13 @@ from gcsearch.spacefile import load_space
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "experiments" / "data"
 FIELDS = ("number", *AXES, "seed", "test_accuracy", "val_accuracy", "movement_mean", "movement_max", "blocks")
+
+
+def save_bits(path: Path, bits: dict[str, np.ndarray]) -> None:
+    """All trials' bits, replaced whole (a kill leaves the old file or the new one)."""
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **bits)
+    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -81,17 +89,16 @@ def main() -> None:
             right = np.concatenate(correct)
             moved = block_movement(model, probe)
             seed = by_number[r.number].user_attrs.get(attrs.SEED, space.train.seed)
+            # The bits first, then the row: a row (what marks a trial done) never lacks its bits.
+            bits[str(r.number)] = np.packbits(right)
+            save_bits(bits_path, bits)
             w.writerow([r.number, *(r.arch.value_text(a) for a in AXES), seed, f"{right.mean():.6f}",
                         f"{r.accuracy:.6f}", f"{statistics.mean(moved.values()):.5f}" if moved else "",
                         f"{max(moved.values()):.5f}" if moved else "", json.dumps(moved)])  # fmt: skip
             f.flush()
-            bits[str(r.number)] = np.packbits(right)
-            if i % 10 == 9 or i == len(todo) - 1:
-                np.savez_compressed(bits_path, **bits)
             top = max(moved.values()) if moved else 0.0
             print(f"{i + 1}/{len(todo)} trial {r.number} {r.arch.label()} seed {seed}: test {right.mean():.4f} "
                   f"(val {r.accuracy:.4f}), largest block movement {top:.3f}", flush=True)  # fmt: skip
-    np.savez_compressed(bits_path, **bits)
     print(f"wrote {out} and {bits_path}")
 
 
