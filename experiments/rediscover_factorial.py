@@ -21,9 +21,9 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from scipy import stats as sstats
-
+from gcsearch import stats
 from gcsearch.analysis import factorial
+from gcsearch.analysis.control import control
 from gcsearch.arch import ArchConfig
 from gcsearch.bench import curves, replay
 from gcsearch.files import write_atomic
@@ -50,14 +50,8 @@ def complete(obs: list[tuple[ArchConfig, int, float]]) -> list[tuple[ArchConfig,
     return [o for o in obs if seeds[o[0]] == every]
 
 
-def control(obs: list[tuple[ArchConfig, int, float]], default: ArchConfig) -> tuple[float, float, float, int, int]:
-    """Paper default - baseline, paired by seed: (mean, low, high, pairs above 0, pairs)."""
-    by = {(a, s): v for a, s, v in obs}
-    seeds = sorted(s for a, s, _ in obs if a == default and (ArchConfig(), s) in by)
-    diffs = [by[(default, s)] - by[(ArchConfig(), s)] for s in seeds]
-    mean = statistics.mean(diffs)
-    half = sstats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
-    return mean, mean - half, mean + half, sum(d > 0 for d in diffs), len(diffs)
+def by_seed(obs: list[tuple[ArchConfig, int, float]], arch: ArchConfig) -> dict[int, float]:
+    return {s: v for a, s, v in obs if a == arch}
 
 
 def cell_table(obs: list[tuple[ArchConfig, int, float]], split: str) -> list[str]:
@@ -124,19 +118,15 @@ def main() -> None:
     controls = [("validation", val_obs)] + ([("test", test_obs)] if test_obs else [])
     shown = True
     for split, obs in controls:
-        mean, low, high, above, n = control(obs, default)
-        lines.append(f"- {split}: paper default ({default.label()}) - baseline {mean:+.4f} [{low:+.4f}, {high:+.4f}] "
-                     f"(paired t, {n} seeds; above 0 in {above} of {n})")  # fmt: skip
-        shown = shown and low > 0
+        check = control(by_seed(obs, default), by_seed(obs, ArchConfig()))
+        diffs = stats.paired(by_seed(obs, default), by_seed(obs, ArchConfig()))
+        lines.append(f"- {split}: {check.sentence()} Above 0 in {sum(d > 0 for d in diffs)} of {len(diffs)} seeds.")
+        shown = shown and check.holds
     if not shown:
-        lines += [
-            "",
-            "**No positive control: this proxy cannot show a GC effect.** No verdict about the paper follows.",
-        ]
         write_atomic(OUT, "\n".join(lines) + "\n")
         print("\n".join(lines))
         return
-    lines += ["", "The control holds: the recording can see a GC effect, so its verdicts below mean something.", ""]
+    lines += ["", "The control holds on both splits: the verdicts below mean something.", ""]
 
     val = factorial.analyse(val_obs, margin=args.margin, where=str(args.curves))
     test = factorial.analyse(test_obs, margin=args.margin, where=str(args.test)) if test_obs else None

@@ -134,6 +134,19 @@ def test_a_point_whose_every_seed_failed_ranks_last_and_is_shown_as_failed():
     assert "every value failed" in ablate.table([row("reference", "reference", []), row("fusion", "mul", [])])
 
 
+def test_the_table_states_the_positive_control_and_withholds_verdicts_without_it():
+    ref = [0.80, 0.81, 0.79, 0.80, 0.82]
+    avg = row("pool", "avg", [0.70, 0.715, 0.69, 0.705, 0.72])  # separable from the reference
+    with_control = ablate.table([row("reference", "reference", ref, PAPER_DEFAULT), avg,
+                                 row("baseline", "no GC", [0.60, 0.62, 0.59, 0.61, 0.60], ArchConfig())])  # fmt: skip
+    assert with_control.startswith("**Positive control: paper default - baseline +0.2000")
+    assert "| pool | att | avg | +0.0980" in with_control and with_control.count("| yes |") == 1
+    level = ablate.table([row("reference", "reference", ref, PAPER_DEFAULT), avg,
+                          row("baseline", "no GC", [0.805, 0.80, 0.80, 0.79, 0.81], ArchConfig())])  # fmt: skip
+    assert level.startswith("**No positive control: this proxy cannot show a GC effect")
+    assert "| yes |" not in level and "| withheld (no control) |" in level
+
+
 @pytest.mark.slow
 def test_ablate_command_trains_every_point_with_every_seed(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

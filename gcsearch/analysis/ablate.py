@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gcsearch import stats
+from gcsearch.analysis.control import control
 from gcsearch.arch import AXES, GATED, ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
@@ -243,7 +244,12 @@ def paired_sd(rows: Sequence[Row]) -> float:
 
 
 def table(rows: Sequence[Row]) -> str:
+    by_axis = {r.point.axis: r for r in rows if r.point.axis in ("reference", "baseline")}
+    ref, base = by_axis.get("reference"), by_axis.get("baseline")
+    check = control(ref.accuracies if ref else None, base.accuracies if base else None)
     lines = [
+        f"**{check.sentence()}**",
+        "",
         "| axis | value | accuracy mean | std | seeds | MACs | params |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -273,7 +279,7 @@ def table(rows: Sequence[Row]) -> str:
                 continue
             lines.append(
                 f"| {a.axis} | {a.best} | {c.value} | {c.interval.text()} | {c.interval.p:.3f} | {c.holm_p:.3f} | "
-                f"{c.sign_p:.3f} | {'yes' if c.separable else 'no'} |"
+                f"{c.sign_p:.3f} | {('yes' if c.separable else 'no') if check.holds else 'withheld (no control)'} |"
             )
     seeds = min((len(r.accuracies) for r in rows if not r.failed), default=0)
     sd = paired_sd(rows)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gcsearch import stats
+from gcsearch.analysis.control import Control, control
 from gcsearch.arch import AXES, GATE_INITS, GATED, PAPER_DEFAULT, ArchConfig, paper_default_in
 from gcsearch.bench.curves import Curves
 from gcsearch.errors import ConfigError
@@ -65,6 +66,8 @@ class Hypothesis:
         return f"{self.axis}: {self.better} > {self.worse}"
 
 
+# GC itself against no GC: the family's last member, and the positive control (analysis/control.py).
+CONTROL = Hypothesis("gc", "paper default", "baseline", "verified (COCO: 39.4 vs 37.2 box AP)")
 # The pre-registered family, written before looking at any recording (the paper's ablation conclusions).
 PAPER = (
     Hypothesis("pool", "att", "avg", "secondary"),
@@ -75,7 +78,7 @@ PAPER = (
     Hypothesis("stages", "c3,c4,c5", "c4,c5", "secondary"),
     Hypothesis("stages", "c3,c4,c5", "c5", "secondary"),
     Hypothesis("stages", "c3,c4,c5", "c2,c3,c4,c5", "secondary"),
-    Hypothesis("gc", "paper default", "baseline", "verified (COCO: 39.4 vs 37.2 box AP)"),
+    CONTROL,
 )
 
 
@@ -138,6 +141,7 @@ class Analysis:
     position: list[Contrast]
     means: list[LevelMean]
     interactions: list[Interaction]
+    control: Control  # paper default - baseline: without it no verdict about the paper is printed
 
 
 def observations(curves: Curves) -> list[tuple[ArchConfig, int, float]]:
@@ -229,6 +233,7 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
         position=position,
         means=means,
         interactions=_interactions(frame, axes, formula, fit),
+        control=control(by_arch.get(_recorded_default(by_arch) or ArchConfig()), by_arch.get(ArchConfig())),
     )
 
 
@@ -263,17 +268,21 @@ def _design_rows(fit: Any, frame: Any) -> Any:
     return matrix.reindex(columns=fit.params.index).to_numpy(dtype=float)
 
 
+def _recorded_default(by_arch: dict[ArchConfig, dict[int, float]]) -> ArchConfig | None:
+    """The paper default as the recording holds it: a point of the recorded levels (a recording of a 3-stage
+    backbone holds it at c3,c4), as ``SearchSpace.reference`` picks it."""
+    gc = [a for a in by_arch if not a.is_baseline]
+    levels = {ax: sorted({getattr(a, ax) for a in gc}) for ax in FACTORS}
+    levels["gate_init"] = sorted({a.gate_init for a in gc if a.gate_init})
+    return paper_default_in(levels, sorted({s for a in gc for s in a.stages})) if gc else None
+
+
 def _gc_versus_baseline(
     by_arch: dict[ArchConfig, dict[int, float]], seeds: Sequence[int]
 ) -> tuple[float, float, float] | None:
     """Paper default - baseline, paired by seed: (mean, its standard error, df); None unless both were
-    recorded. The paper default is the one the recording holds: as a point of the recorded levels (a
-    recording of a 3-stage backbone holds it at c3,c4), as ``SearchSpace.reference`` picks it."""
-    gc = [a for a in by_arch if not a.is_baseline]
-    levels = {ax: sorted({getattr(a, ax) for a in gc}) for ax in FACTORS}
-    levels["gate_init"] = sorted({a.gate_init for a in gc if a.gate_init})
-    default = paper_default_in(levels, sorted({s for a in gc for s in a.stages})) if gc else None
-    baseline = ArchConfig()
+    recorded."""
+    default, baseline = _recorded_default(by_arch), ArchConfig()
     if default is None or default not in by_arch or baseline not in by_arch:
         return None
     diffs = [by_arch[default][s] - by_arch[baseline][s] for s in seeds]
@@ -362,15 +371,19 @@ def report(analysis: Analysis, source: str) -> str:
         f"+-{a.margin:g}, Holm-adjusted; 'detectable' = the effect found with {POWER:.0%} power at the strictest "
         f"Holm step. GC vs baseline: paired t over seeds of the paper default against the baseline.",
         "",
+        f"**{a.control.sentence()}**",
+        "",
         "| hypothesis | paper (evidence) | estimate [95% interval] | Holm p | TOST p | detectable | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
-    lines += [_row(c) for c in a.hypotheses]
+    # Without the control only the control's own row keeps its verdict: the rest describe this recording only.
+    shown = lambda c: a.control.holds or c.name == CONTROL.name  # noqa: E731
+    lines += [_row(c, shown(c)) for c in a.hypotheses]
     if a.position:
         lines += ["", "Position (the paper left it unresolved), pairwise, Holm over its pairs:", ""]
         lines += ["| contrast | paper | estimate [95% interval] | Holm p | TOST p | detectable | verdict |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
-        lines += [_row(c) for c in a.position]
+        lines += [_row(c, shown(c)) for c in a.position]
     lines += ["", "Marginal means (95% interval), averaged over the full factorial of the other axes:", "",
               "| axis | level | mean [95% interval] | configurations |", "|---|---|---|---|"]  # fmt: skip
     lines += [
@@ -384,9 +397,9 @@ def report(analysis: Analysis, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _row(c: Contrast) -> str:
+def _row(c: Contrast, verdict: bool = True) -> str:
     return (f"| {c.name} | {c.paper} | {c.estimate:+.4f} [{c.low:+.4f}, {c.high:+.4f}] | {c.p_adjusted:.3g} | "
-            f"{c.p_tost:.3g} | {c.detectable:.4f} | {c.verdict} |")  # fmt: skip
+            f"{c.p_tost:.3g} | {c.detectable:.4f} | {c.verdict if verdict else 'withheld (no control)'} |")  # fmt: skip
 
 
 def run(
