@@ -355,7 +355,12 @@ def main() -> None:
         ref_file.write_text(json.dumps(reference))
     done = {}
     if LOG.is_file() and not args.fresh:
-        done = {json.loads(line)["point"]: json.loads(line) for line in LOG.read_text().splitlines() if line}
+        for line in LOG.read_text().splitlines():
+            try:
+                outcome = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # blank, or torn by a kill mid-write: that point runs again
+            done[outcome["point"]] = outcome
     todo = args.only or [*points(reference["journal"]), "trial worker", "raylet"]
     LOG.parent.mkdir(parents=True, exist_ok=True)
     for point in todo:

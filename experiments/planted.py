@@ -90,9 +90,11 @@ def main() -> None:
     done = {}
     if done_path.is_file():
         for line in done_path.read_text().splitlines():
-            if line.strip():
+            try:
                 x = json.loads(line)
-                done[(x["shape"], x["units"], x["r"])] = x
+            except json.JSONDecodeError:
+                continue  # blank, or torn by a kill mid-write: that permutation runs again
+            done[(x["shape"], x["units"], x["r"])] = x
     jobs = [(shape, u, r) for shape in args.shapes for u in args.deltas for r in range(args.permutations)]
     todo = [j for j in jobs if j not in done]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} permutations already in {done_path.name}", flush=True)
