@@ -49,7 +49,7 @@ def test_show_and_pareto_load_no_torch(make_run, command):
 
 def test_torch_side_modules_load_neither_the_yaml_reader_nor_export():
     # They read typed settings (settings.py); reading files is the space file's and the export's business.
-    # One interpreter for all (torch is imported once): each module is named with what it added.
+    # One interpreter for all (torch is imported once); after each import, what is loaded so far.
     watched = ("gcsearch.spacefile", "gcsearch.analysis.export", "yaml")
     modules = ["blocks", "models", "data", "flops", "train", "weights", "pretrain"]
     probe = (

@@ -222,6 +222,10 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
         position = _judge(tests, margin)
 
     seed_sd = _within_sd(by_arch, seeds)
+    # The control on the seeds every configuration has, as the family's gc row, so the two always agree.
+    common = [
+        {s: by_arch[a][s] for s in seeds} if a in by_arch else None for a in (_recorded_default(by_arch), ArchConfig())
+    ]
     return Analysis(
         configurations=len(gc),
         seeds=seeds,
@@ -233,7 +237,7 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
         position=position,
         means=means,
         interactions=_interactions(frame, axes, formula, fit),
-        control=control(by_arch.get(_recorded_default(by_arch) or ArchConfig()), by_arch.get(ArchConfig())),
+        control=control(*common),
     )
 
 
