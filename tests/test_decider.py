@@ -198,7 +198,30 @@ def test_a_kill_between_journal_writes_leaves_nothing_running_for_ever(tmp_path)
     assert not any(t.state == optuna.trial.TrialState.RUNNING for t in again.main.trials + again.twin.trials)
 
 
-def test_a_replayed_epoch_fills_a_gap_in_the_curve_and_decides_nothing():
+def test_a_restart_takes_the_pruning_decision_a_kill_cut_off_and_only_that_one(tmp_path):
+    """Found by experiments/faults.py (journal:55): a kill after an epoch's report reached the journal but before
+    the pruner's decision left the trial to train to the end after the restart, where the run that was not
+    killed pruned it."""
+    from gcsearch.search import rundir
+
+    space = space_with(pruner="successive_halving", pruner_settings={"min_epochs": 1, "reduction_factor": 2})
+    d = decider(space, rundir.storage(tmp_path), new_trials=6)
+    early = d.propose()  # decided "go on" after epoch 1 while it had no peers, before the kill
+    assert not d.report(early.number, epoch(0, 0.1))
+    for _ in range(3):
+        train_to_end(d, d.propose(), 0.9)
+    cut = d.propose()
+    d.live[cut.number].twin.report(0.1, 1)  # the report reached the journal; then the kill, before the decision
+    again = decider(space, rundir.storage(tmp_path), new_trials=0, rerun=[early.number, cut.number])
+    first, second = again.propose(), again.propose()
+    assert (first.number, second.number) == (early.number, cut.number)
+    # Said again after the restart: the decision taken before the kill stands; the one it cut off is taken now.
+    assert not again.report(early.number, dataclasses.replace(epoch(0, 0.1), replayed=True))
+    assert again.report(cut.number, dataclasses.replace(epoch(0, 0.1), replayed=True))
+    assert again.main.trials[cut.number].user_attrs["pruned"]
+
+
+def test_a_replayed_epoch_fills_a_gap_in_the_curve_and_decides_nothing_twice():
     d = decider(space_with(pruner="successive_halving", pruner_settings={"min_epochs": 1, "reduction_factor": 2}),
                 optuna.storages.InMemoryStorage(), new_trials=2)  # fmt: skip
     p = d.propose()

@@ -16,6 +16,7 @@ ACCURACY = "accuracy"  # the score at the last finished epoch
 SECONDS = "seconds"
 CURVE = "curve"  # every finished epoch's metrics (epoch.CURVE_FIELDS), for `bench` and the dashboard
 PRUNED = "pruned"  # the pruner decided; survives a crash before the trial was told
+DECIDED = "decided"  # epochs finished at the last "go on" of the pruner: a restart re-asks only after it
 REASON = "reason"  # why a trial was pruned, failed, replaced or skipped, in words
 DUPLICATE_OF = "duplicate_of"  # a proposal of a configuration already trained, by that trial's number
 SKIPPED = "skipped"  # over the MAC budget: never trained

@@ -335,13 +335,14 @@ class Decider:
         curve = main.user_attrs.get(attrs.CURVE, [])
         if epoch.replayed:
             # An epoch finished before a restart, said again: fill what its first report may have missed
-            # (a kill between the epoch's checkpoint and its report), decide nothing on it.
+            # (a kill between the epoch's checkpoint and its report), and take the pruner's decision on it only
+            # if the kill came before that decision was recorded (else the restart would skip a rung).
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna ignores, with a warning, a step already reported
                 live.twin.report(value, done)
             if all(p["epoch"] != epoch.epoch for p in curve):
                 main.set_user_attr(attrs.CURVE, sorted([*curve, epoch.curve_point()], key=lambda p: p["epoch"]))
-            return False
+            return main.user_attrs.get(attrs.DECIDED, 0) < done and self._prune(live, value, done)
         live.twin.report(value, done)
         start = epoch.start_epoch
         if start > 0 and epoch.epoch == min(start, self.space.train.epochs - 1):
@@ -351,10 +352,18 @@ class Decider:
             main.set_user_attr(key, v)
         # The learning curve, for `gcsearch bench` (curves.csv): one entry per epoch, a rerun epoch replaced.
         main.set_user_attr(attrs.CURVE, [*(p for p in curve if p["epoch"] < epoch.epoch), epoch.curve_point()])
-        if done < self.space.train.epochs and live.twin.should_prune():
-            main.set_user_attr(attrs.REASON, f"pruned after epoch {done} at accuracy {value:.4f}")
-            main.set_user_attr(attrs.PRUNED, True)
+        return self._prune(live, value, done)
+
+    def _prune(self, live: _Live, value: float, done: int) -> bool:
+        """The pruner's decision after ``done`` epochs, recorded either way (a pruned trial, or how far it may go
+        on), so that a restart knows which decisions a kill cut off."""
+        if done >= self.space.train.epochs:
+            return False
+        if live.twin.should_prune():
+            live.main.set_user_attr(attrs.REASON, f"pruned after epoch {done} at accuracy {value:.4f}")
+            live.main.set_user_attr(attrs.PRUNED, True)
             return True
+        live.main.set_user_attr(attrs.DECIDED, done)
         return False
 
     def note(self, number: int, **facts: Any) -> None:
