@@ -218,7 +218,8 @@ def test_a_restart_takes_the_pruning_decision_a_kill_cut_off_and_only_that_one(t
     # Said again after the restart: the decision taken before the kill stands; the one it cut off is taken now.
     assert not again.report(early.number, dataclasses.replace(epoch(0, 0.1), replayed=True))
     assert again.report(cut.number, dataclasses.replace(epoch(0, 0.1), replayed=True))
-    assert again.main.trials[cut.number].user_attrs["pruned"]
+    cut_attrs = again.main.trials[cut.number].user_attrs
+    assert cut_attrs["pruned"] and cut_attrs["resumed_at_epochs"] == [1]  # from its checkpoint, not from scratch
 
 
 def test_a_replayed_epoch_fills_a_gap_in_the_curve_and_decides_nothing_twice():

@@ -342,7 +342,11 @@ class Decider:
                 live.twin.report(value, done)
             if all(p["epoch"] != epoch.epoch for p in curve):
                 main.set_user_attr(attrs.CURVE, sorted([*curve, epoch.curve_point()], key=lambda p: p["epoch"]))
-            return main.user_attrs.get(attrs.DECIDED, 0) < done and self._prune(live, value, done)
+            if main.user_attrs.get(attrs.DECIDED, 0) < done and self._prune(live, value, done):
+                # Pruned where the restart picked it up: it continued from its checkpoint, only to stop there.
+                main.set_user_attr(attrs.RESUMED_AT, [*main.user_attrs.get(attrs.RESUMED_AT, []), done])
+                return True
+            return False
         live.twin.report(value, done)
         start = epoch.start_epoch
         if start > 0 and epoch.epoch == min(start, self.space.train.epochs - 1):
