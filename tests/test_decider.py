@@ -220,6 +220,7 @@ def test_a_restart_takes_the_pruning_decision_a_kill_cut_off_and_only_that_one(t
     assert again.report(cut.number, dataclasses.replace(epoch(0, 0.1), replayed=True))
     cut_attrs = again.main.trials[cut.number].user_attrs
     assert cut_attrs["pruned"] and cut_attrs["resumed_at_epochs"] == [1]  # from its checkpoint, not from scratch
+    assert (cut_attrs["epochs"], cut_attrs["accuracy"]) == (1, 0.1)  # what the cut-off report had not yet written
 
 
 def test_a_replayed_epoch_fills_a_gap_in_the_curve_and_decides_nothing_twice():

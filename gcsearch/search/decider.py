@@ -342,6 +342,8 @@ class Decider:
                 live.twin.report(value, done)
             if all(p["epoch"] != epoch.epoch for p in curve):
                 main.set_user_attr(attrs.CURVE, sorted([*curve, epoch.curve_point()], key=lambda p: p["epoch"]))
+            if main.user_attrs.get(attrs.EPOCHS, 0) < done:
+                self._record_progress(main, epoch)
             if main.user_attrs.get(attrs.DECIDED, 0) < done and self._prune(live, value, done):
                 # Pruned where the restart picked it up: it continued from its checkpoint, only to stop there.
                 main.set_user_attr(attrs.RESUMED_AT, [*main.user_attrs.get(attrs.RESUMED_AT, []), done])
@@ -352,11 +354,17 @@ class Decider:
         if start > 0 and epoch.epoch == min(start, self.space.train.epochs - 1):
             # First report after a restart (a retry or a resumed search) that continued from a checkpoint.
             main.set_user_attr(attrs.RESUMED_AT, [*main.user_attrs.get(attrs.RESUMED_AT, []), start])
-        for key, v in ((attrs.EPOCHS, done), (attrs.ACCURACY, value), (attrs.SECONDS, float(epoch.seconds))):
-            main.set_user_attr(key, v)
+        self._record_progress(main, epoch)
         # The learning curve, for `gcsearch bench` (curves.csv): one entry per epoch, a rerun epoch replaced.
         main.set_user_attr(attrs.CURVE, [*(p for p in curve if p["epoch"] < epoch.epoch), epoch.curve_point()])
         return self._prune(live, value, done)
+
+    @staticmethod
+    def _record_progress(main: Trial, epoch: Epoch) -> None:
+        """How far the trial got: the epochs done, the score there and the seconds so far."""
+        main.set_user_attr(attrs.EPOCHS, epoch.done)
+        main.set_user_attr(attrs.ACCURACY, epoch.score)
+        main.set_user_attr(attrs.SECONDS, float(epoch.seconds))
 
     def _prune(self, live: _Live, value: float, done: int) -> bool:
         """The pruner's decision after ``done`` epochs, recorded either way (a pruned trial, or how far it may go
