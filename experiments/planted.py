@@ -61,9 +61,13 @@ def one(job: tuple[str, float, int]) -> dict:
     out: dict = {"shape": shape, "units": units, "r": r}
     if shape in ("additive", "cell"):
         analysis = factorial.analyse(factorial.observations(c))
+        # Where the gate start varies, a fusion hypothesis is judged at each start ("add > mul/half", ...): the
+        # plant favours add over every gated fusion, so each of them must agree.
         verdicts = {x.name: x.verdict for x in analysis.hypotheses}
-        out["agree"] = {h.name: verdicts.get(h.name) == "agree" for h in planted.PLANTED}
-        out["wrong"] = any(verdicts.get(h.name) == "disagree" for h in planted.PLANTED)
+        judged = {h.name: [v for n, v in verdicts.items() if n == h.name or n.startswith(h.name + "/")]
+                  for h in planted.PLANTED}  # fmt: skip
+        out["agree"] = {name: bool(vs) and all(v == "agree" for v in vs) for name, vs in judged.items()}
+        out["wrong"] = any(v == "disagree" for vs in judged.values() for v in vs)
         out["interaction"] = any(
             i.axes == ("fusion", "position") and i.p_adjusted <= 0.05 for i in analysis.interactions
         )
