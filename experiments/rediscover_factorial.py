@@ -122,8 +122,8 @@ def main() -> None:
     controls = [("validation", val_obs)] + ([("test", test_obs)] if test_obs else [])
     shown = True
     for split, obs in controls:
-        check = control(by_seed(obs, default), by_seed(obs, ArchConfig()))
-        diffs = stats.paired(by_seed(obs, default), by_seed(obs, ArchConfig()))
+        pair = by_seed(obs, default), by_seed(obs, ArchConfig())
+        check, diffs = control(*pair), stats.paired(*pair)
         lines.append(f"- {split}: {check.sentence()} Above 0 in {sum(d > 0 for d in diffs)} of {len(diffs)} seeds.")
         shown = shown and check.holds
     if not shown:
