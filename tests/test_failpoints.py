@@ -157,3 +157,26 @@ def test_a_cache_build_killed_midway_leaves_nothing_once_the_next_build_runs(tmp
     cache.prepare(load_space(path))
     left = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(left) == 1 and not left[0].startswith(".")  # the cache, whole, and nothing else
+
+
+@pytest.mark.slow
+def test_a_search_killed_in_its_pretraining_continues_with_resume(tmp_path):
+    """Found by the campaign (replaced@*.pretraining.pt:1): the kill came before the journal existed, and
+    `--resume` refused the run directory while `gcsearch run SPACE --name` refused the name as taken."""
+    path = pretrain_space(tmp_path, tmp_path / "out")
+    cli = [sys.executable, "-m", "gcsearch", "run"]
+    env = {**os.environ, failpoints.ENV: "replaced@*.pretraining.pt:1"}
+    env.pop(failpoints.PGID_ENV, None)
+    killed = subprocess.run([*cli, str(path), "--name", "run"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    run_dir = tmp_path / "out" / "run"
+    assert not (run_dir / "optuna.log").exists()  # killed before the search began
+    resumed = subprocess.run([*cli, "--resume", str(run_dir), "--trials", "1"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "continuing the pretraining from its checkpoint: 1 of 2 epochs done" in resumed.stdout
+    assert "Traceback" not in resumed.stdout + resumed.stderr
+    study = rundir.load_main_study(run_dir)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    assert rundir.load_run_space(run_dir).backbone.weights_sha256  # the weights it finished, pinned

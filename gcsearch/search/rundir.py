@@ -123,6 +123,17 @@ def load_run_space(run_dir: Path) -> SearchSpace:
     return load_space(check_run_dir(run_dir) / "space.yaml")
 
 
+def check_resumable(run_dir: str | Path) -> Path:
+    """A run directory `gcsearch run --resume` can continue: its space.yaml, written before anything else,
+    is enough (a search killed in its pretraining has no journal yet)."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ConfigError("--resume", "must be an existing run directory", str(path))
+    if not (path / "space.yaml").is_file():
+        raise ConfigError("--resume", "must be a run directory holding space.yaml", str(path))
+    return path
+
+
 def check_run_dir(run_dir: str | Path) -> Path:
     path = Path(run_dir)
     if not path.is_dir():

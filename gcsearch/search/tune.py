@@ -370,6 +370,8 @@ def _run_locked(
             f"optuna.log ended in a half-written record ({dropped} bytes, from a kill mid-write): dropped it; "
             "every complete record is kept, and a trial it left unfinished is rerun from its checkpoint\n"
         )
+    if not (run_dir / "space.yaml").is_file():  # first, so that a kill in the pretraining leaves a run to resume
+        rundir.save_space(run_dir, space)
     space = pretrain.resolve(space, stream)  # fine-tuning: the weights made once, checked, their hash pinned
     rundir.check_same_recipe(run_dir, space)
     rundir.save_space(run_dir, space)
@@ -455,8 +457,8 @@ def run_or_resume(
     if resume:
         if space_file or name:
             raise ConfigError("--resume", "takes a run directory alone (its space.yaml holds the settings)")
-        run_dir = rundir.check_run_dir(resume)
-        space = rundir.load_run_space(run_dir)
+        run_dir = rundir.check_resumable(resume)
+        space = load_space(run_dir / "space.yaml")
     else:
         if not space_file:
             raise ConfigError("space", "is required: gcsearch run SPACE.yaml (or --resume RUN_DIR)")
