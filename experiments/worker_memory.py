@@ -2,7 +2,8 @@
 
 Part 1, by stage, each in a fresh process (/proc/self/smaps_rollup after the stage: RSS, its anonymous part, its
 shared file-backed part, and the peak RSS so far): the interpreter; `import torch`; `import ray` and
-`ray.tune`; gc.yaml's data loaded; an optimizer; one epoch of gc.yaml's proxy trained, then a second.
+`ray.tune`; gc.yaml's data loaded; one epoch of gc.yaml's proxy trained, then a second; and, for comparison,
+`import torchvision.models`, which a worker no longer does.
 
 Part 2, a long real search: `gcsearch run` on gc.yaml's recipe with --trials N and one trial at a time, so one
 Ray worker is reused by every trial (reuse_actors). Every second the worker's RSS, PSS (shared pages split among
@@ -43,11 +44,11 @@ STEPS = [
     ("+ import ray, ray.tune", "import ray, ray.tune\n"),  # Tune's function trainable brings pandas and pyarrow
     ("+ gc.yaml's data loaded", "from gcsearch.nn import data\n" + LOAD
      + "splits = data.load(s.data, s.backbone.input_size, s.backbone.num_classes, s.train.seed)\n"),
-    # torch.optim wraps add_param_group in torch._disable_dynamo, which imports torch._dynamo (and sympy).
-    ("+ an optimizer (torch.optim.SGD)", "torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)\n"),
     ("+ one epoch of gc.yaml's proxy",
      "from gcsearch.nn import train\ntrain.train(s.reference(), s, epochs=1, splits=splits)\n"),
     ("+ a second epoch (another training)", "train.train(s.reference(), s, epochs=1, splits=splits)\n"),
+    # What a worker no longer imports: torchvision, whose ops import torch._dynamo and sympy (so does torch.optim).
+    ("+ import torchvision.models (not in a worker)", "import torchvision.models\n"),
 ]  # fmt: skip
 PROBE = """
 d = {}

@@ -1,10 +1,12 @@
 import itertools
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from gcsearch import ConfigError, build_model
-from gcsearch.nn.models import BasicBlock, Bottleneck, gc_blocks
+from gcsearch.nn.models import avoid_strided_pointwise_fault, gc_blocks
 
 STAGE_SETS = [["c2"], ["c3", "c4", "c5"], ["c5"], ["c2", "c3", "c4", "c5"]]
 POSITIONS = ["after_1x1", "after_3x3", "after_add"]
@@ -73,13 +75,61 @@ def test_baseline_has_no_gc(gc):
     assert gc_blocks(_build("proxy_resnet", gc)) == []
 
 
-def test_block_classes_are_torchvision_subclasses():
+@pytest.mark.parametrize("backbone, kwargs", [
+    ("resnet18", {}), ("resnet50", {}), ("resnet18", {"in_channels": 1}),
+    ("proxy_resnet", {"width": 8, "depth": [1, 2, 1], "in_channels": 1}),
+    ("proxy_resnet", {"width": 8, "depth": [2, 1, 1, 1], "block": "bottleneck"}),
+])  # fmt: skip
+def test_a_seed_builds_torchvisions_resnet_bit_for_bit_and_it_computes_the_same(backbone, kwargs):
+    """gcsearch's ResNet (nn/resnet.py, which spares the workers torchvision's import) against the torchvision
+    class it replaces, built the way gcsearch built it before: the same keys, weights and outputs."""
     import torchvision.models.resnet as tv
 
-    model = _build("proxy_resnet-bottleneck", {})
-    assert isinstance(model, tv.ResNet) and isinstance(model.layer1[0], tv.Bottleneck)
-    assert isinstance(model.layer1[0], Bottleneck)
-    assert isinstance(_build("resnet18", None).layer1[0], BasicBlock)
+    block = {"basic": tv.BasicBlock, "bottleneck": tv.Bottleneck}[kwargs.get("block", "basic")]
+    channels = kwargs.get("in_channels", 3)
+    torch.manual_seed(3)
+    ours = build_model(backbone=backbone, num_classes=7, **kwargs)
+    torch.manual_seed(3)
+    if backbone == "proxy_resnet":
+        # tv.ResNet.__init__ fixes the widths at 64..512: the class set up by hand, as gcsearch's proxy did
+        width, depth = kwargs["width"], kwargs["depth"]
+        nn = torch.nn
+        theirs = nn.Module.__new__(tv.ResNet)
+        nn.Module.__init__(theirs)
+        theirs._norm_layer, theirs.inplanes, theirs.dilation, theirs.groups, theirs.base_width = (
+            nn.BatchNorm2d, width, 1, 1, 64)  # fmt: skip
+        theirs.conv1 = nn.Conv2d(channels, width, kernel_size=3, stride=1, padding=1, bias=False)
+        theirs.bn1, theirs.relu, theirs.maxpool = nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Identity()
+        for i in range(4):
+            layer = nn.Identity() if i >= len(depth) else theirs._make_layer(block, width * 2**i, depth[i],
+                                                                              stride=1 if i == 0 else 2)  # fmt: skip
+            setattr(theirs, f"layer{i + 1}", layer)
+        theirs.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        theirs.fc = nn.Linear(width * 2 ** (len(depth) - 1) * block.expansion, 7)
+        for m in theirs.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    else:
+        theirs = getattr(tv, backbone)(num_classes=7)
+        if channels != 3:
+            theirs.conv1 = torch.nn.Conv2d(channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert list(a) == list(b)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    avoid_strided_pointwise_fault(theirs)  # the same kernels as ours (build_model's work-around)
+    x = torch.randn(2, channels, 40, 40)
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_building_a_model_imports_no_torchvision():
+    code = (
+        "import sys; from gcsearch.nn.models import build_model; build_model(backbone='resnet18'); "
+        "print('torchvision' in sys.modules, 'torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["False", "False"]
 
 
 def test_torchvision_weights_load_into_gc_model():

@@ -1,16 +1,9 @@
 """Backbones with GC blocks inserted.
 
-torchvision's own ``ResNet`` class builds every backbone, with two small subclasses of its residual
-blocks that call an optional GC block at one of three positions (``position`` in the GCNet code):
-
-    after_1x1  after the block's last conv+bn, before the residual addition (for BasicBlock the last
-               3x3); the official default
-    after_3x3  after conv2+bn2+relu of a Bottleneck, on its mid channels (BasicBlock has no such place)
-    after_add  after the residual addition, before the final ReLU
-
-Stages are named as in the paper: c2..c5 are torchvision's layer1..layer4. ``proxy_resnet`` is the same
-ResNet with a small-image stem (3x3 conv, stride 1, no max-pool) and a configurable width and depth,
-for 28x28 and 32x32 proxies.
+Every backbone is ``nn/resnet.py``'s ResNet (torchvision's architecture and initialisation): torchvision's
+resnet18/34/50/101, and ``proxy_resnet``, the same with a small-image stem (3x3 conv, stride 1, no max-pool)
+and a configurable width and depth, for 28x28 and 32x32 proxies. Stages are named as in the paper: c2..c5
+are layer1..layer4; the GC positions are described in nn/resnet.py.
 """
 
 from __future__ import annotations
@@ -20,54 +13,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision.models import resnet as tv
 
 from gcsearch.arch import BACKBONES, BLOCK_POSITIONS, STAGES, ArchConfig, block_kind, check_choice
 from gcsearch.errors import ConfigError
 from gcsearch.nn.blocks import GlobalContext
+from gcsearch.nn.resnet import BasicBlock, Bottleneck, ResidualBlock, ResNet
 
 STAGE_LAYERS = dict(zip(STAGES, ("layer1", "layer2", "layer3", "layer4"), strict=True))
-
-
-class BasicBlock(tv.BasicBlock):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Registered in __init__, not as class attributes, which would shadow the submodule.
-        self.gc: GlobalContext | None = None
-        self.gc_position: str | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.gc is not None and self.gc_position == "after_1x1":
-            out = self.gc(out)
-        out = out + identity
-        if self.gc is not None and self.gc_position == "after_add":
-            out = self.gc(out)
-        return self.relu(out)
-
-
-class Bottleneck(tv.Bottleneck):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Registered in __init__, not as class attributes, which would shadow the submodule.
-        self.gc: GlobalContext | None = None
-        self.gc_position: str | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        if self.gc is not None and self.gc_position == "after_3x3":
-            out = self.gc(out)
-        out = self.bn3(self.conv3(out))
-        if self.gc is not None and self.gc_position == "after_1x1":
-            out = self.gc(out)
-        out = out + identity
-        if self.gc is not None and self.gc_position == "after_add":
-            out = self.gc(out)
-        return self.relu(out)
 
 
 # Residual blocks per stage c2..c5 (the block kind of each is arch.TORCHVISION_BLOCKS's).
@@ -77,7 +29,7 @@ TORCHVISION_RESNETS: dict[str, list[int]] = {
     "resnet50": [3, 4, 6, 3],
     "resnet101": [3, 4, 23, 3],
 }
-BLOCK_TYPES: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+BLOCK_TYPES: dict[str, type[ResidualBlock]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 def block_positions(block_type: type[nn.Module]) -> tuple[str, ...]:
@@ -85,46 +37,12 @@ def block_positions(block_type: type[nn.Module]) -> tuple[str, ...]:
     return BLOCK_POSITIONS["bottleneck" if block_type is Bottleneck else "basic"]
 
 
-def backbone_block(backbone: str, block: str = "basic") -> type[nn.Module]:
+def backbone_block(backbone: str, block: str = "basic") -> type[ResidualBlock]:
     """The residual block class a backbone is made of (``block`` matters for proxy_resnet only)."""
     check_choice("backbone", backbone, BACKBONES)
     if backbone == "proxy_resnet":
         check_choice("block", block, tuple(BLOCK_TYPES))
     return BLOCK_TYPES[block_kind(backbone, block)]
-
-
-class ProxyResNet(tv.ResNet):
-    """torchvision's ResNet at a chosen width and depth with a stem for 28x28/32x32 images."""
-
-    def __init__(
-        self,
-        block: type[nn.Module],
-        layers: list[int],
-        *,
-        width: int,
-        num_classes: int,
-        in_channels: int,
-    ) -> None:
-        # tv.ResNet.__init__ hard-codes widths 64..512, so set up what its _make_layer and forward
-        # use by hand; the module tree stays the standard one (conv1, bn1, layer1..4, fc).
-        nn.Module.__init__(self)
-        self._norm_layer = nn.BatchNorm2d
-        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
-        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.Identity()  # type: ignore[assignment]
-        # Fewer than 4 stages suit small images (28 -> 14 -> 7); the missing ones are Identity.
-        for i in range(4):
-            layer: nn.Module = nn.Identity()
-            if i < len(layers):
-                layer = self._make_layer(block, width * 2**i, layers[i], stride=1 if i == 0 else 2)  # type: ignore[arg-type]
-            setattr(self, f"layer{i + 1}", layer)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(width * 2 ** (len(layers) - 1) * block.expansion, num_classes)  # type: ignore[attr-defined]
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
 
 def _make_backbone(
@@ -135,7 +53,7 @@ def _make_backbone(
     width: int,
     depth: list[int],
     block: str,
-) -> tv.ResNet:
+) -> ResNet:
     block_type = backbone_block(backbone, block)
     if backbone == "proxy_resnet":
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
@@ -146,14 +64,15 @@ def _make_backbone(
             or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in depth)
         ):
             raise ConfigError("depth", "must be 1 to 4 positive integers, blocks per stage c2..c5", depth)
-        return ProxyResNet(block_type, list(depth), width=width, num_classes=num_classes, in_channels=in_channels)
-    model = tv.ResNet(block_type, TORCHVISION_RESNETS[backbone], num_classes=num_classes)  # type: ignore[arg-type]
-    if in_channels != 3:
+        return ResNet(block_type, list(depth), num_classes=num_classes, width=width, in_channels=in_channels,
+                      small_stem=True)  # fmt: skip
+    model = ResNet(block_type, TORCHVISION_RESNETS[backbone], num_classes=num_classes)
+    if in_channels != 3:  # after the initialisation, as gcsearch did on torchvision's class: the same seeded weights
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     return model
 
 
-def insert_gc(model: tv.ResNet, arch: ArchConfig) -> int:
+def insert_gc(model: ResNet, arch: ArchConfig) -> int:
     """Put one GC block in every residual block of ``arch.stages``; returns how many were added."""
     added = 0
     for stage in arch.stages:

@@ -28,6 +28,7 @@ from gcsearch.errors import TrainingDiverged
 from gcsearch.files import replace_with
 from gcsearch.nn import data as datasets
 from gcsearch.nn.models import build_model
+from gcsearch.nn.sgd import SGD
 from gcsearch.nn.weights import load_backbone
 from gcsearch.settings import TrainConfig
 
@@ -75,13 +76,19 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
     return 1.0
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> SGD | torch.optim.AdamW:
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
-        weight_decay=cfg.weight_decay,
-    )  # fmt: skip
+    return SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
+               weight_decay=cfg.weight_decay)  # fmt: skip
+
+
+def set_lr(optimizer: SGD | torch.optim.AdamW, lr: float) -> None:
+    if isinstance(optimizer, SGD):
+        optimizer.set_lr(lr)
+    else:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
 
 def evaluate(
@@ -175,7 +182,7 @@ def train(
     batch = min(cfg.batch_size, n)
     steps_per_epoch = n // batch  # the last partial batch is dropped: BatchNorm dislikes tiny batches
     total_steps = steps_per_epoch * epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg.schedule, step, total_steps))
+    done_steps = 0  # optimizer steps taken: where the schedule is (saved as torch's LambdaLR saved it)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     normalize = datasets.Normalize(splits.mean, splits.std, device, channels_last=True)
     ema = WeightEMA(model, cfg.ema) if cfg.ema > 0 else None
@@ -193,7 +200,7 @@ def train(
             ema.model.load_state_dict(state["ema"])
             ema.updates = state["ema_updates"]
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        done_steps = state["scheduler"]["last_epoch"]
         start_epoch, seconds, train_loss = state["epoch"] + 1, state["seconds"], state["train_loss"]
         history = [Epoch.from_dict(past) for past in state.get("history", [])]
         if report is not None:
@@ -218,8 +225,9 @@ def train(
                 loss = criterion(model(normalize(x)), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            set_lr(optimizer, cfg.lr * lr_factor(cfg.schedule, done_steps, total_steps))
             optimizer.step()
-            scheduler.step()
+            done_steps += 1
             if ema is not None:
                 ema.update()
             loss_sum += loss.detach().float()
@@ -256,7 +264,7 @@ def train(
                 "history": [h.as_dict() for h in history],
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
+                "scheduler": {"last_epoch": done_steps},
             }
             if ema is not None:
                 state.update(ema=ema.model.state_dict(), ema_updates=ema.updates)
