@@ -180,3 +180,23 @@ def test_a_search_killed_in_its_pretraining_continues_with_resume(tmp_path):
     study = rundir.load_main_study(run_dir)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
     assert rundir.load_run_space(run_dir).backbone.weights_sha256  # the weights it finished, pinned
+
+
+@pytest.mark.parametrize("point", ["written@*/space.yaml:1", "replaced@*/space.yaml:1"])
+def test_a_run_directory_is_created_whole_or_not_at_all(tmp_path, point):
+    """Found by the campaign: a kill while the new run directory's space.yaml was written left a directory
+    without it, which `--resume` refused and whose name `gcsearch run --name` refused as taken."""
+    from gcsearch.spacefile import load_space
+
+    code = f"""
+        from pathlib import Path
+        from gcsearch.search import rundir
+        from gcsearch.spacefile import load_space
+        rundir.create_run_dir(Path({str(tmp_path / "out" / "run")!r}), load_space({str(SMOKE)!r}))
+    """
+    assert armed(point, code, tmp_path).returncode == -signal.SIGKILL
+    out = tmp_path / "out"
+    assert [p.name for p in out.iterdir()] != [] and not (out / "run").exists()  # only the creator's temporary
+    rundir.create_run_dir(out / "run", load_space(SMOKE))
+    assert [p.name for p in out.iterdir()] == ["run"]  # the killed creator's temporary swept
+    assert load_space(out / "run" / "space.yaml").search == load_space(SMOKE).search

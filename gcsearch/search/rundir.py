@@ -21,6 +21,7 @@ import io
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import warnings
@@ -38,7 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 from gcsearch import failpoints, stats
 from gcsearch.arch import AXES, ArchConfig
 from gcsearch.errors import ConfigError, SearchFailed
-from gcsearch.files import write_atomic
+from gcsearch.files import sweep_temporaries, temporary, write_atomic
 from gcsearch.pareto import TrialRecord, front, trained
 from gcsearch.search import attrs
 from gcsearch.space import SearchSpace, space_to_dict
@@ -115,6 +116,23 @@ def check_same_recipe(run_dir: Path, space: SearchSpace) -> None:
                 )
 
 
+def create_run_dir(run_dir: Path, space: SearchSpace) -> None:
+    """A new run directory, whole or not at all: made under a temporary name with its space.yaml, then renamed
+    into place, so that a kill never leaves a run directory that `--resume` cannot read and whose name a new
+    `gcsearch run` refuses (the campaign's point written@*/space.yaml:1). A killed creator's temporary
+    directory is swept by the next one."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(run_dir.parent)
+    tmp = temporary(run_dir)
+    tmp.mkdir()
+    try:
+        save_space(tmp, space)
+        os.rename(tmp, run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def save_space(run_dir: Path, space: SearchSpace) -> None:
     write_atomic(run_dir / "space.yaml", yaml.safe_dump(space_to_dict(space), sort_keys=False))
 
@@ -124,8 +142,8 @@ def load_run_space(run_dir: Path) -> SearchSpace:
 
 
 def check_resumable(run_dir: str | Path) -> Path:
-    """A run directory `gcsearch run --resume` can continue: its space.yaml, written before anything else,
-    is enough (a search killed in its pretraining has no journal yet)."""
+    """A run directory `gcsearch run --resume` can continue: its space.yaml, with which it was created, is
+    enough (a search killed in its pretraining has no journal yet)."""
     path = Path(run_dir)
     if not path.is_dir():
         raise ConfigError("--resume", "must be an existing run directory", str(path))

@@ -341,7 +341,8 @@ def run(
             from gcsearch.nn.latency import check
 
             check(space.search.latency)  # a device this machine cannot measure on: one line, before any trial
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if created:
+            rundir.create_run_dir(run_dir, space)
         with rundir.RunLock(run_dir):
             records = _run_locked(space, run_dir, address, stream, plan, dashboard)
     except BaseException:
@@ -370,8 +371,6 @@ def _run_locked(
             f"optuna.log ended in a half-written record ({dropped} bytes, from a kill mid-write): dropped it; "
             "every complete record is kept, and a trial it left unfinished is rerun from its checkpoint\n"
         )
-    if not (run_dir / "space.yaml").is_file():  # first, so that a kill in the pretraining leaves a run to resume
-        rundir.save_space(run_dir, space)
     space = pretrain.resolve(space, stream)  # fine-tuning: the weights made once, checked, their hash pinned
     rundir.check_same_recipe(run_dir, space)
     rundir.save_space(run_dir, space)
