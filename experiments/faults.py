@@ -208,6 +208,8 @@ def one_point(work: Path, point: str, reference: dict, marker: str) -> dict:
     reap(marker)
     row["resume_rc"] = proc.returncode
     row["traceback"] = "Traceback" in text
+    if row["traceback"]:
+        row["traceback_tail"] = traceback_excerpt(text)
     row["pretraining_continued"] = "continuing the pretraining" in text
     if proc.returncode != 0 or row["traceback"]:
         row["resume_tail"] = text[-1500:]
@@ -237,6 +239,12 @@ def one_point(work: Path, point: str, reference: dict, marker: str) -> dict:
     row["accuracies_same"] = accs == ref_accs
     row["litter"] = litter(out)
     return row
+
+
+def traceback_excerpt(text: str) -> str:
+    """What a user saw around the first traceback: the lines before it and the traceback itself."""
+    at = text.index("Traceback")
+    return text[max(0, at - 400) : at + 2000]
 
 
 def kill_once(work: Path, what: str, reference: dict, marker: str) -> dict:
@@ -270,12 +278,15 @@ def kill_once(work: Path, what: str, reference: dict, marker: str) -> dict:
     row["armed_rc"] = proc.returncode
     row["armed_tail"] = text[-800:]
     row["traceback"] = "Traceback" in text
+    if row["traceback"]:
+        row["traceback_tail"] = traceback_excerpt(text)
     if proc.returncode != 0:
         resume = launch(["run", "--resume", str(run_dir)], work, marker)
         text, _ = resume.communicate(timeout=1200)
         reap(marker)
         row["resume_rc"] = resume.returncode
-        row["traceback"] = row["traceback"] or "Traceback" in text
+        if "Traceback" in text:
+            row["traceback"], row["traceback_tail"] = True, traceback_excerpt(text)
         row["resume_tail"] = text[-800:]
     row["seconds"] = round(time.perf_counter() - start, 1)
     configs, front = trained(run_dir)

@@ -132,6 +132,9 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_then_failed(tmp_path, re
     assert killed, "no trial worker with a checkpoint to kill"
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output[-3000:]
+    assert "Traceback" not in output  # the campaign's "SIGKILL the trial worker": one line instead
+    said = "(failure 1, retried from its last checkpoint): " if retries else "(failed): "
+    assert sum(f"trial {n} {said}" in output for n in range(3)) == len(killed)
     study = rundir.load_main_study(tmp_path / "runs" / "kill")
     trained = [t for t in study.trials if "twin" in t.user_attrs]
     assert len(trained) == 3

@@ -221,7 +221,18 @@ class LiveView(tune.Callback):
         self.draw(force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
+        self.say(trial, "failed")
         self.draw(force=True)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
+        self.say(trial, f"failure {trial.num_failures}, retried from its last checkpoint")
+
+    def say(self, trial: TuneTrial, what: str) -> None:
+        """A trial that raised or whose worker died, in one line: in place of the traceback Tune's controller
+        logs (silenced in _tune; the trial's error file under tune/ keeps it)."""
+        self.stream.write(("\n" if self.tty else "") + f"trial {trial.config.get('number', '?')} ({what}): "
+                          f"{error_line(trial)}\n")  # fmt: skip
+        self.stream.flush()
 
 
 # --------------------------------------------------------------------------- ray
@@ -410,8 +421,10 @@ def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, strea
     trainable = tune.with_resources(make_trainable(space, run_dir, threads), {"cpu": s.cpu, "gpu": s.gpu})
     tune_dir = run_dir / "tune"
     name = f"run-{len(list(tune_dir.glob('run-*'))) if tune_dir.exists() else 0}"
-    view = LiveView(decider, budget, stream)
     searcher = DeciderSearcher(decider)
+    view = LiveView(decider, budget, stream)
+    # A retried trial's traceback, which Tune's controller logs at ERROR: LiveView says it in one line.
+    logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
