@@ -319,7 +319,9 @@ def report(rows: list[dict], reference: dict, command: str) -> None:
         f"Command: `{command}`. Machine: {platform.node()}, {os.cpu_count()} cores, CPU only. The uninterrupted "
         f"run: {len(reference['configs'])} configurations trained, {reference['journal']} journal records, "
         f"{reference['seconds']:.0f} s. Points tried: {len(rows)}; the kill landed at {len(landed)}; all checks "
-        f"held at {sum(ok(r) for r in landed)} of them.",
+        f"held at {sum(ok(r) for r in landed)} of them. Each point's latest outcome is kept in "
+        f"{LOG.relative_to(ROOT)}; the points ran over several sittings, and each point a fix touched was run again "
+        "after it (the reference's accuracies are matched throughout: the code changes kept training bit-identical).",
         "",
         "| point | killed | finished / unfinished (checkpoint epochs) at the kill | resume rc | lost | duplicated "
         "| from scratch | traceback | same front | same accuracies | litter |",
