@@ -164,8 +164,16 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--skip-stages", action="store_true", help="keep part 1 of the last results file")
     parser.add_argument("--resume", help="continue the search in this run directory (samples kept)")
+    parser.add_argument("--label", help="write worker_memory-LABEL.md/.png/.csv (another torch build, say)")
     args = parser.parse_args()
-    lines = ["# Memory of a trial worker (gc.yaml, CPU)", "", f"Command: `python {' '.join(sys.argv)}`", ""]
+    if args.label:
+        global SAMPLES, OUT
+        SAMPLES = SAMPLES.with_name(f"worker_memory-{args.label}.csv")
+        OUT = OUT.with_name(f"worker_memory-{args.label}.md")
+    import torch
+
+    build = f"torch {torch.__version__} ({'CUDA' if torch.version.cuda else 'CPU-only'} build)"
+    lines = [f"# Memory of a trial worker (gc.yaml, CPU; {build})", "", f"Command: `python {' '.join(sys.argv)}`", ""]
     if not args.skip_stages:
         lines += ["## By stage, each in a fresh process", "",
                   "| stage | RSS (MiB) | of it anonymous | of it shared file pages | peak RSS so far |",
