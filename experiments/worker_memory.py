@@ -184,6 +184,7 @@ def main() -> None:
                 f"| {STEPS[i][0]} | {rss / MIB:.0f} | {anon / MIB:.0f} | {shared / MIB:.0f} | {hwm / MIB:.0f} |"
             )
             print(lines[-1], flush=True)
+        lines.append("")
     elif OUT.is_file():
         old = OUT.read_text().split("## A long search")[0].split("\n")[4:]
         lines += [line for line in old if line.strip() or line == ""]
