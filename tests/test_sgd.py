@@ -64,3 +64,19 @@ def test_a_training_imports_no_dynamo():
     out = subprocess.run([sys.executable, "-c", "\n".join(line[8:] for line in code.splitlines())], cwd=ROOT,
                          capture_output=True, text=True, timeout=300, check=True)  # fmt: skip
     assert out.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_a_parameter_whose_first_gradient_comes_later_gets_its_buffer_then_as_in_torch():
+    ours, batches = model_and_batches(1)
+    theirs, _ = model_and_batches(1)
+    settings = dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    ours_opt, theirs_opt = SGD(ours.parameters(), **settings), torch.optim.SGD(theirs.parameters(), **settings)
+    for step, (x, y) in enumerate(batches):
+        for model, optimizer in ((ours, ours_opt), (theirs, theirs_opt)):
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            if step < 2:
+                model[-1].weight.grad = None  # the last layer's weight sits out the first two steps
+            optimizer.step()
+    for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

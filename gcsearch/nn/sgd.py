@@ -31,20 +31,25 @@ class SGD:
 
     @torch.no_grad()
     def step(self) -> None:
-        for i, param in enumerate(self.params):
-            if param.grad is None:
-                continue
-            grad = param.grad
-            if self.weight_decay != 0:
-                grad = grad.add(param, alpha=self.weight_decay)
-            if self.momentum != 0:
-                buf = self.momentum_buffers[i]
-                if buf is None:
-                    buf = self.momentum_buffers[i] = grad.detach().clone()
-                else:
-                    buf.mul_(self.momentum).add_(grad)
-                grad = grad.add(buf, alpha=self.momentum) if self.nesterov else buf
-            param.add_(grad, alpha=-self.lr)
+        """torch.optim.SGD's update, on all parameters at once (torch._foreach_*: one kernel per operation on
+        CUDA; on the CPU the same per-tensor operations, in the same order)."""
+        at = [i for i, p in enumerate(self.params) if p.grad is not None]
+        params = [self.params[i] for i in at]
+        grads = [p.grad for p in params]
+        if self.weight_decay != 0:
+            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+        if self.momentum != 0:
+            held = [k for k, i in enumerate(at) if self.momentum_buffers[i] is not None]
+            if held:
+                bufs = [self.momentum_buffers[at[k]] for k in held]
+                torch._foreach_mul_(bufs, self.momentum)
+                torch._foreach_add_(bufs, [grads[k] for k in held])
+            for k, i in enumerate(at):
+                if self.momentum_buffers[i] is None:  # a parameter's first step: its buffer is its gradient
+                    self.momentum_buffers[i] = grads[k].detach().clone()
+            bufs = [self.momentum_buffers[i] for i in at]
+            grads = torch._foreach_add(grads, bufs, alpha=self.momentum) if self.nesterov else bufs
+        torch._foreach_add_(params, grads, alpha=-self.lr)
 
     def set_lr(self, lr: float) -> None:
         self.lr = lr

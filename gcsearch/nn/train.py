@@ -77,7 +77,7 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> SGD | torch.optim.AdamW:
-    if cfg.optimizer == "adamw":
+    if cfg.optimizer == "adamw":  # torch's: it imports torch._dynamo (about 150 MiB a worker), SGD does not
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
                weight_decay=cfg.weight_decay)  # fmt: skip
