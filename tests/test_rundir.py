@@ -116,3 +116,13 @@ def test_the_front_marks_what_is_within_the_runs_noise_of_the_baseline(make_run)
     table = front_table(front, marks)
     assert "vs baseline" in table and "above" in table
     assert "within noise = less than 0.0086" in noise_note(spaced, records)
+
+
+def test_a_run_directory_another_search_created_first_is_refused_and_left_alone(tmp_path):
+    space = load_space(ROOT / "search_spaces" / "smoke.yaml")
+    rundir.create_run_dir(tmp_path / "run", space)
+    (tmp_path / "run" / "optuna.log").write_text("the other search's")
+    with pytest.raises(ConfigError, match="another search"):
+        rundir.create_run_dir(tmp_path / "run", space)
+    assert (tmp_path / "run" / "optuna.log").read_text() == "the other search's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary left

@@ -80,3 +80,9 @@ def test_a_parameter_whose_first_gradient_comes_later_gets_its_buffer_then_as_in
             optimizer.step()
     for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_step_without_any_gradient_changes_nothing_as_in_torch():
+    p = torch.nn.Parameter(torch.ones(2))
+    SGD([p], lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4).step()
+    assert torch.equal(p.detach(), torch.ones(2))

@@ -18,6 +18,8 @@ import torch
 class SGD:
     def __init__(self, params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0):  # fmt: skip
+        if nesterov and momentum <= 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")  # as torch.optim.SGD
         self.params = list(params)
         self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, weight_decay
         self.momentum_buffers: list[torch.Tensor | None] = [None] * len(self.params)
@@ -34,6 +36,8 @@ class SGD:
         """torch.optim.SGD's update, on all parameters at once (torch._foreach_*: one kernel per operation on
         CUDA; on the CPU the same per-tensor operations, in the same order)."""
         at = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not at:  # nothing to update (torch's foreach ops refuse empty lists)
+            return
         params = [self.params[i] for i in at]
         grads = [p.grad for p in params]
         if self.weight_decay != 0:

@@ -124,10 +124,16 @@ def create_run_dir(run_dir: Path, space: SearchSpace) -> None:
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     sweep_temporaries(run_dir.parent)
     tmp = temporary(run_dir)
+    shutil.rmtree(tmp, ignore_errors=True)  # ours by name: left by a killed process that had our pid
     tmp.mkdir()
     try:
         save_space(tmp, space)
         os.rename(tmp, run_dir)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if run_dir.exists():  # another search created it first
+            raise ConfigError("--name", "names a run another search has just started", str(run_dir)) from None
+        raise err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -345,15 +345,16 @@ def run(
         space = space.with_search(sampler="random", pruner="none", pruner_settings={}, trials=len(plan))
     stream = stream or sys.stdout  # looked up now, not at import: it may have been replaced (pytest, notebooks)
     run_dir = run_dir.resolve()  # Ray workers run in other working directories
-    created = not run_dir.exists()
+    created = False  # by this call: only then is a run refused at start removed (never another search's)
     try:
         space = cache.prepare(space, stream)  # an image folder decoded once, before the first trial; its key pinned
         if "latency" in space.search.objectives:
             from gcsearch.nn.latency import check
 
             check(space.search.latency)  # a device this machine cannot measure on: one line, before any trial
-        if created:
+        if not run_dir.exists():
             rundir.create_run_dir(run_dir, space)
+            created = True
         with rundir.RunLock(run_dir):
             records = _run_locked(space, run_dir, address, stream, plan, dashboard)
     except BaseException:
