@@ -129,13 +129,10 @@ def create_run_dir(run_dir: Path, space: SearchSpace) -> None:
     try:
         save_space(tmp, space)
         os.rename(tmp, run_dir)
-    except OSError as err:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        if run_dir.exists():  # another search created it first
+        if isinstance(err, OSError) and run_dir.exists():  # another search created it first
             raise ConfigError("--name", "names a run another search has just started", str(run_dir)) from None
-        raise err
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
