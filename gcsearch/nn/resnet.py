@@ -93,6 +93,12 @@ class ResNet(nn.Module):
     ``len(layers)`` are Identity (small images: 28 -> 14 -> 7). ``small_stem``: a 3x3 stride-1 conv and no
     max-pool, for 28-40 px proxies; otherwise torchvision's 7x7 stride-2 conv and 3x3 max-pool."""
 
+    # Set with setattr in __init__; declared so that type checkers know them.
+    layer1: nn.Sequential
+    layer2: nn.Module
+    layer3: nn.Module
+    layer4: nn.Module
+
     def __init__(self, block: type[ResidualBlock], layers: list[int], *, num_classes: int, width: int = 64,
                  in_channels: int = 3, small_stem: bool = False) -> None:  # fmt: skip
         super().__init__()

@@ -39,20 +39,22 @@ class SGD:
         if not at:  # nothing to update (torch's foreach ops refuse empty lists)
             return
         params = [self.params[i] for i in at]
-        grads = [p.grad for p in params]
+        grads: list[torch.Tensor] = [p.grad for p in params if p.grad is not None]
         if self.weight_decay != 0:
-            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+            grads = list(torch._foreach_add(grads, params, alpha=self.weight_decay))
         if self.momentum != 0:
-            held = [k for k, i in enumerate(at) if self.momentum_buffers[i] is not None]
+            held = [(k, b) for k, i in enumerate(at) if (b := self.momentum_buffers[i]) is not None]
             if held:
-                bufs = [self.momentum_buffers[at[k]] for k in held]
-                torch._foreach_mul_(bufs, self.momentum)
-                torch._foreach_add_(bufs, [grads[k] for k in held])
+                held_bufs = [b for _, b in held]
+                torch._foreach_mul_(held_bufs, self.momentum)
+                torch._foreach_add_(held_bufs, [grads[k] for k, _ in held])
+            bufs: list[torch.Tensor] = []
             for k, i in enumerate(at):
-                if self.momentum_buffers[i] is None:  # a parameter's first step: its buffer is its gradient
-                    self.momentum_buffers[i] = grads[k].detach().clone()
-            bufs = [self.momentum_buffers[i] for i in at]
-            grads = torch._foreach_add(grads, bufs, alpha=self.momentum) if self.nesterov else bufs
+                buf = self.momentum_buffers[i]
+                if buf is None:  # a parameter's first step: its buffer is its gradient
+                    buf = self.momentum_buffers[i] = grads[k].detach().clone()
+                bufs.append(buf)
+            grads = list(torch._foreach_add(grads, bufs, alpha=self.momentum)) if self.nesterov else bufs
         torch._foreach_add_(params, grads, alpha=-self.lr)
 
     def set_lr(self, lr: float) -> None:
