@@ -6,14 +6,16 @@
    medians, and each configuration's latency relative to the baseline of the same round.
 2. The same while a training runs on the other core (what a search on a shared node has left: a trial measures
    on its own Ray cores, under the machine's lock, but another trial may be training beside it).
-3. MACs against latency over the whole grid of gc.yaml, in one pinned process in a seeded random order: one 2 s
-   warm-up for the process, then per configuration 20 runs and 0.2 s of warm-up and 200 timed runs; the baseline
-   remeasured every 60 configurations (its drift is reported, and every latency is taken relative to the
-   nearest baseline). Kendall's tau (scipy.stats.kendalltau) between MACs and latency, and the configurations
-   MACs call equal whose latencies differ by more than the noise of (1): a difference of two independent
-   measurements beyond 2 * sqrt(2) * CV of the larger.
+3. MACs against latency over the whole grid of gc.yaml, in one process pinned to one core: each configuration
+   timed against the baseline in the same moment (the two alternate in blocks of 10 runs), so that the slow
+   phases of a shared machine cancel in the ratio; 3 passes, each in its own random order, whose spread is the
+   grid's noise. Kendall's tau (scipy.stats.kendalltau) between MACs and latency, and the groups of
+   configurations MACs call equal whose latencies differ (Kruskal-Wallis, Holm-corrected over the groups).
 
-    python experiments/bench_latency.py [--space search_spaces/gc.yaml] [--rounds 5] [--device cpu|cuda --batch N]
+    python experiments/bench_latency.py [--space search_spaces/gc.yaml] [--rounds 5] [--passes 3] [--skip-grid]
+                                        [--resume]
+
+A space whose search.latency says `device: cuda, batch: 64` measures on a GPU.
 
 Writes experiments/results/bench_latency-<device>.md, the grid's measurements to
 experiments/data/latency-grid-<device>.csv and a scatter of latency against MACs beside the results. Run it on a
@@ -43,7 +45,7 @@ RESULTS, DATA = ROOT / "experiments" / "results", ROOT / "experiments" / "data"
 
 # Far from each other in what latency, not MACs, is sensitive to: pooling, gating, LayerNorm, where and how many.
 PICKS = {
-    "baseline": {},
+    "baseline": {"stages": []},
     "paper default": {"stages": ["c3", "c4", "c5"], "pool": "att", "fusion": "add", "ratio": "1/16",
                       "norm": "layernorm", "position": "after_1x1"},
     "avg+add, no LN": {"stages": ["c3", "c4", "c5"], "pool": "avg", "fusion": "add", "ratio": "1/16",
@@ -63,16 +65,19 @@ def pin(core: int) -> None:
 
 
 def one(space_path: str, arch_json: str, core: int) -> None:
-    """Child process: measure one configuration with the search's settings; print its Latency as JSON."""
+    """Child process: measure one configuration as a search does (nn/latency.latency, an empty cache: the
+    baseline alone, then the configuration against it); print its Latency as JSON."""
     pin(core)
+    import tempfile
+
     from gcsearch.arch import ArchConfig
     from gcsearch.nn import latency
-    from gcsearch.nn.models import build_model
     from gcsearch.spacefile import load_space
 
     space = load_space(space_path)
-    model = build_model(gc=ArchConfig.from_dict(json.loads(arch_json)), **space.backbone.build_kwargs())
-    got = latency.measure(model, space.backbone.input_size, space.search.latency)
+    with tempfile.TemporaryDirectory() as cache:
+        got = latency.latency(ArchConfig.from_dict(json.loads(arch_json)), space.backbone, space.search.latency,
+                              Path(cache))  # fmt: skip
     print(json.dumps(dataclasses.asdict(got)))
 
 
@@ -102,14 +107,15 @@ def child(args: argparse.Namespace, *extra: str) -> list[str]:
     return [sys.executable, __file__, "--space", args.space, *extra]
 
 
-def repeatability(args: argparse.Namespace, loaded: bool) -> dict[str, list[float]]:
-    """{pick: [median ms per round]}, each from a fresh process; with a training on the other core if ``loaded``."""
+def repeatability(args: argparse.Namespace, loaded: bool) -> dict[str, list[dict]]:
+    """{pick: [its Latency per round, as a dict]}, each from a fresh process; with a training on the other core if
+    ``loaded``."""
     neighbour = None
     if loaded:
         neighbour = subprocess.Popen(child(args, "--train-on", "1"), stdout=subprocess.PIPE, text=True)
         assert neighbour.stdout is not None
         neighbour.stdout.readline()  # training has started
-    medians: dict[str, list[float]] = defaultdict(list)
+    got: dict[str, list[dict]] = defaultdict(list)
     order = list(PICKS)
     try:
         for r in range(args.rounds):
@@ -117,24 +123,31 @@ def repeatability(args: argparse.Namespace, loaded: bool) -> dict[str, list[floa
             for name in order:
                 out = subprocess.run(child(args, "--one", json.dumps(PICKS[name]), "--core", "0"),
                                      capture_output=True, text=True, check=True)  # fmt: skip
-                medians[name].append(json.loads(out.stdout.strip().splitlines()[-1])["median_ms"])
-                print(
-                    f"  {'loaded' if loaded else 'quiet'} round {r + 1} {name}: {medians[name][-1]:.4f} ms", flush=True
-                )
+                got[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                print(f"  {'loaded' if loaded else 'quiet'} round {r + 1} {name}: {got[name][-1]['median_ms']:.4f} "
+                      f"ms, {got[name][-1]['vs_baseline']:.4f}x", flush=True)  # fmt: skip
     finally:
         if neighbour is not None:
             neighbour.kill()
             neighbour.wait()
-    return dict(medians)
+    return dict(got)
 
 
 def cv(values: list[float]) -> float:
     return statistics.stdev(values) / statistics.mean(values)
 
 
-def grid(args: argparse.Namespace) -> list[dict]:
-    """Every configuration of the space in a seeded random order, in this process pinned to core 0."""
+GRID_FIELDS = ["pass", "order", "label", "arch", "macs", "ms", "vs_baseline", "baseline"]
+
+
+def grid(args: argparse.Namespace, data_path: Path) -> list[dict]:
+    """Every configuration of the space, ``args.passes`` times, each pass in its own seeded random order, each
+    timed against the baseline as a search times it (nn/latency.measure ``against`` a fresh baseline; the
+    baseline against a second copy of itself), in this process pinned to core 0. Rows are
+    appended to ``data_path`` as they come; with ``args.resume`` the ones already there are kept."""
     pin(0)
+    import torch
+
     from gcsearch.arch import ArchConfig
     from gcsearch.nn import latency
     from gcsearch.nn.flops import SpaceCoster
@@ -143,69 +156,106 @@ def grid(args: argparse.Namespace) -> list[dict]:
 
     space = load_space(args.space)
     cfg = space.search.latency
-    short = dataclasses.replace(cfg, warmup_s=0.2)
     coster = SpaceCoster(space.backbone)
-    archs = space.grid()
-    random.Random(0).shuffle(archs)
 
-    def timed(arch: ArchConfig, settings) -> latency.Latency:
-        return latency.measure(
-            build_model(gc=arch, **space.backbone.build_kwargs()), space.backbone.input_size, settings
-        )
+    def built(arch: ArchConfig) -> torch.nn.Module:
+        return build_model(gc=arch, **space.backbone.build_kwargs())
 
-    timed(ArchConfig(), cfg)  # the process's warm-up (2 s)
-    rows, start = [], time.perf_counter()
-    for i, arch in enumerate(archs):
-        if i % 60 == 0:
-            base = timed(ArchConfig(), short)
-            rows.append({"arch": "baseline (drift check)", "macs": coster(ArchConfig())[0], "ms": base.median_ms,
-                         "iqr_ms": base.iqr_ms, "order": i, "drift_check": 1, "baseline": 1})  # fmt: skip
-        got = timed(arch, short)
-        rows.append({"arch": json.dumps(arch.to_dict(), sort_keys=True), "label": arch.label(), "macs": coster(arch)[0],
-                     "ms": got.median_ms, "iqr_ms": got.iqr_ms, "attempts": got.attempts, "order": i,
-                     "vs_baseline": got.median_ms / base.median_ms, "drift_check": 0,
-                     "baseline": int(arch.is_baseline)})  # fmt: skip
-        if i % 50 == 0:
-            print(f"  grid {i + 1}/{len(archs)}  {time.perf_counter() - start:.0f} s", flush=True)
+    rows: list[dict] = []
+    if args.resume and data_path.is_file():
+        with open(data_path, newline="") as f:
+            rows = [{k: (v if k in ("label", "arch") else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
+    done = {(int(r["pass"]), r["arch"]) for r in rows}
+    if not rows:
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        data_path.write_text(",".join(GRID_FIELDS) + "\n")
+    # the search's measurement against the baseline, with a short warm-up: the process is warm already
+    short = dataclasses.replace(cfg, warmup_s=0.2, attempts=1)
+    start = time.perf_counter()
+    with open(data_path, "a", newline="") as f:
+        out = csv.DictWriter(f, fieldnames=GRID_FIELDS)
+        latency.measure(built(ArchConfig()), space.backbone.input_size, cfg)  # the process's warm-up
+        for grid_pass in range(args.passes):
+            archs = space.grid()
+            random.Random(grid_pass).shuffle(archs)
+            for i, arch in enumerate(archs):
+                key = json.dumps(arch.to_dict(), sort_keys=True)
+                if (grid_pass, key) in done:
+                    continue
+                got = latency.measure(built(arch), space.backbone.input_size, short, against=built(ArchConfig()))
+                row = {"pass": grid_pass, "order": i, "label": arch.label(), "arch": key, "macs": coster(arch)[0],
+                       "ms": got.median_ms, "vs_baseline": got.vs_baseline,
+                       "baseline": int(arch.is_baseline)}  # fmt: skip
+                out.writerow(row)
+                f.flush()
+                rows.append(row)
+                if i % 50 == 0:
+                    print(f"  grid pass {grid_pass + 1}/{args.passes}: {i + 1}/{len(archs)}  "
+                          f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
     return rows
 
 
-def macs_equal_pairs(rows: list[dict], noise_cv: float) -> tuple[list[tuple], int, int]:
-    """Within each group of configurations with equal MACs, the fastest against the slowest where they differ by
-    more than the noise; with the number of such groups and of groups in all (of 2 or more)."""
+def by_config(rows: list[dict]) -> list[dict]:
+    """One entry per configuration: its MACs, label, the ratios and ms of its passes, the ratios' median."""
+    grouped: dict[str, dict] = {}
+    for r in rows:
+        entry = grouped.setdefault(r["arch"], {"arch": r["arch"], "label": r["label"], "macs": int(r["macs"]),
+                                               "baseline": int(r["baseline"]), "ratios": [], "ms": []})  # fmt: skip
+        entry["ratios"].append(float(r["vs_baseline"]))
+        entry["ms"].append(float(r["ms"]))
+    for entry in grouped.values():
+        entry["ratio"] = statistics.median(entry["ratios"])
+    return list(grouped.values())
+
+
+def pooled_cv(configs: list[dict]) -> float:
+    """The coefficient of variation of one paired measurement: the pooled within-configuration standard
+    deviation of log ratios (the passes of one configuration differ by noise only)."""
+    variances = [statistics.variance([math.log(v) for v in c["ratios"]]) for c in configs if len(c["ratios"]) > 1]
+    return math.sqrt(statistics.mean(variances))
+
+
+def macs_equal_groups(configs: list[dict]) -> tuple[list[tuple], int]:
+    """Groups of configurations with exactly equal MACs, each tested for any difference in latency (Kruskal-Wallis
+    on the passes' log ratios, Holm-corrected over the groups); per group that differs, its fastest and slowest
+    configuration by median ratio. Returns those and the number of groups tested."""
+    from scipy.stats import kruskal
+    from statsmodels.stats.multitest import multipletests
+
     groups: dict[int, list[dict]] = defaultdict(list)
-    for row in rows:
-        if not row["drift_check"]:
-            groups[row["macs"]].append(row)
-    found, sized = [], 0
-    for macs, members in groups.items():
-        if len(members) < 2:
-            continue
-        sized += 1
-        lo, hi = min(members, key=lambda r: r["ms"]), max(members, key=lambda r: r["ms"])
-        if hi["ms"] - lo["ms"] > 2 * math.sqrt(2) * noise_cv * hi["ms"]:
-            found.append((hi["ms"] / lo["ms"], macs, lo, hi, len(members)))
-    return sorted(found, key=lambda f: -f[0]), len(found), sized
+    for c in configs:
+        groups[c["macs"]].append(c)
+    tested = [(macs, members) for macs, members in groups.items() if len(members) > 1]
+    if not tested:
+        return [], 0
+    p_values = [kruskal(*[[math.log(v) for v in m["ratios"]] for m in members]).pvalue for _, members in tested]
+    reject, p_holm, _, _ = multipletests(p_values, alpha=0.05, method="holm")
+    found = []
+    for (macs, members), differs, p in zip(tested, reject, p_holm, strict=True):
+        if differs:
+            lo, hi = min(members, key=lambda c: c["ratio"]), max(members, key=lambda c: c["ratio"])
+            found.append((hi["ratio"] / lo["ratio"], macs, lo, hi, len(members), p))
+    return sorted(found, key=lambda f: -f[0]), len(tested)
 
 
-def axis_diffs(rows: list[dict]) -> list[tuple[str, str]]:
+def axis_diffs(configs: list[dict]) -> list[tuple[str, str]]:
     """Per axis, the median latency ratio between its values over configurations equal in every other axis."""
     from gcsearch.arch import AXES
 
-    configs = [(json.loads(r["arch"]), r["ms"]) for r in rows if not r["drift_check"] and not r["baseline"]]
+    pairs = [(json.loads(c["arch"]), c["ratio"]) for c in configs if not c["baseline"]]
     out = []
     for axis in AXES:
-        values = sorted({json.dumps(a.get(axis)) for a, _ in configs})
+        values = sorted({json.dumps(a.get(axis)) for a, _ in pairs})
         if len(values) < 2:
             continue
         by_rest: dict[str, dict[str, float]] = defaultdict(dict)
         # add has no gate: fusions compare at the half gate (the official code's)
         skip = {axis, "gate_init"} if axis == "fusion" else {axis}
-        for a, ms in configs:
+        for a, ratio in pairs:
             if axis == "fusion" and a.get("gate_init") not in (None, "half"):
                 continue
             rest = json.dumps({k: v for k, v in a.items() if k not in skip}, sort_keys=True)
-            by_rest[rest][json.dumps(a.get(axis))] = ms
+            by_rest[rest][json.dumps(a.get(axis))] = ratio
         first = values[0]
         parts = []
         for v in values[1:]:
@@ -219,31 +269,88 @@ def axis_diffs(rows: list[dict]) -> list[tuple[str, str]]:
     return out
 
 
-def scatter(rows: list[dict], path: Path) -> None:
+def scatter(configs: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [r for r in rows if not r["drift_check"]]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for pool, colour in (("att", "tab:red"), ("avg", "tab:blue")):
-        sel = [r for r in pts if json.loads(r["arch"]).get("pool") == pool]
-        ax.scatter([r["macs"] / 1e6 for r in sel], [r["ms"] for r in sel], s=8, c=colour, label=f"pool {pool}")
-    base = [r for r in pts if r["baseline"]]
-    ax.scatter([r["macs"] / 1e6 for r in base], [r["ms"] for r in base], s=60, c="k", marker="x", label="baseline")
+        sel = [c for c in configs if json.loads(c["arch"]).get("pool") == pool]
+        ax.scatter([c["macs"] / 1e6 for c in sel], [c["ratio"] for c in sel], s=8, c=colour, label=f"pool {pool}")
+    base = [c for c in configs if c["baseline"]]
+    ax.scatter([c["macs"] / 1e6 for c in base], [c["ratio"] for c in base], s=60, c="k", marker="x",
+               label="baseline (against a second copy)")  # fmt: skip
     ax.set_xlabel("MACs (M)")
-    ax.set_ylabel("latency (ms, median)")
+    ax.set_ylabel("latency / the baseline's (timed in alternation)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def grid_section(rows: list[dict], quiet: dict[str, list[dict]], passes: int) -> list[str]:
+    from scipy.stats import kendalltau
+
+    from gcsearch.arch import ArchConfig
+
+    configs = by_config(rows)
+    gc_only = [c for c in configs if not c["baseline"]]
+    null = next(c for c in configs if c["baseline"])
+    tau = kendalltau([c["macs"] for c in configs], [c["ratio"] for c in configs])
+    noise = pooled_cv(configs)
+    found, n_groups = macs_equal_groups(configs)
+    ms_moves = [max(c["ms"]) / min(c["ms"]) for c in configs]  # slowest pass over fastest, per configuration
+    ratio_moves = [max(c["ratios"]) / min(c["ratios"]) for c in configs]
+    ratio_of = {c["arch"]: c["ratio"] for c in configs}
+    pick_ratio = {name: ratio_of.get(json.dumps(ArchConfig.from_dict(arch).to_dict(), sort_keys=True))
+                  for name, arch in PICKS.items()}  # fmt: skip
+    lines = [f"## 3. MACs against latency: {len(configs)} configurations, {passes} passes", "",
+             "Each configuration timed against the baseline as a search times it (both freshly built, alternating "
+             "in blocks of 10 runs, 200 timed runs each), in one pinned process, after 0.2 s of warm-up instead of "
+             "2 s; its figure is the median of its passes' ratios (each pass in its own random order). Between "
+             f"passes a configuration's ms moved by a median {statistics.median(ms_moves) - 1:.1%} (the largest "
+             f"{max(ms_moves) - 1:.0%}), its ratio by {statistics.median(ratio_moves) - 1:.1%} (the largest "
+             f"{max(ratio_moves) - 1:.0%}): the machine's slow phases fall on both sides of a ratio. Noise: the "
+             f"pooled within-configuration CV of one pass, {noise:.2%}. The null control, the baseline timed "
+             f"against a second copy of itself: {null['ratio']:.3f}x (passes "
+             f"{', '.join(f'{v:.3f}' for v in null['ratios'])}).", "",
+             "The picks of (1) in the grid against (1)'s fresh processes:", "",
+             "| configuration | grid: x the baseline | (1): fresh processes, x the baseline, median |",
+             "|---|---|---|"]  # fmt: skip
+    for name in PICKS:
+        fresh = statistics.median(r["vs_baseline"] for r in quiet[name])
+        grid_text = "not in this grid" if pick_ratio[name] is None else f"{pick_ratio[name]:.3f}x"
+        lines.append(f"| {name} | {grid_text} | {fresh:.3f}x |")
+    base_macs = null["macs"]
+    lines += ["", f"Kendall's tau (scipy.stats.kendalltau) between MACs and latency relative to the baseline: "
+              f"{tau.statistic:.3f} (p = {tau.pvalue:.2g}). With GC, latency relative to the baseline ranges "
+              f"{min(c['ratio'] for c in gc_only):.3f}x to {max(c['ratio'] for c in gc_only):.3f}x (median "
+              f"{statistics.median(c['ratio'] for c in gc_only):.3f}x); MACs relative to it "
+              f"{min(c['macs'] for c in gc_only) / base_macs:.4f}x to "
+              f"{max(c['macs'] for c in gc_only) / base_macs:.4f}x.", "",
+              f"**Where MACs mislead**: of {n_groups} groups of configurations with exactly equal MACs, {len(found)} "
+              "hold configurations whose latencies differ (Kruskal-Wallis over the passes' log ratios, "
+              "scipy.stats.kruskal; Holm-corrected over the groups at 0.05, statsmodels multipletests); the ten "
+              "widest, by the ratio of the group's slowest to its fastest median:", "",
+              "| slower / faster | MACs | configurations in the group | Holm p | faster | slower |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for ratio, macs, lo, hi, size, p in found[:10]:
+        lines.append(f"| {ratio:.3f}x | {macs:,} | {size} | {p:.2g} | {lo['label']} ({lo['ratio']:.3f}x) | "
+                     f"{hi['label']} ({hi['ratio']:.3f}x) |")  # fmt: skip
+    lines += ["", "Per axis, the median latency ratio between its values over configurations equal in every "
+              "other axis (which choices cost time MACs do not count):", ""]  # fmt: skip
+    lines += [f"- {axis}: {text}" for axis, text in axis_diffs(configs)]
+    return lines
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", default=str(ROOT / "search_spaces" / "gc.yaml"))
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--passes", type=int, default=3, help="passes over the grid")
     p.add_argument("--skip-grid", action="store_true", help="repeatability only")
+    p.add_argument("--resume", action="store_true", help="keep the grid's rows and (1-2)'s figures already written")
     p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--core", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--train-on", type=int, help=argparse.SUPPRESS)
@@ -253,8 +360,6 @@ def main() -> None:
     if args.train_on is not None:
         return trainer(args.space, args.train_on)
 
-    from scipy.stats import kendalltau
-
     from gcsearch.nn import latency
     from gcsearch.spacefile import load_space
 
@@ -263,94 +368,61 @@ def main() -> None:
     latency.check(cfg)
     device = cfg.device
     command = "python " + " ".join(shlex.quote(a) for a in [str(Path(__file__).relative_to(ROOT)), *sys.argv[1:]])
-    print("1. repeatability, quiet", flush=True)
-    quiet = repeatability(args, loaded=False)
-    print("2. repeatability beside a training", flush=True)
-    loaded = repeatability(args, loaded=True)
-    noise = max(cv(v) for v in quiet.values())
+    saved = DATA / f"latency-repeatability-{device}.json"
+    if args.resume and saved.is_file():
+        quiet, loaded = json.loads(saved.read_text()).values()
+    else:
+        print("1. repeatability, quiet", flush=True)
+        quiet = repeatability(args, loaded=False)
+        print("2. repeatability beside a training", flush=True)
+        loaded = repeatability(args, loaded=True)
+        DATA.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps({"quiet": quiet, "loaded": loaded}))
 
+    def ms(runs: list[dict]) -> list[float]:
+        return [r["median_ms"] for r in runs]
+
+    def ratio(runs: list[dict]) -> list[float]:
+        return [r["vs_baseline"] for r in runs]
+
+    with_gc = [name for name in PICKS if name != "baseline"]
     lines = [f"# Measured latency: repeatability, and MACs against latency over {Path(args.space).name}'s grid", "",
              f"Command: `{command}`. Machine: {platform.node()}, {os.cpu_count()} cores, {latency.hardware(cfg)}; "
              f"torch {__import__('torch').__version__}. Settings: {dataclasses.asdict(cfg)} (BatchNorm folded, "
              "eval mode, channels_last). "
              + ("No GPU was lent to this task: CPU figures only, no GPU figures (the same script with a space whose "
                 "search.latency says `device: cuda, batch: 64` measures on a GPU)." if device == "cpu" else ""), "",
-             f"## 1-2. Repeatability: {args.rounds} measurements per configuration, each in a fresh process pinned to "
-             "one core", "",
-             "| configuration | quiet: median ms | CV | vs baseline (per round, median) | beside a training: median ms "
-             "| CV | loaded / quiet |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+             f"## 1-2. Repeatability: {args.rounds} measurements per configuration as a search makes them", "",
+             "Each in a fresh process pinned to one core, with an empty cache: the baseline alone, then the "
+             "configuration against it (nn/latency.latency). A configuration's ms are its ratio to the baseline "
+             "times the baseline's own measurement; the ratio is what ranks configurations in a search.", "",
+             "| configuration | quiet: ms | CV of ms | x the baseline | CV of the ratio | beside a training: ms "
+             "| CV of ms | x the baseline | CV of the ratio |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in PICKS:
-        rel = statistics.median(q / b for q, b in zip(quiet[name], quiet["baseline"], strict=True))
-        lines.append(f"| {name} | {statistics.median(quiet[name]):.4f} | {cv(quiet[name]):.2%} | {rel:.3f}x | "
-                     f"{statistics.median(loaded[name]):.4f} | {cv(loaded[name]):.2%} | "
-                     f"{statistics.median(loaded[name]) / statistics.median(quiet[name]):.3f}x |")  # fmt: skip
-    lines += ["", f"Noise used below: the largest quiet CV, {noise:.2%}; two measurements differ beyond noise when "
-              f"their difference exceeds 2 * sqrt(2) * {noise:.2%} = {2 * math.sqrt(2) * noise:.2%} of the larger.",
+        cells = []
+        for runs in (quiet[name], loaded[name]):
+            cells += [f"{statistics.median(ms(runs)):.4f}", f"{cv(ms(runs)):.2%}",
+                      f"{statistics.median(ratio(runs)):.3f}x",
+                      "-" if name == "baseline" else f"{cv(ratio(runs)):.2%}"]  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Quiet, the ratio repeats within a CV of {max(cv(ratio(quiet[n])) for n in with_gc):.2%} and the ms "
+              f"within {max(cv(ms(quiet[n])) for n in PICKS):.2%} (the baseline's own measurement, unpaired, carries "
+              "the machine's slow phases into every ms of its search); beside a training, within "
+              f"{max(cv(ratio(loaded[n])) for n in with_gc):.2%} and {max(cv(ms(loaded[n])) for n in PICKS):.2%}.",
               ""]  # fmt: skip
     raw: dict = {"quiet": quiet, "loaded": loaded}
     if not args.skip_grid:
         print("3. grid", flush=True)
-        rows = grid(args)
-        DATA.mkdir(parents=True, exist_ok=True)
         data_path = DATA / f"latency-grid-{device}.csv"
-        with open(data_path, "w", newline="") as f:
-            fields = [
-                "order",
-                "label",
-                "arch",
-                "macs",
-                "ms",
-                "iqr_ms",
-                "attempts",
-                "vs_baseline",
-                "baseline",
-                "drift_check",
-            ]
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-        pts = [r for r in rows if not r["drift_check"]]
-        tau = kendalltau([r["macs"] for r in pts], [r["ms"] for r in pts])
-        gc_only = [r for r in pts if not r["baseline"]]
-        base_macs = next(r["macs"] for r in pts if r["baseline"])
-        tau_rel = kendalltau([r["macs"] for r in gc_only], [r["vs_baseline"] for r in gc_only])
-        drift = [r["ms"] for r in rows if r["drift_check"]] or [0.0]
-        # The grid runs in one long process, which the fresh processes of (1) need not predict: judge its
-        # differences by its own baseline's remeasurements too (the 2026-12-07 run's ranged 0.66-1.50 ms).
-        grid_noise = max(noise, cv(drift) if len(drift) > 1 else 0.0)
-        found, n_found, n_groups = macs_equal_pairs(rows, grid_noise)
-        spreads = [r["iqr_ms"] / r["ms"] for r in pts]
-        lines += [f"## 3. MACs against latency: {len(pts)} configurations", "",
-                  f"Kendall's tau between MACs and latency: {tau.statistic:.3f} (p = {tau.pvalue:.2g}); over the "
-                  f"configurations with GC, MACs against latency relative to the nearest baseline: "
-                  f"{tau_rel.statistic:.3f} (p = {tau_rel.pvalue:.2g}). Latency relative to the baseline ranges "
-                  f"{min(r['vs_baseline'] for r in gc_only):.3f}x to {max(r['vs_baseline'] for r in gc_only):.3f}x "
-                  f"(median {statistics.median(r['vs_baseline'] for r in gc_only):.3f}x); MACs relative to it "
-                  f"{min(r['macs'] for r in gc_only) / base_macs:.4f}x to "
-                  f"{max(r['macs'] for r in gc_only) / base_macs:.4f}x. "
-                  f"The baseline's remeasurements through the run (drift): {min(drift):.4f} to {max(drift):.4f} ms. "
-                  f"Within-measurement IQR/median: median {statistics.median(spreads):.1%}, "
-                  f"{sum(s > cfg.max_spread for s in spreads)} of {len(spreads)} above {cfg.max_spread:.0%} after "
-                  f"{cfg.attempts} attempts.", "",
-                  f"**Where MACs mislead**: of {n_groups} groups of configurations with exactly equal MACs, {n_found} "
-                  f"hold configurations whose latencies differ beyond the noise (the grid's: the larger of (1)'s CV "
-                  f"and the CV of its baseline's remeasurements, {grid_noise:.2%}); the ten widest:", "",
-                  "| slower / faster | MACs | configurations in the group | faster | slower |",
-                  "|---|---|---|---|---|"]  # fmt: skip
-        for ratio, macs, lo, hi, size in found[:10]:
-            lines.append(f"| {ratio:.3f}x | {macs:,} | {size} | {lo['label']} ({lo['ms']:.3f} ms) | "
-                         f"{hi['label']} ({hi['ms']:.3f} ms) |")  # fmt: skip
-        lines += ["", "Per axis, the median latency ratio between its values over configurations equal in every "
-                  "other axis (which choices cost time MACs do not count):", ""]  # fmt: skip
-        lines += [f"- {axis}: {text}" for axis, text in axis_diffs(rows)]
+        rows = grid(args, data_path)
+        lines += grid_section(rows, quiet, args.passes)
         png = RESULTS / f"bench_latency-{device}.png"
-        scatter(rows, png)
+        scatter(by_config(rows), png)
         lines += ["", f"Scatter: `{png.relative_to(ROOT)}`; every measurement: `{data_path.relative_to(ROOT)}`."]
-        raw["tau"] = [tau.statistic, tau.pvalue]
-    lines += ["", "Raw: " + json.dumps(raw)]
+    lines += ["", "Raw (1-2): " + json.dumps(raw)]
     out = RESULTS / f"bench_latency-{device}.md"
     out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[:40]))
+    print("\n".join(lines[:60]))
     print(f"wrote {out}")
 
 

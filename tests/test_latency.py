@@ -34,12 +34,57 @@ def test_folding_batchnorm_leaves_the_function_and_no_batchnorm():
 
 def test_a_configuration_is_measured_once_per_machine_and_settings(tmp_path):
     before = latency.MEASURED
-    first = latency.latency(SMOKE.reference(), SMOKE.backbone, FAST, tmp_path)
+    first = latency.latency(SMOKE.reference(), SMOKE.backbone, FAST, tmp_path)  # the baseline first, then it
     again = latency.latency(SMOKE.reference(), SMOKE.backbone, FAST, tmp_path)
-    assert before + 1 == latency.MEASURED and again == first and first.median_ms > 0 and first.runs == 200
-    latency.latency(ArchConfig(), SMOKE.backbone, FAST, tmp_path)  # another configuration: measured
+    assert before + 2 == latency.MEASURED and again == first and first.median_ms > 0 and first.runs == 200
+    base = latency.latency(ArchConfig(), SMOKE.backbone, FAST, tmp_path)  # measured already, for the reference
+    assert before + 2 == latency.MEASURED and base.vs_baseline == 1.0
+    # A configuration's ms are its ratio to the baseline, timed in alternation, on the baseline's scale.
+    assert first.median_ms == pytest.approx(first.vs_baseline * base.median_ms)
     latency.latency(SMOKE.reference(), SMOKE.backbone, dataclasses.replace(FAST, batch=4), tmp_path)  # other settings
-    assert before + 3 == latency.MEASURED and len(list(tmp_path.glob("*.json"))) == 3
+    assert before + 4 == latency.MEASURED and len(list(tmp_path.glob("*.json"))) == 4
+
+
+class PhasedClock:
+    """A machine whose speed changes in phases: every run costs its model's cost times the phase's factor (3x for
+    the 150 runs after each 150 at 1x), and the clock advances by exactly that. No real time passes."""
+
+    def __init__(self):
+        self.now, self.runs = 0.0, 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def run(self, cost_s: float) -> None:
+        self.now += cost_s * (3.0 if (self.runs // 150) % 2 else 1.0)
+        self.runs += 1
+
+
+class Costs(torch.nn.Module):
+    """A model that costs ``cost_s`` on the phased clock per run (a class attribute: measuring deep-copies the
+    model, and the copy must run on the same clock)."""
+
+    clock: PhasedClock
+
+    def __init__(self, cost_s: float):
+        super().__init__()
+        self.cost_s = cost_s
+
+    def forward(self, x):
+        self.clock.run(self.cost_s)
+        return x
+
+
+def test_timed_against_the_baseline_a_slow_phase_falls_on_both_sides(monkeypatch):
+    clock = PhasedClock()
+    monkeypatch.setattr(latency, "_clock", clock)
+    monkeypatch.setattr(Costs, "clock", clock, raising=False)
+    settings = LatencyConfig(runs=200, warmup_s=0.0, attempts=1)
+    alone = latency.measure(Costs(2e-3), (1, 4, 4), settings)
+    paired = latency.measure(Costs(2e-3), (1, 4, 4), settings, against=Costs(1e-3))
+    # Alone, the phases show as spread (runs at 2 ms and at 6 ms); against the baseline, the ratio is exact.
+    assert alone.spread > 0.5
+    assert paired.vs_baseline == pytest.approx(2.0) and paired.runs == 200
 
 
 @pytest.mark.parametrize(

@@ -166,10 +166,11 @@ def latency_report(path: str) -> str:
     coster, where = SpaceCoster(space.backbone), Path(space.output_dir).resolve() / "latency"
     base = latency.latency(ArchConfig(), space.backbone, cfg, where)
     lines = [f"latency of {path} on {latency.hardware(cfg)}: {cfg.device}, batch {cfg.batch}, {cfg.threads} "
-             f"thread(s), {cfg.dtype}, median of {base.runs} runs after a warm-up; BatchNorm folded"]  # fmt: skip
+             f"thread(s), {cfg.dtype}, median of {base.runs} runs after a warm-up; BatchNorm folded; each "
+             "configuration timed in alternation with the baseline, its ms that ratio x the baseline's"]  # fmt: skip
     for arch in dict.fromkeys(archs):
         got = latency.latency(arch, space.backbone, cfg, where)
         macs = coster(arch)[0]
-        lines.append(f"  {got.median_ms:9.3f} ms (IQR {got.iqr_ms:.3f})  {got.median_ms / base.median_ms:6.3f}x the "
+        lines.append(f"  {got.median_ms:9.3f} ms (IQR {got.iqr_ms:.3f})  {got.vs_baseline:6.3f}x the "
                      f"baseline  {si(macs):>11} MACs  {arch.label()}")  # fmt: skip
     return "\n".join(lines)

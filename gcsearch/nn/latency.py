@@ -9,6 +9,12 @@ threads; a warm-up of at least ``warmup_s`` seconds and 20 runs, then at least `
 batch 1); the median and the interquartile range, measured again (up to ``attempts`` times, the steadiest kept)
 while the range exceeds ``max_spread`` of the median.
 
+A configuration with GC is timed in alternation with the baseline without GC, in blocks of 10 runs (ABBA), both
+freshly built: a shared machine's slow phases last seconds, so they fall on both sides of a block, and the median
+of the blocks' ratios (``vs_baseline``) is what ranks configurations. Its milliseconds are that ratio times the
+baseline's own measurement, so one slow phase moves every figure of a search together instead of one
+configuration's (experiments/results/bench_latency-cpu.md measures both kinds of noise).
+
 Latency depends on the architecture, not the weights: it is measured once per configuration and cached under
 ``<output.dir>/latency/`` by a key of the configuration, the backbone, the settings, torch's version and the
 hardware; a resumed search measures nothing again. Measurements on one machine take a file lock, so two
@@ -48,6 +54,7 @@ class Latency:
     iqr_ms: float  # interquartile range of the timed runs
     runs: int
     attempts: int  # measurements made (the steadiest kept)
+    vs_baseline: float = 1.0  # its time over the baseline's, timed in alternation (module docstring)
 
     @property
     def spread(self) -> float:
@@ -81,46 +88,77 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return folded
 
 
-def measure(model: nn.Module, input_size: tuple[int, int, int], cfg: LatencyConfig) -> Latency:
-    """Time ``model`` as ``cfg`` says (module docstring)."""
+BLOCK_RUNS = 10  # runs per block when timing against the baseline: milliseconds, under a slow phase's seconds
+
+
+def measure(model: nn.Module, input_size: tuple[int, int, int], cfg: LatencyConfig,
+            against: nn.Module | None = None) -> Latency:  # fmt: skip
+    """Time ``model`` as ``cfg`` says (module docstring); with ``against`` (the baseline), in alternation with it:
+    then ``vs_baseline`` is the median of the per-block ratios of medians, and the spread judged is theirs."""
     device = torch.device(cfg.device)
     dtype = DTYPES[cfg.dtype]
     c, h, w = input_size if cfg.resolution is None else (input_size[0], cfg.resolution, cfg.resolution)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        net = fold_batchnorm(model).to(device=device, dtype=dtype).to(memory_format=torch.channels_last)
+        nets = [_prepared(m, device, dtype) for m in (model, *([] if against is None else [against]))]
         x = torch.randn(cfg.batch, c, h, w, device=device, dtype=dtype).to(memory_format=torch.channels_last)
         runs = max(cfg.runs, 200 if cfg.batch == 1 else cfg.runs)
-        best: Latency | None = None
+        tried: list[tuple[Latency, float]] = []  # measurements and their spreads
         with torch.inference_mode():
-            for attempt in range(1, cfg.attempts + 1):
-                times = _timed(net, x, device, runs, cfg.warmup_s)
-                q = statistics.quantiles(times, n=4)
-                got = Latency(statistics.median(times), q[2] - q[0], runs, attempt)
-                best = got if best is None or got.spread < best.spread else dataclasses.replace(best, attempts=attempt)
-                if best.spread <= cfg.max_spread:
-                    break
-        assert best is not None
-        return best
+            for net in nets:
+                _timed(net, x, device, 0, cfg.warmup_s / len(nets))
+            while len(tried) < cfg.attempts and (not tried or min(s for _, s in tried) > cfg.max_spread):
+                tried.append(_once(nets, x, device, runs))
+        steadiest = min(tried, key=lambda t: t[1])[0]
+        return dataclasses.replace(steadiest, attempts=len(tried))
     finally:
         torch.set_num_threads(threads)
 
 
+def _prepared(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    return fold_batchnorm(model).to(device=device, dtype=dtype).to(memory_format=torch.channels_last)
+
+
+def _once(nets: list[nn.Module], x: torch.Tensor, device: torch.device, runs: int) -> tuple[Latency, float]:
+    """One measurement and its spread: IQR/median of the runs alone, of the per-block ratios against the baseline."""
+    if len(nets) == 1:
+        times = _timed(nets[0], x, device, runs, 0.0)
+        q = statistics.quantiles(times, n=4)
+        got = Latency(statistics.median(times), q[2] - q[0], runs, 1)
+        return got, got.spread
+    block = min(BLOCK_RUNS, runs)
+    mine: list[float] = []
+    base: list[float] = []
+    ratios = []
+    for k in range(max(2, runs // block)):
+        sides = ((mine, nets[0]), (base, nets[1]))
+        for times, net in sides if k % 2 == 0 else sides[::-1]:  # ABBA: neither side always goes first
+            times += _timed(net, x, device, block, 0.0)
+        ratios.append(statistics.median(mine[-block:]) / statistics.median(base[-block:]))
+    q, rq = statistics.quantiles(mine, n=4), statistics.quantiles(ratios, n=4)
+    median = statistics.median(mine)
+    got = Latency(median, q[2] - q[0], len(mine), 1, statistics.median(ratios))
+    return got, (rq[2] - rq[0]) / statistics.median(ratios)
+
+
 def _timed(net: nn.Module, x: torch.Tensor, device: torch.device, runs: int, warmup_s: float) -> list[float]:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    start, warm = time.perf_counter(), 0
-    while warm < 20 or time.perf_counter() - start < warmup_s:
+    start, warm = _clock(), 0
+    while warm < 20 or _clock() - start < warmup_s:
         net(x)
         warm += 1
     sync()
     times = []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0 = _clock()
         net(x)
         sync()
-        times.append((time.perf_counter() - t0) * 1000)
+        times.append((_clock() - t0) * 1000)
     return times
+
+
+_clock = time.perf_counter  # a test replaces it with a clock of its own
 
 
 def hardware(cfg: LatencyConfig) -> str:
@@ -139,7 +177,8 @@ def key(arch: ArchConfig, backbone: BackboneConfig, cfg: LatencyConfig) -> str:
     shape = {
         k: v for k, v in dataclasses.asdict(backbone).items() if k not in ("weights", "weights_sha256", "pretrain")
     }
-    blob = json.dumps({"arch": arch.to_dict(), "backbone": shape, "latency": dataclasses.asdict(cfg),
+    # "paired": a figure measured before configurations were timed against the baseline is not reused
+    blob = json.dumps({"arch": arch.to_dict(), "backbone": shape, "latency": dataclasses.asdict(cfg), "paired": True,
                        "torch": torch.__version__, "hardware": hardware(cfg)}, sort_keys=True, default=str)  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -148,20 +187,41 @@ MEASURED = 0  # measurements made by this process (a test checks a resumed searc
 
 
 def latency(arch: ArchConfig, backbone: BackboneConfig, cfg: LatencyConfig, cache_dir: Path) -> Latency:
-    """The configuration's latency from the cache, or measured (under the machine's lock) and cached."""
-    global MEASURED
+    """The configuration's latency from the cache, or measured (under the machine's lock) and cached: the baseline
+    alone, a configuration with GC against the baseline (module docstring), its ms on the baseline's scale."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{key(arch, backbone, cfg)}.json"
-    if path.is_file():
-        return Latency(**json.loads(path.read_text())["latency"])
+    cached = _cached(cache_dir, arch, backbone, cfg)
+    if cached is not None:
+        return cached
     with open(cache_dir / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one measurement at a time on this machine; released if we die
-        if path.is_file():  # measured by another trial while this one waited
-            return Latency(**json.loads(path.read_text())["latency"])
-        model = build_model(gc=arch, **backbone.build_kwargs())
+        base = _cached(cache_dir, ArchConfig(), backbone, cfg) or _measured(cache_dir, ArchConfig(), backbone, cfg)
+        if arch.is_baseline:
+            return base
+        # measured by another trial while this one waited, or now
+        return _cached(cache_dir, arch, backbone, cfg) or _measured(cache_dir, arch, backbone, cfg, base)
+
+
+def _cached(cache_dir: Path, arch: ArchConfig, backbone: BackboneConfig, cfg: LatencyConfig) -> Latency | None:
+    path = cache_dir / f"{key(arch, backbone, cfg)}.json"
+    return Latency(**json.loads(path.read_text())["latency"]) if path.is_file() else None
+
+
+def _measured(cache_dir: Path, arch: ArchConfig, backbone: BackboneConfig, cfg: LatencyConfig,
+              base: Latency | None = None) -> Latency:  # fmt: skip
+    global MEASURED
+    model = build_model(gc=arch, **backbone.build_kwargs())
+    if base is None:
         got = measure(model, backbone.input_size, cfg)
-        MEASURED += 1
-        write_atomic(path, json.dumps({"arch": arch.to_dict(), "latency": dataclasses.asdict(got),
-                                       "settings": dataclasses.asdict(cfg), "torch": torch.__version__,
-                                       "hardware": hardware(cfg)}, indent=1))  # fmt: skip
+    else:
+        paired = measure(
+            model, backbone.input_size, cfg, against=build_model(gc=ArchConfig(), **backbone.build_kwargs())
+        )
+        scale = paired.vs_baseline * base.median_ms / paired.median_ms  # onto the baseline's scale
+        got = dataclasses.replace(paired, median_ms=paired.median_ms * scale, iqr_ms=paired.iqr_ms * scale)
+    MEASURED += 1
+    write_atomic(cache_dir / f"{key(arch, backbone, cfg)}.json",
+                 json.dumps({"arch": arch.to_dict(), "latency": dataclasses.asdict(got),
+                             "settings": dataclasses.asdict(cfg), "torch": torch.__version__,
+                             "hardware": hardware(cfg)}, indent=1))  # fmt: skip
     return got
