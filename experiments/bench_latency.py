@@ -1,16 +1,17 @@
 """How far measured latency can be trusted, and where MACs mislead about it.
 
 1. Repeatability: 6 configurations of gc.yaml (the baseline, the paper default and four far from it), each
-   measured 5 times, every measurement in a fresh process pinned to one core (nn/latency.measure with the
-   search's defaults: 2 s warm-up, 200 timed runs at batch 1, 1 thread); the coefficient of variation of the 5
-   medians, and each configuration's latency relative to the baseline of the same round.
+   measured 5 times as a search measures it, every measurement in a fresh process pinned to one core with an
+   empty cache (nn/latency.latency with the search's defaults: the baseline alone, then the configuration
+   against it; 2 s warm-up, 200 timed runs at batch 1, 1 thread); the coefficients of variation of the 5 ms
+   figures and of the 5 ratios to the baseline.
 2. The same while a training runs on the other core (what a search on a shared node has left: a trial measures
    on its own Ray cores, under the machine's lock, but another trial may be training beside it).
 3. MACs against latency over the whole grid of gc.yaml, in one process pinned to one core: each configuration
    timed against the baseline in the same moment (the two alternate in blocks of 10 runs), so that the slow
    phases of a shared machine cancel in the ratio; 3 passes, each in its own random order, whose spread is the
    grid's noise. Kendall's tau (scipy.stats.kendalltau) between MACs and latency, and the groups of
-   configurations MACs call equal whose latencies differ (Kruskal-Wallis, Holm-corrected over the groups).
+   configurations MACs call equal whose latencies differ (a one-way ANOVA, Holm-corrected over the groups).
 
     python experiments/bench_latency.py [--space search_spaces/gc.yaml] [--rounds 5] [--passes 3] [--skip-grid]
                                         [--resume]
@@ -215,11 +216,12 @@ def pooled_cv(configs: list[dict]) -> float:
     return math.sqrt(statistics.mean(variances))
 
 
-def macs_equal_groups(configs: list[dict]) -> tuple[list[tuple], int]:
-    """Groups of configurations with exactly equal MACs, each tested for any difference in latency (Kruskal-Wallis
-    on the passes' log ratios, Holm-corrected over the groups); per group that differs, its fastest and slowest
-    configuration by median ratio. Returns those and the number of groups tested."""
-    from scipy.stats import kruskal
+def macs_equal_groups(configs: list[dict], rank_based: bool = False) -> tuple[list[tuple], int]:
+    """Groups of configurations with exactly equal MACs, each tested for any difference in latency over the
+    passes' log ratios (a one-way ANOVA, scipy.stats.f_oneway, or with ``rank_based`` Kruskal-Wallis), Holm-
+    corrected over the groups; per group that differs, its fastest and slowest configuration by median ratio.
+    Returns those and the number of groups tested."""
+    from scipy.stats import f_oneway, kruskal
     from statsmodels.stats.multitest import multipletests
 
     groups: dict[int, list[dict]] = defaultdict(list)
@@ -228,7 +230,8 @@ def macs_equal_groups(configs: list[dict]) -> tuple[list[tuple], int]:
     tested = [(macs, members) for macs, members in groups.items() if len(members) > 1]
     if not tested:
         return [], 0
-    p_values = [kruskal(*[[math.log(v) for v in m["ratios"]] for m in members]).pvalue for _, members in tested]
+    test = kruskal if rank_based else f_oneway
+    p_values = [test(*[[math.log(v) for v in m["ratios"]] for m in members]).pvalue for _, members in tested]
     reject, p_holm, _, _ = multipletests(p_values, alpha=0.05, method="holm")
     found = []
     for (macs, members), differs, p in zip(tested, reject, p_holm, strict=True):
@@ -289,10 +292,11 @@ def scatter(configs: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def grid_section(rows: list[dict], quiet: dict[str, list[dict]], passes: int) -> list[str]:
+def grid_section(rows: list[dict], quiet: dict[str, list[dict]], passes: int, runs: int) -> list[str]:
     from scipy.stats import kendalltau
 
     from gcsearch.arch import ArchConfig
+    from gcsearch.nn import latency
 
     configs = by_config(rows)
     gc_only = [c for c in configs if not c["baseline"]]
@@ -300,6 +304,7 @@ def grid_section(rows: list[dict], quiet: dict[str, list[dict]], passes: int) ->
     tau = kendalltau([c["macs"] for c in configs], [c["ratio"] for c in configs])
     noise = pooled_cv(configs)
     found, n_groups = macs_equal_groups(configs)
+    by_ranks, _ = macs_equal_groups(configs, rank_based=True)
     ms_moves = [max(c["ms"]) / min(c["ms"]) for c in configs]  # slowest pass over fastest, per configuration
     ratio_moves = [max(c["ratios"]) / min(c["ratios"]) for c in configs]
     ratio_of = {c["arch"]: c["ratio"] for c in configs}
@@ -307,8 +312,9 @@ def grid_section(rows: list[dict], quiet: dict[str, list[dict]], passes: int) ->
                   for name, arch in PICKS.items()}  # fmt: skip
     lines = [f"## 3. MACs against latency: {len(configs)} configurations, {passes} passes", "",
              "Each configuration timed against the baseline as a search times it (both freshly built, alternating "
-             "in blocks of 10 runs, 200 timed runs each), in one pinned process, after 0.2 s of warm-up instead of "
-             "2 s; its figure is the median of its passes' ratios (each pass in its own random order). Between "
+             f"in blocks of {latency.BLOCK_RUNS} runs, {runs} timed runs each), in one pinned process, after 0.2 s "
+             "of warm-up instead of 2 s and in one attempt instead of up to 3; its figure is the median of its "
+             "passes' ratios (each pass in its own random order). Between "
              f"passes a configuration's ms moved by a median {statistics.median(ms_moves) - 1:.1%} (the largest "
              f"{max(ms_moves) - 1:.0%}), its ratio by {statistics.median(ratio_moves) - 1:.1%} (the largest "
              f"{max(ratio_moves) - 1:.0%}): the machine's slow phases fall on both sides of a ratio. Noise: the "
@@ -330,9 +336,13 @@ def grid_section(rows: list[dict], quiet: dict[str, list[dict]], passes: int) ->
               f"{min(c['macs'] for c in gc_only) / base_macs:.4f}x to "
               f"{max(c['macs'] for c in gc_only) / base_macs:.4f}x.", "",
               f"**Where MACs mislead**: of {n_groups} groups of configurations with exactly equal MACs, {len(found)} "
-              "hold configurations whose latencies differ (Kruskal-Wallis over the passes' log ratios, "
-              "scipy.stats.kruskal; Holm-corrected over the groups at 0.05, statsmodels multipletests); the ten "
-              "widest, by the ratio of the group's slowest to its fastest median:", "",
+              "hold configurations whose latencies differ (a one-way ANOVA over the passes' log ratios, "
+              "scipy.stats.f_oneway; Holm-corrected over the groups at 0.05, statsmodels multipletests). "
+              f"Kruskal-Wallis, which ranks and so shrugs off a slow phase's outlier, finds {len(by_ranks)}; but "
+              f"with {passes} passes its smallest p-value in a group of fewer than about 10 configurations cannot "
+              "pass Holm's threshold, so it cannot say that the small groups differ, and neither test says that "
+              "the others are equal. The ten widest, by the ratio of the group's slowest to its fastest median:",
+              "",
               "| slower / faster | MACs | configurations in the group | Holm p | faster | slower |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     for ratio, macs, lo, hi, size, p in found[:10]:
@@ -415,7 +425,7 @@ def main() -> None:
         print("3. grid", flush=True)
         data_path = DATA / f"latency-grid-{device}.csv"
         rows = grid(args, data_path)
-        lines += grid_section(rows, quiet, args.passes)
+        lines += grid_section(rows, quiet, args.passes, max(cfg.runs, 200 if cfg.batch == 1 else cfg.runs))
         png = RESULTS / f"bench_latency-{device}.png"
         scatter(by_config(rows), png)
         lines += ["", f"Scatter: `{png.relative_to(ROOT)}`; every measurement: `{data_path.relative_to(ROOT)}`."]

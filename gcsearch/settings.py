@@ -137,7 +137,8 @@ class LatencyConfig:
     """How a configuration's latency is measured (``nn/latency.py``): the whole model in eval mode, channels_last,
     BatchNorm folded into the convs, on ``device`` at ``batch`` images of ``resolution`` (None: the training
     input size), after a warm-up of at least ``warmup_s`` seconds and 20 runs, over ``runs`` timed runs (at
-    least 200 at batch 1); the median, remeasured while the interquartile range exceeds ``max_spread`` of it."""
+    least 200 at batch 1); the median, remeasured while the interquartile range exceeds ``max_spread`` of it (a
+    configuration with GC is timed in alternation with the baseline: its ratios' range, the warm-up shared)."""
 
     device: str = "cpu"
     batch: int = 1

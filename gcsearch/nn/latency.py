@@ -7,7 +7,8 @@ device: in eval mode, channels_last, with every BatchNorm folded into the convol
 deployment toolchain does; GC's LayerNorm stays), ``batch`` inputs at ``resolution``, with ``threads`` CPU
 threads; a warm-up of at least ``warmup_s`` seconds and 20 runs, then at least ``runs`` timed runs (200 at
 batch 1); the median and the interquartile range, measured again (up to ``attempts`` times, the steadiest kept)
-while the range exceeds ``max_spread`` of the median.
+while the range exceeds ``max_spread`` of the median (for a configuration timed against the baseline, below: the
+range of its per-block ratios, and the warm-up shared between the two models).
 
 A configuration with GC is timed in alternation with the baseline without GC, in blocks of 10 runs (ABBA), both
 freshly built: a shared machine's slow phases last seconds, so they fall on both sides of a block, and the median
@@ -29,6 +30,7 @@ import fcntl
 import hashlib
 import itertools
 import json
+import math
 import os
 import platform
 import statistics
@@ -51,7 +53,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 @dataclass(frozen=True)
 class Latency:
     median_ms: float
-    iqr_ms: float  # interquartile range of the timed runs
+    iqr_ms: float  # interquartile range of the timed runs (against the baseline, the spread judged is the ratios')
     runs: int
     attempts: int  # measurements made (the steadiest kept)
     vs_baseline: float = 1.0  # its time over the baseline's, timed in alternation (module docstring)
@@ -128,12 +130,15 @@ def _once(nets: list[nn.Module], x: torch.Tensor, device: torch.device, runs: in
         got = Latency(statistics.median(times), q[2] - q[0], runs, 1)
         return got, got.spread
     block = min(BLOCK_RUNS, runs)
+    blocks = max(2, math.ceil(runs / block))
+    blocks += blocks % 2  # an even count: each side goes first equally often
     mine: list[float] = []
     base: list[float] = []
     ratios = []
-    for k in range(max(2, runs // block)):
+    for k in range(blocks):
         sides = ((mine, nets[0]), (base, nets[1]))
         for times, net in sides if k % 2 == 0 else sides[::-1]:  # ABBA: neither side always goes first
+            # _timed's 20 untimed runs come first: a side's timed runs never pay for the switch from the other model
             times += _timed(net, x, device, block, 0.0)
         ratios.append(statistics.median(mine[-block:]) / statistics.median(base[-block:]))
     q, rq = statistics.quantiles(mine, n=4), statistics.quantiles(ratios, n=4)
@@ -222,6 +227,7 @@ def _measured(cache_dir: Path, arch: ArchConfig, backbone: BackboneConfig, cfg: 
     MEASURED += 1
     write_atomic(cache_dir / f"{key(arch, backbone, cfg)}.json",
                  json.dumps({"arch": arch.to_dict(), "latency": dataclasses.asdict(got),
+                             "baseline_ms": (base or got).median_ms,  # the scale its ms are on
                              "settings": dataclasses.asdict(cfg), "torch": torch.__version__,
                              "hardware": hardware(cfg)}, indent=1))  # fmt: skip
     return got
