@@ -425,7 +425,7 @@ def main() -> None:
         print("3. grid", flush=True)
         data_path = DATA / f"latency-grid-{device}.csv"
         rows = grid(args, data_path)
-        lines += grid_section(rows, quiet, args.passes, max(cfg.runs, 200 if cfg.batch == 1 else cfg.runs))
+        lines += grid_section(rows, quiet, args.passes, cfg.timed_runs)
         png = RESULTS / f"bench_latency-{device}.png"
         scatter(by_config(rows), png)
         lines += ["", f"Scatter: `{png.relative_to(ROOT)}`; every measurement: `{data_path.relative_to(ROOT)}`."]

@@ -150,6 +150,11 @@ class LatencyConfig:
     max_spread: float = 0.03
     attempts: int = 3  # measurements at most while the spread stays above max_spread; the steadiest is kept
 
+    @property
+    def timed_runs(self) -> int:
+        """The runs timed per measurement: ``runs``, and at least 200 at batch 1 (each run is short there)."""
+        return max(self.runs, 200) if self.batch == 1 else self.runs
+
 
 @dataclass(frozen=True)
 class SearchConfig:

@@ -105,7 +105,7 @@ def measure(model: nn.Module, input_size: tuple[int, int, int], cfg: LatencyConf
     try:
         nets = [_prepared(m, device, dtype) for m in (model, *([] if against is None else [against]))]
         x = torch.randn(cfg.batch, c, h, w, device=device, dtype=dtype).to(memory_format=torch.channels_last)
-        runs = max(cfg.runs, 200 if cfg.batch == 1 else cfg.runs)
+        runs = cfg.timed_runs
         tried: list[tuple[Latency, float]] = []  # measurements and their spreads
         with torch.inference_mode():
             for net in nets:
