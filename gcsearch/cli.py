@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gcsearch.errors import ConfigError, GcsearchError
+from gcsearch.errors import ConfigError, GcsearchError, Interrupted
 from gcsearch.pareto import PICK_RULES  # pure Python: keeps --help instant
 
 
@@ -133,7 +133,7 @@ def cmd_bench_record(args: argparse.Namespace) -> None:
 
     space = load_space(args.space)
     out = record.record(space, rundir.new_run_dir(space, args.name, "record"), args.seeds, configs_count(args.configs),
-                       address=args.address)  # fmt: skip
+                       reference_seeds=args.reference_seeds, address=args.address)  # fmt: skip
     print(f"wrote {out}")
 
 
@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("space", help="a space file")
     record.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     record.add_argument("--configs", default="all", help="'all' (the grid) or N: a balanced sample of N")
+    record.add_argument("--reference-seeds", type=int, help="the control's seeds (baseline, paper default)")
     record.add_argument("--name", help="run directory name under output.dir; an existing one is continued")
     record.add_argument("--address", help="a Ray cluster to join")
     fid = command("fidelity", cmd_bench_fidelity, "how well each epoch ranks configurations by final accuracy",
@@ -286,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
         return 0
+    except Interrupted as err:  # a pause: what finished and how to continue
+        print(f"gcsearch: {one_line(str(err))}", file=sys.stderr)
+        return err.exit_code
     except GcsearchError as err:
         print(f"gcsearch: error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code

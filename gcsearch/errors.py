@@ -57,3 +57,9 @@ class SearchFailed(GcsearchError):
     """A search, ablation or recording whose every trial failed: nothing usable was produced."""
 
     exit_code = 1
+
+
+class Interrupted(GcsearchError):
+    """Ctrl-C: a pause, not a failure. What finished is kept; the message says how to continue."""
+
+    exit_code = 130  # the shell's code for a process ended by SIGINT

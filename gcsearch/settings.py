@@ -94,6 +94,9 @@ class FarCueConfig:
     shapes: tuple[str, ...] = ("blank", "square")  # cue i shifts the label by i * shift
     shift: int = 5
     seed: int = 0  # the placements' seed (the test split's is seed + 1)
+    # The cue's brightness, drawn per image uniformly from [contrast, 1] x 255: below 1 a faint cue is harder to
+    # read than a bright one, so how well a block reads it is graded rather than a switch. 1 = always 255.
+    contrast: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,8 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
     # The image folder's settings only where they mean something, so other spaces keep their recipe hash.
     if d.dataset == "farcue":
         data["farcue"] = {**dataclasses.asdict(d.farcue), "shapes": list(d.farcue.shapes)}
+        if d.farcue.contrast == 1.0:  # written only when graded, so the earlier recordings keep their recipe hash
+            del data["farcue"]["contrast"]
     if d.dataset == "imagefolder":
         data.update(cache_dir=d.cache_dir, skip_bad=d.skip_bad)
         if d.cache_key:

@@ -375,6 +375,7 @@ def _read_farcue(path: str, raw: object) -> FarCueConfig:
         shapes=sec.get("shapes", d.shapes, shapes),
         shift=sec.get("shift", d.shift, _int(1)),
         seed=sec.get("seed", d.seed, _int(0)),
+        contrast=sec.get("contrast", d.contrast, _float(0, 1, open_low=True)),
     )
     if cfg.canvas < cfg.item_size + cfg.min_distance + cfg.cue:
         raise ConfigError("canvas", f"must hold the item, the gap and the cue ({cfg.item_size} + {cfg.min_distance} "

@@ -1,5 +1,6 @@
 """`gcsearch bench record` through real Ray: a recording killed midway ends with every pair once."""
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gcsearch import ArchConfig
-from gcsearch.bench import curves, record
+from gcsearch.bench import curves, outcomes, record
 from gcsearch.search import rundir
 from gcsearch.spacefile import load_space
 
@@ -28,6 +29,15 @@ def test_plan_holds_the_references_and_every_seed_of_each_configuration():
     # Configuration-major: a partial recording holds whole configurations.
     assert pairs == [(a, s) for a in archs for s in (0, 1)]
     assert len(record.plan(space, seeds=1, sample=None)) == len(space.grid())
+
+
+def test_plan_gives_the_references_their_own_depth():
+    space = load_space(SMOKE)
+    pairs = record.plan(space, seeds=2, sample=4, reference_seeds=5)
+    seeds = {a: [s for b, s in pairs if b == a] for a in dict.fromkeys(a for a, _ in pairs)}
+    # The control (baseline, paper default) deep, every other configuration wide and shallow.
+    assert seeds.pop(ArchConfig()) == seeds.pop(space.reference()) == [0, 1, 2, 3, 4]
+    assert len(seeds) == 2 and all(s == [0, 1] for s in seeds.values())
 
 
 def finished_pairs(run_dir):
@@ -77,3 +87,10 @@ def test_a_recording_killed_midway_resumes_without_retraining_finished_pairs(tmp
     assert len(c.runs) == 6 and c.epochs == load_space(SMOKE).train.epochs
     told = {(label, seed): values[0] for label, seed, values in after.values()}
     assert all(c.final(a, s) == pytest.approx(told[(a.label(), s)], abs=1e-6) for a, s in c.runs)
+    # Per-image outcomes: the predictions of the weights that were scored, so they give the same accuracy.
+    seen = outcomes.read(outcomes.path_for(run_dir / "curves.csv"))
+    assert set(seen.predicted) == set(c.runs)
+    assert all(seen.correct(a, s).mean() == pytest.approx(c.final(a, s), abs=1e-6) for a, s in c.runs)
+    # Where the trainings ran: one environment here, with the threads and the code it ran.
+    env = json.loads((run_dir / "curves.env.json").read_text())["environments"]
+    assert len(env) == 1 and env[0]["trainings"] == 6 and env[0]["threads"] >= 1 and env[0]["code"]

@@ -52,3 +52,27 @@ def test_loaded_as_a_dataset_with_disjoint_validation_images():
     assert splits.test_x.shape == (10000, 1, 40, 40) and set(splits.train_y.tolist()) == set(range(10))
     again = datasets.load(cfg, (1, 40, 40), 10, seed=0)
     assert torch.equal(splits.val_x, again.val_x)
+
+
+def test_a_graded_cue_changes_only_the_cue_brightness():
+    x, y = items()
+    square = FarCueConfig(**{**CFG.__dict__, "shapes": ("square", "square")})
+    bright, labels = farcue.far_cue(x, y, square, seed=1)
+    faint, faint_labels = farcue.far_cue(x, y, FarCueConfig(**{**square.__dict__, "contrast": 0.25}), seed=1)
+    # The same placements and labels; where the bright cue is drawn, the graded one is dimmer, down to 0.25 x 255.
+    cue = (bright == 255) & (faint != bright)
+    assert np.array_equal(labels, faint_labels) and np.array_equal(bright[~cue], faint[~cue])
+    levels = faint[cue]
+    assert levels.min() >= round(0.25 * 255) and levels.max() < 255 and len(np.unique(levels)) > 50
+
+
+def test_with_four_shapes_only_the_shape_says_the_label():
+    x, y = items()
+    four = FarCueConfig(**{**CFG.__dict__, "shapes": ("blank", "ring", "square", "cross")})
+    images, labels = farcue.far_cue(x, y, four, seed=1)
+    # Blank and square keep the item's class, ring and cross shift it by 5: presence alone cannot tell.
+    shifted = (labels - y) % 10
+    assert set(shifted.tolist()) == {0, 5}
+    # Lit pixels: blank 0, square 25 (label c) against ring 16, cross 9 (c + 5): no brightness threshold separates.
+    lit = {s: int((farcue.cue_pattern(s, 5) > 0).sum()) for s in four.shapes}
+    assert (lit["blank"], lit["square"], lit["ring"], lit["cross"]) == (0, 25, 16, 9)

@@ -1,6 +1,7 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,3 +110,14 @@ def test_ema_is_what_is_scored_and_raw_too_evaluates_both(tmp_path):
     plain = train(arch, dataclasses.replace(space, train=dataclasses.replace(space.train, ema=0.0)), seed=1)
     # The EMA does not change training: the raw weights end where a run without it ends.
     assert plain.ema_accuracy is None and plain.loss == pytest.approx(both.loss, abs=1e-6)
+
+
+def test_outcomes_are_the_scored_weights_per_image_predictions(smoke, tmp_path):
+    out = tmp_path / "outcomes.npz"
+    metrics = train(ArchConfig.from_dict({"stages": ["c4"]}), smoke, outcomes=out, test=True)
+    with np.load(out) as z:
+        val, val_labels, test, test_labels = z["val"], z["val_labels"], z["test"], z["test_labels"]
+    # The predictions the reported accuracies were counted from: the same share right, split by split.
+    assert (val == val_labels).mean() == pytest.approx(metrics.accuracy, abs=1e-9)
+    assert (test == test_labels).mean() == pytest.approx(metrics.test_accuracy, abs=1e-9)
+    assert val.dtype == np.int16 and len(val) == len(val_labels)

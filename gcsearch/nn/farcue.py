@@ -77,11 +77,13 @@ def far_cue(items: np.ndarray, classes: np.ndarray, cfg: FarCueConfig, seed: int
         scaled = np.einsum("ij,njk,lk->nil", r, scaled, r)
     scaled = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     patterns = np.stack([cue_pattern(s, cfg.cue) for s in cfg.shapes])
+    brightness = rng.uniform(cfg.contrast, 1.0, size=n) if cfg.contrast < 1 else np.ones(n)
     out = np.zeros((n, 1, size, size), np.uint8)
     for k in range(n):
         iy, ix, cy, cx = pos[k]
         out[k, 0, iy : iy + cfg.item_size, ix : ix + cfg.item_size] = scaled[k]
-        out[k, 0, cy : cy + cfg.cue, cx : cx + cfg.cue] = patterns[cue_of[k]]
+        cue = np.rint(patterns[cue_of[k]] * brightness[k]).astype(np.uint8)
+        out[k, 0, cy : cy + cfg.cue, cx : cx + cfg.cue] = cue
     labels = (classes.astype(np.int64) + cfg.shift * cue_of) % num_classes
     return out, labels
 

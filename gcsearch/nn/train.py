@@ -17,8 +17,9 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -92,11 +93,17 @@ def set_lr(optimizer: SGD | torch.optim.AdamW, lr: float) -> None:
 
 
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: datasets.Normalize, batch_size: int = 256
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    normalize: datasets.Normalize,
+    batch_size: int = 256,
+    predicted: list[torch.Tensor] | None = None,
 ) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) over a whole split, held on the CPU (in memory or memory-mapped) and moved
     to the normaliser's device a batch at a time. Batches of 256: 1024 raised a CPU trial's peak memory by 290
-    MiB for no measurable speed (experiments/results/worker_memory.md)."""
+    MiB for no measurable speed (experiments/results/worker_memory.md). ``predicted`` collects each batch's
+    predicted classes (on the CPU), for per-image outcomes."""
     model.eval()
     device = normalize.device
     correct = torch.zeros((), device=device)
@@ -106,7 +113,10 @@ def evaluate(
             logits = model(normalize(datasets.fetch(x[i : i + batch_size], device))).float()
             target = datasets.fetch(y[i : i + batch_size], device)
             loss_sum += nn.functional.cross_entropy(logits, target, reduction="sum")
-            correct += (logits.argmax(1) == target).sum()
+            guess = logits.argmax(1)
+            correct += (guess == target).sum()
+            if predicted is not None:
+                predicted.append(guess.cpu())
     return correct.item() / len(x), loss_sum.item() / len(x)
 
 
@@ -148,6 +158,7 @@ def train(
     splits: datasets.Splits | None = None,
     seed: int | None = None,
     raw_too: bool = False,
+    outcomes: str | Path | None = None,
 ) -> Epoch:
     """Train ``arch`` on the space's backbone and data for ``epochs`` (default: the file's).
 
@@ -156,7 +167,10 @@ def train(
     same weights as an uninterrupted run (every epoch's randomness is seeded by (seed, epoch)).
     Raises TrainingDiverged when the training loss becomes NaN or infinite. With ``train.ema`` the EMA
     weights are evaluated (and the test split scored with them); ``raw_too`` also evaluates the raw
-    weights each epoch, for experiments that compare the two.
+    weights each epoch, for experiments that compare the two. ``outcomes`` names an .npz file that receives the
+    per-image outcomes of the final weights: the predicted class of every validation image (``val``) beside its
+    label (``val_labels``), and the test split's (``test``, ``test_labels``) with ``test``; collected by the
+    last epoch's evaluation, so they cost no extra pass.
     """
     cfg = space.train
     epochs = epochs or cfg.epochs
@@ -190,6 +204,7 @@ def train(
     # weights too would cost as much again (5,000 validation images against 6,000 training ones in gc.yaml).
     scored = ema.model if ema is not None else model
 
+    kept: dict[str, torch.Tensor] = {}  # per-image predictions of the final weights, by split
     start_epoch, seconds, train_loss = 0, 0.0, float("nan")
     history: list[Epoch] = []  # every finished epoch, kept in the checkpoint
     ckpt_path = Path(checkpoint) if checkpoint else None
@@ -237,7 +252,8 @@ def train(
             raise TrainingDiverged(
                 f"training loss became {train_loss} in epoch {epoch} of {arch.label()} (lr {cfg.lr:g})"
             )
-        accuracy, val_loss = evaluate(scored, splits.val_x, splits.val_y, normalize)
+        predicted: list[torch.Tensor] | None = [] if outcomes and epoch == epochs - 1 else None
+        accuracy, val_loss = evaluate(scored, splits.val_x, splits.val_y, normalize, predicted=predicted)
         ema_accuracy, ema_loss = (accuracy, val_loss) if ema is not None else (None, None)
         if ema is not None and raw_too:
             accuracy, val_loss = evaluate(model, splits.val_x, splits.val_y, normalize)
@@ -256,6 +272,8 @@ def train(
             ema_loss=ema_loss,
         )
         history.append(metrics)
+        if predicted is not None and outcomes:  # before the checkpoint: a kill between them re-evaluates on resume
+            kept["val"] = torch.cat(predicted)
         if ckpt_path is not None:
             state = {
                 "epoch": epoch,
@@ -287,8 +305,33 @@ def train(
                             ema_accuracy=ema_accuracy, ema_loss=ema_loss)  # fmt: skip
         if report is not None:
             report(metrics)
+    if outcomes and "val" not in kept:  # resumed after the last epoch: its predictions were not kept
+        predicted = []
+        evaluate(scored, splits.val_x, splits.val_y, normalize, predicted=predicted)
+        kept["val"] = torch.cat(predicted)
     if test:
         assert splits.test_x is not None and splits.test_y is not None
-        test_accuracy, _ = evaluate(scored, splits.test_x, splits.test_y, normalize)
+        predicted = [] if outcomes else None
+        test_accuracy, _ = evaluate(scored, splits.test_x, splits.test_y, normalize, predicted=predicted)
         metrics = dataclasses.replace(metrics, test_accuracy=test_accuracy)
+        if predicted is not None:
+            kept["test"] = torch.cat(predicted)
+    if outcomes:
+        save_outcomes(Path(outcomes), kept, splits)
     return metrics
+
+
+def save_outcomes(path: Path, predicted: dict[str, torch.Tensor], splits: datasets.Splits) -> None:
+    """Per-image predicted classes beside the labels, as int16 arrays in an .npz, written atomically."""
+    labels = {"val": splits.val_y, "test": splits.test_y}
+    arrays: dict[str, Any] = {}  # Any: numpy's stubs read a ** mapping as its keyword arguments
+    for split, guess in predicted.items():
+        arrays[split] = guess.numpy().astype(np.int16)
+        arrays[f"{split}_labels"] = np.asarray(labels[split]).astype(np.int16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:  # a file object: given a name, numpy would append ".npz" to it
+            np.savez_compressed(f, **arrays)
+
+    replace_with(path, write)

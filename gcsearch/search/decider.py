@@ -147,7 +147,6 @@ class Decider:
         self.duplicates = 0
         self.outside = 0  # proposals outside ``within``, replaced by their nearest configuration inside
         self.ended: str | None = None  # why proposals ran out before the budget did, in words
-        self.rng = random.Random(space.search.seed)
         self.references = self._references_to_run() if self.plan is None else []
 
     def _close_half_started(self) -> None:
@@ -207,6 +206,7 @@ class Decider:
             arch, seed = self.references.pop(0)
             return self._start(self._ask_fixed(arch), arch, seed, reference=True)
         for _ in range(len(self.space.grid()) + 1):  # each pass trains, skips one over budget, or ends
+            self.main.sampler = make_sampler(self.strategy, self._seed_now())
             trial = self.main.ask()
             self.proposals += 1
             arch = self.space.suggest(trial)
@@ -288,7 +288,13 @@ class Decider:
             distance = {a: axes_apart(a, near) for a in left}
             closest = min(distance.values())
             left = [a for a in left if distance[a] == closest]
-        return self.rng.choice(left) if left else None
+        return random.Random(self._seed_now()).choice(left) if left else None
+
+    def _seed_now(self) -> int:
+        """The seed of the next random draw: the search's seed and how many trials the journal holds, so a
+        proposal is a function of the search's history. A resumed search (after Ctrl-C or a crash) then proposes
+        what the uninterrupted one would have, where the history is the same (one trial at a time)."""
+        return self.space.search.seed * 1_000_003 + len(self.main.get_trials(deepcopy=False))
 
     def _start(self, trial: Trial, arch: ArchConfig, seed: int | None, reference: bool = False) -> Proposal:
         """Record what is known before training and pair the trial with its twin, where the pruner acts

@@ -61,6 +61,7 @@ def new_run_dir(space: SearchSpace, name: str | None, kind: str = "") -> Path:
 
 
 CHECKPOINT = "checkpoints/trial-{:04d}.pt"  # inside the run directory, by trial number
+OUTCOMES = "outcomes/trial-{:04d}.npz"  # the final weights' per-image predictions (nn/train.save_outcomes)
 
 
 def checkpoint(run_dir: Path, number: int) -> Path:

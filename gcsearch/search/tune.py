@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import logging
 import math
 import os
 import secrets
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,7 +40,7 @@ from ray.tune.search import Searcher
 from gcsearch import failpoints
 from gcsearch.arch import ArchConfig
 from gcsearch.epoch import Epoch, Outcome
-from gcsearch.errors import ConfigError, TrainingDiverged
+from gcsearch.errors import ConfigError, Interrupted, TrainingDiverged
 from gcsearch.files import sweep_temporaries
 from gcsearch.nn import pretrain
 from gcsearch.pareto import TrialRecord, trained
@@ -49,9 +52,10 @@ from gcsearch.space import SearchSpace
 class DeciderSearcher(Searcher):
     """Tune's side of the decider: a Tune trial id names a decider trial number."""
 
-    def __init__(self, decider: Decider):
+    def __init__(self, decider: Decider, pause: Pause | None = None):
         super().__init__(metric="accuracy", mode="max")
         self.decider = decider
+        self.pause = pause
         self.numbers: dict[str, int] = {}
         self.errors: dict[str, str] = {}  # trial id -> what it raised, in one line (the scheduler hears it first)
 
@@ -72,13 +76,13 @@ class DeciderSearcher(Searcher):
         if "latency" in result:  # measured before the trial trained; a resumed trial reports it with its replays
             self.decider.note(number, latency=result["latency"])
         if not epoch.replayed:
-            self.decider.note(number, **{k: result[k] for k in ("node", "setup_seconds") if k in result})
+            self.decider.note(number, **{k: result[k] for k in ("node", "setup_seconds", attrs.ENV) if k in result})
         return self.decider.report(number, epoch)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         number = self.numbers.pop(trial_id, None)
-        if number is None:
-            return
+        if number is None or (self.pause is not None and self.pause.pressed):
+            return  # after Ctrl-C Optuna hears nothing: the trial stays RUNNING and a resume continues it
         if error:
             self.decider.finish(number, Outcome.ERROR, reason=self.errors.pop(trial_id, ""))
         elif result and "diverged" in result:
@@ -126,6 +130,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
     # A plain string travels to the workers (no gcsearch.search.rundir, hence no Optuna, imported there); the
     # validated space travels as it is: no re-parsing.
     ckpt_template = str(run_dir / rundir.CHECKPOINT)
+    outcomes_template = str(run_dir / rundir.OUTCOMES)
     # Latency as an objective: each trial measures its configuration on its own cores (or GPU) before it trains,
     # once per configuration and machine (a cache under output.dir, a lock so two never measure at once).
     latency_dir = str(Path(space.output_dir).resolve() / "latency") if "latency" in space.search.objectives else ""
@@ -135,9 +140,11 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
         import ray
         import torch
 
-        from gcsearch.nn.train import train
+        from gcsearch.nn import environment
+        from gcsearch.nn.train import pick_device, train
 
         torch.set_num_threads(threads)
+        env = json.dumps(environment.describe(pick_device(space.train.device)), sort_keys=True)
         ckpt = Path(ckpt_template.format(config["number"]))
         arch = ArchConfig.from_dict(config["arch"])
         measured: dict[str, float] = {}
@@ -148,7 +155,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
         node = ray.get_runtime_context().get_node_id()
 
         def report(epoch: Epoch) -> None:
-            extra: dict[str, Any] = {"node": node, **measured}
+            extra: dict[str, Any] = {"node": node, attrs.ENV: env, **measured}
             if "setup_seconds" not in extra_once and not epoch.replayed:
                 # Imports, data load and model build before the first epoch: per-trial overhead.
                 extra_once["setup_seconds"] = time.perf_counter() - started - epoch.epoch_seconds
@@ -160,7 +167,8 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
 
         try:
             # Resumes from the checkpoint file when a retry or a resumed search reruns this trial.
-            train(arch, space, report, checkpoint=ckpt, seed=config.get("seed"))
+            outcomes = outcomes_template.format(config["number"])
+            train(arch, space, report, checkpoint=ckpt, seed=config.get("seed"), outcomes=outcomes)
         except TrainingDiverged as err:
             # Reported, not raised: a retry would diverge the same way.
             tune.report({"diverged": str(err), "epoch": -1, "accuracy": float("nan")})
@@ -174,8 +182,8 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
 class LiveView(tune.Callback):
     """One compact status line instead of Ray's tables."""
 
-    def __init__(self, decider: Decider, budget: int, stream: TextIO):
-        self.decider, self.budget, self.stream = decider, budget, stream
+    def __init__(self, decider: Decider, budget: int, stream: TextIO, pause: Pause | None = None):
+        self.decider, self.budget, self.stream, self.pause = decider, budget, stream, pause
         self.start = time.monotonic()
         self.tty = stream.isatty()
         self.last = 0.0
@@ -221,11 +229,17 @@ class LiveView(tune.Callback):
         self.draw(force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
-        self.say(trial, "failed")
-        self.draw(force=True)
+        if not self.paused():
+            self.say(trial, "failed")
+            self.draw(force=True)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
-        self.say(trial, f"failure {trial.num_failures}, retried from its last checkpoint")
+        if not self.paused():
+            self.say(trial, f"failure {trial.num_failures}, retried from its last checkpoint")
+
+    def paused(self) -> bool:
+        """A worker that Ctrl-C reached too fails its trial: that is the pause, not a failure to report."""
+        return self.pause is not None and self.pause.pressed
 
     def say(self, trial: TuneTrial, what: str) -> None:
         """A trial that raised or whose worker died, in one line: in place of the traceback Tune's controller
@@ -233,6 +247,75 @@ class LiveView(tune.Callback):
         self.stream.write(("\n" if self.tty else "") + f"trial {trial.config.get('number', '?')} ({what}): "
                           f"{error_line(trial)}\n")  # fmt: skip
         self.stream.flush()
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+class Pause:
+    """Ctrl-C is a pause. The first SIGINT stops the search: Tune stops every trial, and Optuna is told nothing of
+    the ones cut short, so they stay RUNNING in the journal with their checkpoints, and a resume continues each
+    from its last finished epoch, as after a crash. A second SIGINT stops at once (KeyboardInterrupt).
+
+    Tune's own SIGINT handler is turned off (TUNE_DISABLE_SIGINT_HANDLER): it stops the trials without saying why,
+    and what then followed (the time budget's ending, PRUNED) lost them."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.event = threading.Event()
+        self.stream = stream
+        self.previous: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # Tune pickles its run config; a Ctrl-C belongs to the process that saw it
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    @property
+    def pressed(self) -> bool:
+        return self.event.is_set()
+
+    def __enter__(self) -> Pause:
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set a handler
+            self.previous = signal.signal(signal.SIGINT, self._first)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _first(self, signum: int, frame: Any) -> None:
+        self.event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self.stream is not None:
+            self.stream.write("\nCtrl-C: stopping the trials; every finished epoch is kept (Ctrl-C again: stop at "
+                              "once)\n")  # fmt: skip
+            self.stream.flush()
+
+
+class StopOnPause(tune.Stopper):
+    """Ends the Tune experiment once Ctrl-C was pressed (Tune then stops every trial)."""
+
+    def __init__(self, pause: Pause):
+        self.pause = pause
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.pause.pressed
+
+
+def paused_line(run_dir: Path, budget: int, resume: str) -> str:
+    """What a Ctrl-C left, in one line: trials finished, trials cut short (kept), how to continue."""
+    try:
+        trials = [t for t in rundir.load_main_study(run_dir).get_trials(deepcopy=False) if rundir.was_trained(t)]
+    except ConfigError:  # stopped before its journal existed
+        trials = []
+    cut = sum(t.state == TrialState.RUNNING for t in trials)
+    finished = len(trials) - cut
+    short = f", {cut} cut short (each continues from its last finished epoch)" if cut else ""
+    return f"interrupted: {finished} of {budget} trials finished{short}; continue with: {resume}"
 
 
 # --------------------------------------------------------------------------- ray
@@ -334,11 +417,13 @@ def run(
     stream: TextIO | None = None,
     plan: Sequence[tuple[ArchConfig, int | None]] | None = None,
     dashboard: bool = False,
+    resume: str | None = None,
 ) -> list[TrialRecord]:
     """Run (or continue) the search in ``run_dir``; returns every trial's record. ``plan`` replaces the
     sampler with a list of (architecture, seed) trainings, each to its last epoch: a planned run (ablate,
     bench record, confirm) prunes nothing and its budget is the plan. ``dashboard`` asks a local Ray for its
-    dashboard."""
+    dashboard. Ctrl-C raises Interrupted, whose line says what finished and how to continue (``resume``, by
+    default `gcsearch run --resume`, or for a plan the same command again)."""
     from gcsearch.nn import cache
 
     if plan is not None:
@@ -357,9 +442,14 @@ def run(
             created = True
         with rundir.RunLock(run_dir):
             records = _run_locked(space, run_dir, address, stream, plan, dashboard)
-    except BaseException:
+    except BaseException as err:
         if created and not rundir.holds_trials(run_dir):  # refused at start: nothing to keep, the name stays free
             shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(err, (KeyboardInterrupt, Interrupted)):  # Ctrl-C, once (a pause) or twice (at once)
+            if resume is None:
+                resume = f"gcsearch run --resume {run_dir}" if plan is None else "the same command again"
+            budget = space.search.trials if plan is None else len(plan)
+            raise Interrupted(paused_line(run_dir, budget, resume)) from None
         raise
     rundir.check_some_trained(records)
     return records
@@ -398,12 +488,16 @@ def _run_locked(
 
         decider = Decider(space, rundir.storage(run_dir), new, coster=SpaceCoster(space.backbone), rerun=rerun,
                           plan=left)  # fmt: skip
+        paused = False
         if new or decider.rerun:
             budget = space.search.trials if plan is None else len(plan)
-            _tune(space, run_dir, decider, new + len(decider.rerun), stream, budget)
-            decider.stop_running()  # what a time budget stopped is PRUNED, not RUNNING for ever
+            paused = _tune(space, run_dir, decider, new + len(decider.rerun), stream, budget)
+            if not paused:
+                decider.stop_running()  # what a time budget stopped is PRUNED, not RUNNING for ever
         recs = rundir.records(decider.main)
         rundir.write_tables(run_dir, space, recs)
+        if paused:
+            raise Interrupted("Ctrl-C")  # run() says what it left
         return recs
     finally:
         if started:
@@ -412,7 +506,8 @@ def _run_locked(
             ray.shutdown()
 
 
-def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, stream: TextIO, budget: int) -> None:
+def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, stream: TextIO, budget: int) -> bool:
+    """Run ``count`` trials through Tune; True when Ctrl-C stopped them (Pause)."""
     import ray
 
     s = space.search
@@ -422,8 +517,9 @@ def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, strea
     trainable = tune.with_resources(make_trainable(space, run_dir, threads), {"cpu": s.cpu, "gpu": s.gpu})
     tune_dir = run_dir / "tune"
     name = f"run-{len(list(tune_dir.glob('run-*'))) if tune_dir.exists() else 0}"
-    searcher = DeciderSearcher(decider)
-    view = LiveView(decider, budget, stream)
+    pause = Pause(stream)
+    searcher = DeciderSearcher(decider, pause)
+    view = LiveView(decider, budget, stream, pause)
     # A retried trial's traceback, which Tune's controller logs at ERROR: LiveView says it in one line.
     logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
     tuner = tune.Tuner(
@@ -442,14 +538,18 @@ def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, strea
             verbose=0,
             callbacks=[view],
             failure_config=tune.FailureConfig(max_failures=s.retries),
+            stop=StopOnPause(pause),
         ),
     )
-    tuner.fit()
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Pause handles Ctrl-C
+    with pause:
+        tuner.fit()
     if view.tty:
         stream.write("\n")
     view.draw(force=True)
-    if decider.ended:
+    if decider.ended and not pause.pressed:
         stream.write(f"the search ended before its budget of {budget} trials: {decider.ended}\n")
+    return pause.pressed
 
 
 def run_or_resume(
