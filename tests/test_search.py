@@ -168,3 +168,84 @@ def test_existing_run_name_is_refused_and_resume_needs_a_run(tmp_path):
     out = _run_cli(["run", "--resume", str(tmp_path / "nope")], cwd=tmp_path)
     assert out.returncode == 2 and "must be an existing run directory" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def session_processes(sid: int) -> list[str]:
+    """Command lines of the processes still in session ``sid`` (a search started in a session of its own)."""
+    out = []
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getsid(int(entry.name)) == sid:
+                out.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return out
+
+
+def outcome(run_dir):
+    """Each trained trial's configuration, seed, state and values: what an uninterrupted run must match."""
+    return {t.number: (t.user_attrs["label"], t.user_attrs.get("seed"), t.state, t.values)
+            for t in rundir.load_main_study(run_dir).trials if rundir.was_trained(t)}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(tmp_path_factory):
+    """smoke.yaml one trial at a time (so each proposal sees the same history with or without a pause), with
+    longer trainings (6 epochs, so a Ctrl-C falls inside one), and its uninterrupted run's outcome."""
+    folder = tmp_path_factory.mktemp("ctrl-c")
+    text = SMOKE.read_text().replace("  seed: 0\n  reference_seeds", "  seed: 0\n  concurrency: 1\n  reference_seeds")
+    space = folder / "smoke1.yaml"
+    space.write_text(text.replace("trials: 8", "trials: 6").replace("epochs: 3", "epochs: 6"))
+    full = _run_cli(["run", str(space), "--name", "full"], cwd=folder, timeout=300)
+    assert full.returncode == 0, full.stderr[-2000:]
+    return space, outcome(folder / "runs" / "full")
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_pauses_a_search_and_resume_gives_the_uninterrupted_result(tmp_path, one_at_a_time, presses):
+    space, uninterrupted = one_at_a_time
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([*GCSEARCH, "run", str(space), "--name", "paused"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    run_dir = tmp_path / "runs" / "paused"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:  # mid-training: 2 trials finished, a third has a finished epoch
+            time.sleep(0.2)
+            try:
+                study = rundir.load_main_study(run_dir)
+            except Exception:  # the journal is being created
+                continue
+            running = [t for t in study.trials if t.state == TrialState.RUNNING and t.user_attrs.get("epochs")]
+            if len(finished(study)) >= 2 and running:
+                break
+        # What a terminal's Ctrl-C does: SIGINT to the whole foreground process group, Ray's processes included;
+        # a second press stops at once.
+        for _ in range(presses):
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.3)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("gcsearch: interrupted:") and f"gcsearch run --resume {run_dir.resolve()}" in last
+    # Ray's processes leave with the driver (within seconds: they notice the raylet is gone).
+    deadline = time.monotonic() + 15
+    while session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not session_processes(proc.pid), f"outlived the search: {session_processes(proc.pid)}"
+    paused = outcome(run_dir)
+    # Nothing was told for the pause: the trial cut short stays RUNNING, none is PRUNED or FAILED for it.
+    assert any(state == TrialState.RUNNING for _, _, state, _ in paused.values()), paused
+    assert len(paused) < 6
+    for number, (label, seed, state, values) in paused.items():
+        if state != TrialState.RUNNING:
+            assert uninterrupted[number] == (label, seed, state, values)
+    resumed = _run_cli(["run", "--resume", str(run_dir)], cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # The same trials, configurations, states and accuracies as the run nobody interrupted.
+    assert outcome(run_dir) == uninterrupted

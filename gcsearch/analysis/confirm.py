@@ -170,7 +170,8 @@ def confirm(
         raise ConfigError("run", "needs at least 2 COMPLETE configurations to compare", len(chosen))
     fresh = fresh_seeds(space, {*searched, *searched_seeds(space, chosen)}, seeds)
     plan: list[tuple[ArchConfig, int | None]] = [(r.arch, s) for r in chosen for s in fresh]
-    records = tune.run(space, run_dir / "confirm", address=address, stream=stream, plan=plan)
+    records = tune.run(space, run_dir / "confirm", address=address, stream=stream, plan=plan,
+                       resume=f"the same command (it continues {run_dir / 'confirm'})")  # fmt: skip
     cands = []
     for r in chosen:
         # The fresh seeds only: never the search's accuracy, which picked the candidate.

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 from gcsearch import failpoints
-from gcsearch.errors import ConfigError, DataError
+from gcsearch.errors import ConfigError, DataError, Interrupted
 from gcsearch.files import sweep_temporaries, temporary, write_atomic
 from gcsearch.nn.data import split_order
 from gcsearch.nn.decode import BadImage, decode, decode_rows
@@ -190,6 +191,12 @@ def _build(target: Path, listing: Listing, rows: Mapping[str, Sequence[int]], si
             if not (target / "manifest.json").is_file():
                 raise
             shutil.rmtree(tmp)
+    except KeyboardInterrupt:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise Interrupted(
+            f"interrupted: decoding {listing.folder} stopped, nothing kept (a cache is written whole or "
+            "not at all); continue with: the same command, which decodes from the start"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -212,7 +219,9 @@ def _decode_into(tmp: Path, listing: Listing, rows: Mapping[str, Sequence[int]],
     # (PIL, numpy) only, and need no importable __main__ (spawn hangs a `python -` script's pool). Each writes its
     # rows into the memory-mapped array itself: no pixels cross a pipe, and this process only adds up.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with multiprocessing.get_context(method).Pool(min(cores, max(1, total // CHUNK))) as pool:
+    # The workers ignore Ctrl-C (a terminal sends it to them too): this process alone stops, in one line.
+    workers = min(cores, max(1, total // CHUNK))
+    with multiprocessing.get_context(method).Pool(workers, signal.signal, (signal.SIGINT, signal.SIG_IGN)) as pool:
         for split, split_rows in rows.items():
             paths = [str(listing.folder / listing.files[r][0]) for r in split_rows]
             labels = np.array([listing.files[r][1] for r in split_rows], dtype=np.int64)

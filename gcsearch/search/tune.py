@@ -423,7 +423,7 @@ def run(
     sampler with a list of (architecture, seed) trainings, each to its last epoch: a planned run (ablate,
     bench record, confirm) prunes nothing and its budget is the plan. ``dashboard`` asks a local Ray for its
     dashboard. Ctrl-C raises Interrupted, whose line says what finished and how to continue (``resume``, by
-    default `gcsearch run --resume`, or for a plan the same command again)."""
+    default `gcsearch run --resume`, or for a plan the same command with --name)."""
     from gcsearch.nn import cache
 
     if plan is not None:
@@ -447,7 +447,8 @@ def run(
             shutil.rmtree(run_dir, ignore_errors=True)
         if isinstance(err, (KeyboardInterrupt, Interrupted)):  # Ctrl-C, once (a pause) or twice (at once)
             if resume is None:
-                resume = f"gcsearch run --resume {run_dir}" if plan is None else "the same command again"
+                again = f"the same command with --name {run_dir.name}"
+                resume = f"gcsearch run --resume {run_dir}" if plan is None else again
             budget = space.search.trials if plan is None else len(plan)
             raise Interrupted(paused_line(run_dir, budget, resume)) from None
         raise
