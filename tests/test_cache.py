@@ -89,17 +89,24 @@ def test_an_unprepared_folder_is_refused_inside_a_trial_not_decoded(tmp_path, fo
         datasets.load(space.data, (3, 64, 64), 3, seed=0)
 
 
-def test_a_truncated_jpeg_is_named_in_one_line_or_skipped_and_counted(tmp_path, folder, capsys):
+def test_every_unreadable_image_is_named_in_one_line_or_skipped_and_counted(tmp_path, folder, capsys):
     bad = folder / "train" / "class2" / "3.jpg"
-    bad.write_bytes(bad.read_bytes()[:300])
+    bad.write_bytes(bad.read_bytes()[:-400])  # truncated: its header opens, its pixels do not
+    junk = folder / "train" / "class0" / "junk.jpg"
+    junk.write_bytes(b"not an image at all")
+    # validate opens every header (no decode): it finds the junk file, not the truncated one.
+    assert main(["validate", str(folder_space(tmp_path, folder))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(junk) in err and str(bad) not in err
+    # prepare decodes: both, in one line, in one attempt.
     assert main(["prepare", str(folder_space(tmp_path, folder))]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and str(bad) in err and "skip_bad" in err
+    assert err.count("\n") == 0 and str(bad) in err and str(junk) in err and "2 images" in err and "skip_bad" in err
     # Nothing half-built is left where the next prepare would look.
     assert not (tmp_path / "runs" / "cache").exists() or caches(tmp_path) == []
     assert main(["prepare", str(folder_space(tmp_path, folder, "skip.yaml", skip_bad=True))]) == 0
     out = capsys.readouterr().out
-    assert "skipped 1 unreadable images" in out and str(bad) in out
+    assert "skipped 2 unreadable images" in out
 
 
 def add_two_classes(root):
@@ -159,10 +166,16 @@ def test_validate_checks_the_folder_and_states_the_cache_size(tmp_path, folder, 
     assert "0.9 MiB" in out and "not prepared yet" in out
 
 
-def test_validate_explains_the_resnet50_space_without_its_data_or_weights(capsys):
-    assert main(["validate", str(ROOT / "search_spaces" / "resnet50_imagenet.yaml")]) == 0
-    out = capsys.readouterr().out
-    assert "not on this machine" in out and "resnet50" in out and "128x128" in out
+def test_validate_of_a_space_whose_files_are_missing_is_one_line_and_exit_2(tmp_path, folder, capsys):
+    # The resnet50 template names weights and a folder this machine lacks: said in one line, before any compute.
+    assert main(["validate", str(ROOT / "search_spaces" / "resnet50_imagenet.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "backbone.weights" in err and "/data/weights" in err
+    # A root that does not exist.
+    missing = folder_space(tmp_path, tmp_path / "nowhere", "missing.yaml")
+    assert main(["validate", str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "data.root" in err and "nowhere" in err
 
 
 def test_random_resized_crop_keeps_shape_and_moves_pixels():

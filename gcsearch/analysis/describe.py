@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from gcsearch.analysis.report import si
 from gcsearch.arch import ArchConfig, ratio_text, stage_label
-from gcsearch.errors import DataError
+from gcsearch.errors import ConfigError, DataError
 from gcsearch.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -103,8 +103,8 @@ def _layernorm_warnings(space: SearchSpace, coster: SpaceCoster, grid: list[Arch
 
 def validate(space: SearchSpace) -> str:
     """`gcsearch validate`: what the file means; a weights file that does not fit the backbone, or an image folder
-    that cannot serve (classes, sizes, a sample of unreadable images), fails here, before any compute. A file or
-    folder that is not on this machine is said, not failed: the space is checked where it will run."""
+    that cannot serve (a missing root or split, classes that disagree, sizes, any image whose header does not
+    open), fails here in one line, before any compute."""
     from gcsearch.nn.weights import check
 
     if "latency" in space.search.objectives:
@@ -113,10 +113,10 @@ def validate(space: SearchSpace) -> str:
         latency.check(space.search.latency)  # a device this machine cannot measure on
     notes = []
     weights = space.backbone.weights
-    if weights and not Path(weights).is_file():
-        notes.append(f"backbone.weights {weights}: not on this machine (gcsearch run and train need it there)")
-    else:
-        check(space)
+    if weights and not Path(weights).is_file():  # validated where it runs: the file must be on this machine
+        raise ConfigError("weights", "must name a weights file on this machine", weights,
+                          f"{space.path}: backbone.weights")  # fmt: skip
+    check(space)
     if space.data.dataset == "imagefolder":
         notes += _folder_notes(space)
     return "\n".join([describe_space(space), *notes])
@@ -127,21 +127,18 @@ def _folder_notes(space: SearchSpace) -> list[str]:
 
     d, (c, h, w) = space.data, space.backbone.input_size
     per_image = c * h * w
-    if not Path(d.root or "").is_dir():
-        wanted = (d.train_subset or 0) + d.val_size
-        size = f"{wanted * per_image / 2**30:,.1f} GiB" if d.train_subset else f"{per_image:,d} bytes per image"
-        return [f"data.root {d.root}: not on this machine; `gcsearch prepare` (or run) decodes the train subset and "
-                f"the validation images once into {d.cache_dir} at {c}x{h}x{w}: {size}"]  # fmt: skip
-    p = cache.plan(space)  # classes, num_classes, val_size and the split checked
-    read, bad = cache.sample_readable(space)
+    # The folder must be here: a space is validated where it runs (on a cluster, on a node that holds it).
+    p = cache.plan(space)  # the root, train/ (and val/'s classes), num_classes, val_size and the split checked
+    count, bad = cache.unreadable_headers(space, test=True)
     if bad and not d.skip_bad:
-        raise DataError(f"cannot read image {bad[0]}: fix or remove it, or set data.skip_bad: true")
+        raise DataError(cache.bad_files(bad, "fix or remove them, or set data.skip_bad: true to skip them"))
     rows = len(p.train_rows) + len(p.val_rows)
     built = (Path(d.cache_dir or "") / p.key / "manifest.json").is_file()
     state = "prepared" if built else "not prepared yet: gcsearch prepare, or run, makes it"
-    return [f"data: {len(p.train.files):,d} images in {len(p.train.classes)} classes under {d.root}/train; a sample "
-            f"of {read + len(bad)} decoded ({len(bad)} unreadable); the cache holds {len(p.train_rows):,d} training "
-            f"+ {len(p.val_rows):,d} validation images at {c}x{h}x{w}, {rows * per_image / 2**20:,.1f} MiB, in "
+    skipped = f", {len(bad)} unreadable (skipped: data.skip_bad)" if bad else ""
+    return [f"data: {len(p.train.files):,d} images in {len(p.train.classes)} classes under {d.root}/train; every "
+            f"header of {count:,d} files opened{skipped}; the cache holds {len(p.train_rows):,d} training + "
+            f"{len(p.val_rows):,d} validation images at {c}x{h}x{w}, {rows * per_image / 2**20:,.1f} MiB, in "
             f"{d.cache_dir}/{p.key} ({state})"]  # fmt: skip
 
 

@@ -39,12 +39,13 @@ from gcsearch import failpoints
 from gcsearch.errors import ConfigError, DataError, Interrupted
 from gcsearch.files import sweep_temporaries, temporary, write_atomic
 from gcsearch.nn.data import split_order
-from gcsearch.nn.decode import BadImage, decode, decode_rows
+from gcsearch.nn.decode import decode_rows, header_problem
 
 if TYPE_CHECKING:
     from gcsearch.space import SearchSpace
 
-FORMAT = 1  # bump when what a cache holds or how it is decoded changes: old caches are then never reused
+FORMAT = 2  # 2: EXIF orientation applied, 16-bit images scaled. Bump it when what a cache holds or how
+# it is decoded changes: old caches are then never reused.
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")  # torchvision's
 CHUNK = 64  # images per task handed to a decode worker
 
@@ -212,6 +213,7 @@ def _decode_into(tmp: Path, listing: Listing, rows: Mapping[str, Sequence[int]],
     checksums: list[int] = []
     counts: dict[str, int] = {}
     skipped: list[str] = []
+    unreadable: list[tuple[str, str]] = []  # (path, why) of the split being decoded
     done, start, shown = 0, time.perf_counter(), 0.0
     tty = stream.isatty()
     stream.write(f"decoding {total:,d} images of {listing.folder} at {'x'.join(map(str, size))} on {cores} cores\n")
@@ -228,25 +230,25 @@ def _decode_into(tmp: Path, listing: Listing, rows: Mapping[str, Sequence[int]],
             array = tmp / f"{split}_x.npy"
             np.lib.format.open_memmap(array, mode="w+", dtype=np.uint8, shape=(len(paths), *size)).flush()
             tasks = [(i, paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK)]
-            work = partial(decode_rows, array=str(array), size=size, skip_bad=skip_bad)
+            work = partial(decode_rows, array=str(array), size=size)
             keep = np.ones(len(paths), dtype=bool)
-            try:
-                for (first, chunk_paths), chunk in zip(tasks, pool.imap(work, tasks), strict=True):
-                    checksums.append(chunk.crc)
-                    failpoints.hit("cache-chunk")
-                    for path in chunk.bad:
-                        keep[first + chunk_paths.index(path)] = False
-                    skipped += chunk.bad
-                    done += len(chunk_paths)
-                    now = time.perf_counter()
-                    if now - shown > (0.5 if tty else 10) or done == total:
-                        shown = now
-                        line = f"  {done:,d}/{total:,d} images ({done / total:.0%}), {done / (now - start):,.0f}/s"
-                        stream.write(("\r" + line) if tty else line + "\n")
-                        stream.flush()
-            except BadImage as bad_image:
-                raise DataError(f"cannot read image {bad_image.path} ({bad_image.why}): fix or remove it, or set "
-                                "data.skip_bad: true to skip unreadable images") from None  # fmt: skip
+            for (first, chunk_paths), chunk in zip(tasks, pool.imap(work, tasks), strict=True):
+                checksums.append(chunk.crc)
+                failpoints.hit("cache-chunk")
+                for path, _ in chunk.bad:
+                    keep[first + chunk_paths.index(path)] = False
+                unreadable += chunk.bad
+                done += len(chunk_paths)
+                now = time.perf_counter()
+                if now - shown > (0.5 if tty else 10) or done == total:
+                    shown = now
+                    line = f"  {done:,d}/{total:,d} images ({done / total:.0%}), {done / (now - start):,.0f}/s"
+                    stream.write(("\r" + line) if tty else line + "\n")
+                    stream.flush()
+            if unreadable and not skip_bad:  # every bad file of the folder at once, not one per attempt
+                raise DataError(bad_files(unreadable, "fix or remove them, or set data.skip_bad: true to skip them"))
+            skipped += [path for path, _ in unreadable]
+            unreadable = []
             kept = int(keep.sum())
             if kept < len(paths):  # skipped files left empty rows: the array keeps the images read
                 _compact(array, keep)
@@ -310,16 +312,26 @@ def locate(space: SearchSpace, test: bool = False) -> tuple[Path, Path | None]:
     return base, tests[-1]
 
 
-def sample_readable(space: SearchSpace, count: int = 16) -> tuple[int, list[str]]:
-    """``gcsearch validate``: decode a seeded sample of the training images; (how many read, the unreadable)."""
-    import random
+def unreadable_headers(space: SearchSpace, test: bool = False) -> tuple[int, list[tuple[str, str]]]:
+    """``gcsearch validate``: every training image's header opened (and the folder's val/ with ``test``), nothing
+    decoded; (how many files, the unreadable with why)."""
+    folders = ["train", "val"] if test else ["train"]
+    root = Path(space.data.root or "")
+    bad, count = [], 0
+    for split in folders:
+        if split == "val" and not (root / "val").is_dir():
+            continue
+        listing = list_split(root / split)
+        count += len(listing.files)
+        for rel, *_ in listing.files:
+            problem = header_problem(str(listing.folder / rel))
+            if problem:
+                bad.append((str(listing.folder / rel), problem))
+    return count, bad
 
-    train = list_split(Path(space.data.root or "") / "train")
-    picked = random.Random(0).sample(list(train.files), min(count, len(train.files)))
-    bad = []
-    for rel, *_ in picked:
-        try:
-            decode(str(train.folder / rel), space.backbone.input_size)
-        except (OSError, ValueError, SyntaxError) as err:
-            bad.append(f"{train.folder / rel} ({type(err).__name__}: {err})")
-    return len(picked) - len(bad), bad
+
+def bad_files(bad: Sequence[tuple[str, str]], advice: str, shown: int = 10) -> str:
+    """Unreadable images in one message: the first ``shown`` with why, how many more, and what to do."""
+    listed = "; ".join(f"{path} ({why})" for path, why in bad[:shown])
+    more = f"; and {len(bad) - shown} more" if len(bad) > shown else ""
+    return f"cannot read {len(bad)} image{'s' if len(bad) > 1 else ''}: {listed}{more}: {advice}"
