@@ -19,6 +19,7 @@ __all__ = [
     "build_model",
     "count_macs",
     "load_space",
+    "preprocessing",
 ]
 
 
@@ -40,6 +41,20 @@ def build_model(path: str | None = None, **kwargs: Any) -> Any:
         warnings.warn(f"{path} holds no weights: this model is untrained. {hint}", stacklevel=2)
         return model
     return weights.load_weights(model, trained, path)
+
+
+def preprocessing(path: str) -> Any:
+    """An export's preprocessing as a transform (a callable on a PIL image or a path, as torchvision's are): the
+    normalised tensor [C, H, W] its model takes, decoded exactly as its trials saw their images; ``.classes``
+    names the model's outputs.
+
+        model, prep = gcsearch.build_model("best.yaml").eval(), gcsearch.preprocessing("best.yaml")
+        print(prep.classes[model(prep("photo.jpg")[None]).argmax()])
+    """
+    from gcsearch.analysis.export import load_export
+    from gcsearch.nn.preprocess import Transform
+
+    return Transform(load_export(path).required_preprocess())
 
 
 def __getattr__(name: str):  # lazy: `import gcsearch` and the CLI stay fast without torch

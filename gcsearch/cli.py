@@ -53,7 +53,13 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from gcsearch.analysis.retrain import retrain
 
-    retrain(args.config, args.arch, args.epochs, args.test)
+    retrain(args.config, args.arch, args.epochs, args.test, args.out)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from gcsearch.analysis.predict import predict
+
+    predict(args.export, args.images, args.top)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
@@ -192,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "space), baseline, or 'stages=c4,c5 pool=avg ...' (one quoted string)")  # fmt: skip
     train.add_argument("--epochs", type=int, help="override train.epochs")
     train.add_argument("--test", action="store_true", help="also score on the test split")
+    train.add_argument("--out", help="folder for its checkpoint and export (default <output.dir>/train/...)")
+
+    predict = command("predict", cmd_predict, "classify images with an export: top classes and probabilities")
+    predict.add_argument("export", help="an export with weights (best.yaml)")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--top", type=int, default=3, help="classes shown per image (default 3)")
 
     pre = command("pretrain", cmd_pretrain, "train a space's baseline once, for backbone.weights (fine-tuning)")
     pre.add_argument("space", help="a space file; backbone.pretrain (or its defaults) sets the recipe")

@@ -2,10 +2,12 @@ import pathlib
 
 import optuna
 import pytest
+import yaml
 
 from gcsearch.nn.flops import SpaceCoster
 from gcsearch.search import rundir
 from gcsearch.spacefile import load_space
+from gcsearch.testing import image_folder
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -63,3 +65,26 @@ def token_authentication(monkeypatch) -> None:
     monkeypatch.setenv("RAY_AUTH_TOKEN", os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32))
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
+
+
+def folder_space(tmp_path, root, name="folder.yaml", **data):
+    space = {
+        "space": {"pool": ["att", "avg"], "fusion": ["add"], "ratio": ["1/4"], "norm": ["layernorm"],
+                  "stages": [["c3", "c4"], []], "position": ["after_1x1"]},
+        "backbone": {"name": "proxy_resnet", "block": "basic", "width": 8, "depth": [1, 1, 1],
+                     "input_size": [3, 64, 64], "num_classes": 3},
+        "data": {"dataset": "imagefolder", "root": str(root), "val_size": 20,
+                 "augment": {"flip": True, "crop_padding": 4, "resized_crop": 0.5}, **data},
+        "train": {"epochs": 2, "batch_size": 16, "lr": 0.1},
+        "search": {"trials": 2, "sampler": "random", "pruner": "none", "resources": {"cpu": 1}},
+        "output": {"dir": str(tmp_path / "runs")},
+    }  # fmt: skip
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(space))
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A generated image folder: 3 classes of JPEGs and PNGs (odd modes too), train/ and val/."""
+    return image_folder(tmp_path / "images")

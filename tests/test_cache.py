@@ -3,6 +3,7 @@ when the folder changes, read by trials without decoding; every bad folder one l
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,32 +17,9 @@ from gcsearch.cli import main
 from gcsearch.nn import cache
 from gcsearch.nn import data as datasets
 from gcsearch.spacefile import load_space
-from gcsearch.testing import image_folder
-from tests.conftest import ROOT
+from tests.conftest import ROOT, folder_space
 
 N_TRAIN = 3 * 40 + 3  # image_folder: 3 classes x 40, plus its grayscale, RGBA and palette images
-
-
-def folder_space(tmp_path, root, name="folder.yaml", **data):
-    space = {
-        "space": {"pool": ["att", "avg"], "fusion": ["add"], "ratio": ["1/4"], "norm": ["layernorm"],
-                  "stages": [["c3", "c4"], []], "position": ["after_1x1"]},
-        "backbone": {"name": "proxy_resnet", "block": "basic", "width": 8, "depth": [1, 1, 1],
-                     "input_size": [3, 64, 64], "num_classes": 3},
-        "data": {"dataset": "imagefolder", "root": str(root), "val_size": 20,
-                 "augment": {"flip": True, "crop_padding": 4, "resized_crop": 0.5}, **data},
-        "train": {"epochs": 2, "batch_size": 16, "lr": 0.1},
-        "search": {"trials": 2, "sampler": "random", "pruner": "none", "resources": {"cpu": 1}},
-        "output": {"dir": str(tmp_path / "runs")},
-    }  # fmt: skip
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(space))
-    return path
-
-
-@pytest.fixture
-def folder(tmp_path):
-    return image_folder(tmp_path / "images")
 
 
 def caches(tmp_path):
@@ -198,6 +176,12 @@ def test_a_two_trial_search_trains_from_the_cache(tmp_path, folder):
     run = tmp_path / "runs" / "folder"
     rows = list(__import__("csv").DictReader((run / "trials.csv").open()))
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
+    # The export of a search's trial classifies an image by name: the trial recorded its preprocessing.
+    assert main(["export", str(run), "--pick", "max-accuracy", "--weights", "--out", str(tmp_path / "best.yaml")]) == 0
+    jpeg = str(folder / "val" / "class1" / "1.jpg")
+    predicted = subprocess.run([sys.executable, "-m", "gcsearch", "predict", str(tmp_path / "best.yaml"), jpeg],
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert predicted.returncode == 0 and re.match(rf"{re.escape(jpeg)}: class[012] [01]\.\d{{3}}", predicted.stdout)
     # The run pinned the cache it trained from: a resume over a changed folder is refused.
     pinned = yaml.safe_load((run / "space.yaml").read_text())["data"]["cache_key"]
     assert pinned == caches(tmp_path)[0]

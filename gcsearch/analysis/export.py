@@ -1,14 +1,16 @@
 """best.yaml out and back in. Pure Python: no torch, no ray (weights are models.py's business).
 
 An export holds the architecture in the space file's vocabulary (``arch`` plus the ``backbone``, ``data``
-and ``train`` sections, so ``gcsearch train best.yaml`` retrains it), the trial's metrics, and where it
-came from (run, trial, pick rule, gcsearch version, cost convention).
+and ``train`` sections, so ``gcsearch train best.yaml`` retrains it), what inference needs (``preprocess``: class
+names, input size, the resize rule, the normalisation; ``gcsearch predict`` and ``gcsearch.preprocessing`` read it),
+the trial's metrics, and where it came from (run, trial, pick rule, gcsearch version, cost convention).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +23,13 @@ from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 from gcsearch.pareto import TrialRecord
+from gcsearch.preprocess import Preprocess
 from gcsearch.search import attrs
 from gcsearch.space import SearchSpace, space_to_dict
 from gcsearch.spacefile import parse_space, read_yaml
 
 COST_CONVENTION = "MACs of conv, linear and matmul (GC attention pooling included); params = sum(numel)"
-KEYS = ("arch", "backbone", "data", "train", "metrics", "source", "weights")
+KEYS = ("arch", "backbone", "data", "train", "preprocess", "metrics", "source", "weights")
 
 
 @dataclass(frozen=True)
@@ -37,42 +40,54 @@ class Export:
     metrics: dict[str, Any]
     source: dict[str, Any]
     weights: str | None = None  # file name next to the export
+    preprocess: Preprocess | None = None  # None: an export made before exports carried it
 
     def weights_path(self) -> Path | None:
         return Path(self.path).parent / self.weights if self.weights else None
 
+    def required_preprocess(self) -> Preprocess:
+        """What inference needs; an export made before exports carried it is refused in one line."""
+        if self.preprocess is None:
+            raise ConfigError("preprocess", "must be in the export: export it again with this version of gcsearch "
+                              "(its trials record their preprocessing), or retrain it with gcsearch train --out",
+                              where=self.path)  # fmt: skip
+        return self.preprocess
 
-def export_dict(space: SearchSpace, record: TrialRecord, run: str, pick: str, weights: str | None) -> dict[str, Any]:
+
+def export_dict(
+    space: SearchSpace,
+    arch: ArchConfig,
+    metrics: dict[str, Any],
+    source: dict[str, Any],
+    weights: str | None,
+    preprocess: Preprocess | None,
+) -> dict[str, Any]:
     resolved = space_to_dict(space)
-    out: dict[str, Any] = {
-        "arch": record.arch.to_dict(),
-        "backbone": resolved["backbone"],
-        "data": resolved["data"],
-        "train": resolved["train"],
-        "metrics": {
-            "accuracy": record.accuracy,
-            "macs": record.macs,
-            "params": record.params,
-            "latency_ms": record.latency,
-            "epochs": record.epochs,
-            "state": record.state,
-        },
-        "source": {
-            "run": run,
-            "trial": record.number,
-            "pick": pick,
-            "gcsearch_version": importlib.metadata.version("gcsearch"),
-            "cost_convention": COST_CONVENTION,
-        },
-    }
+    out: dict[str, Any] = {"arch": arch.to_dict(), "backbone": resolved["backbone"], "data": resolved["data"],
+                           "train": resolved["train"]}  # fmt: skip
+    if preprocess is not None:
+        out["preprocess"] = preprocess.to_dict()
+    out["metrics"] = metrics
+    out["source"] = {**source, "gcsearch_version": importlib.metadata.version("gcsearch"),
+                     "cost_convention": COST_CONVENTION}  # fmt: skip
     if weights:
         out["weights"] = weights
     return out
 
 
+def trial_export(space: SearchSpace, record: TrialRecord, run: str, pick: str, weights: str | None) -> dict[str, Any]:
+    """A search trial's export: its metrics as the run measured them, and the preprocessing its data had."""
+    metrics = {"accuracy": record.accuracy, "macs": record.macs, "params": record.params,
+               "latency_ms": record.latency, "epochs": record.epochs, "state": record.state}  # fmt: skip
+    facts = record.extra.get(attrs.PREPROCESS)
+    pre = Preprocess.from_dict(json.loads(facts), f"{run}: trial {record.number}") if facts else None
+    return export_dict(space, record.arch, metrics, {"run": run, "trial": record.number, "pick": pick}, weights, pre)
+
+
 def write_export(path: Path, data: dict[str, Any]) -> None:
-    text = f"# gcsearch export of trial {data['source']['trial']} ({data['source']['run']})\n"
-    write_atomic(path, text + yaml.safe_dump(data, sort_keys=False))
+    made = data["source"]
+    what = f"trial {made['trial']} ({made['run']})" if "trial" in made else f"a training of {made.get('trained', '')}"
+    write_atomic(path, f"# gcsearch export of {what}\n" + yaml.safe_dump(data, sort_keys=False))
 
 
 def export_run(
@@ -108,7 +123,7 @@ def export_run(
             raise ConfigError("--weights", "needs the trial's checkpoint, which this run does not hold", str(ckpt))
         saved = out.with_suffix(".pt").name
         save_weights(ckpt, out.with_suffix(".pt"))
-    write_export(out, export_dict(space, choice.record, str(run_dir), choice.pick, saved))
+    write_export(out, trial_export(space, choice.record, str(run_dir), choice.pick, saved))
     return choice, saved
 
 
@@ -138,7 +153,8 @@ def _parse_export(data: Any, path: str) -> Export:
         raise ConfigError("metrics", "must be a mapping", where=path)
     if weights is not None and (not isinstance(weights, str) or "/" in weights or weights.startswith(".")):
         raise ConfigError("weights", "must be a file name next to the export", weights, f"{path}: weights")
-    return Export(path, arch, space, metrics, source, weights)
+    pre = Preprocess.from_dict(data["preprocess"], f"{path}: preprocess") if "preprocess" in data else None
+    return Export(path, arch, space, metrics, source, weights, pre)
 
 
 def is_export(data: object) -> bool:

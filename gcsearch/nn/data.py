@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from gcsearch.errors import DataError
+from gcsearch.preprocess import class_names
 from gcsearch.settings import DataConfig
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -41,6 +42,7 @@ class Splits:
     std: tuple[float, ...]
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
+    classes: tuple[str, ...] = ()  # label i's name
 
 
 # --------------------------------------------------------------------------- readers
@@ -176,7 +178,7 @@ def load(cfg: DataConfig, size: tuple[int, int, int], classes: int, seed: int, t
                             f"backbone.input_size is {size}")  # fmt: skip
         stats = tuple(manifest["mean"]), tuple(manifest["std"])
         return Splits(arrays["train_x"], arrays["train_y"], arrays["val_x"], arrays["val_y"], *stats,
-                      arrays.get("test_x"), arrays.get("test_y"))  # fmt: skip
+                      arrays.get("test_x"), arrays.get("test_y"), tuple(manifest["classes"]))  # fmt: skip
     elif cfg.dataset == "farcue":  # generated from Fashion-MNIST, seeded (nn/farcue.py)
         from gcsearch.nn import farcue
 
@@ -209,6 +211,7 @@ def load(cfg: DataConfig, size: tuple[int, int, int], classes: int, seed: int, t
         std=tuple(pixels.std(1).clamp_min(1e-3).tolist()),
         test_x=test_x,
         test_y=test_y,
+        classes=class_names(cfg.dataset, classes),
     )
 
 

@@ -159,6 +159,7 @@ def train(
     seed: int | None = None,
     raw_too: bool = False,
     outcomes: str | Path | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> Epoch:
     """Train ``arch`` on the space's backbone and data for ``epochs`` (default: the file's).
 
@@ -170,7 +171,8 @@ def train(
     weights each epoch, for experiments that compare the two. ``outcomes`` names an .npz file that receives the
     per-image outcomes of the final weights: the predicted class of every validation image (``val``) beside its
     label (``val_labels``), and the test split's (``test``, ``test_labels``) with ``test``; collected by the
-    last epoch's evaluation, so they cost no extra pass.
+    last epoch's evaluation, so they cost no extra pass. ``progress(epoch, step, steps)`` hears of each optimizer
+    step (for a progress line within long epochs).
     """
     cfg = space.train
     epochs = epochs or cfg.epochs
@@ -246,6 +248,8 @@ def train(
             if ema is not None:
                 ema.update()
             loss_sum += loss.detach().float()
+            if progress is not None:
+                progress(epoch, step + 1, steps_per_epoch)
         train_loss = loss_sum.item() / steps_per_epoch  # the epoch's one host sync
         train_seconds = time.perf_counter() - t0
         if not math.isfinite(train_loss):

@@ -20,6 +20,7 @@ DECIDED = "decided"  # epochs finished at the last "go on" of the pruner: a rest
 REASON = "reason"  # why a trial was pruned, failed, replaced or skipped, in words
 DUPLICATE_OF = "duplicate_of"  # a proposal of a configuration already trained, by that trial's number
 SKIPPED = "skipped"  # over the MAC budget: never trained
+PREPROCESS = "preprocess"  # what inference needs of the trial's data (gcsearch/preprocess.py), JSON
 ENV = "env"  # where the trial trained (nn/environment.describe(): torch and its build, threads, CPU, code), JSON
 RESUMED_AT = "resumed_at_epochs"  # the epochs a restarted trial continued from
 

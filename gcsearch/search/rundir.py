@@ -201,7 +201,7 @@ def record_of(trial: FrozenTrial, accuracy_at: int = 0) -> TrialRecord:
         seconds=float(a.get(attrs.SECONDS, 0.0)),
         reason=str(a.get(attrs.REASON, "")),
         seed=a.get(attrs.SEED),
-        extra={k: v for k, v in a.items() if k in (attrs.DUPLICATE_OF, attrs.SKIPPED)},
+        extra={k: v for k, v in a.items() if k in (attrs.DUPLICATE_OF, attrs.SKIPPED, attrs.PREPROCESS)},
         trained=was_trained(trial),
         latency=a.get(attrs.LATENCY),
     )

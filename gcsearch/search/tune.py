@@ -76,7 +76,8 @@ class DeciderSearcher(Searcher):
         if "latency" in result:  # measured before the trial trained; a resumed trial reports it with its replays
             self.decider.note(number, latency=result["latency"])
         if not epoch.replayed:
-            self.decider.note(number, **{k: result[k] for k in ("node", "setup_seconds", attrs.ENV) if k in result})
+            facts = ("node", "setup_seconds", attrs.ENV, attrs.PREPROCESS)
+            self.decider.note(number, **{k: result[k] for k in facts if k in result})
         return self.decider.report(number, epoch)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
@@ -140,11 +141,15 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
         import ray
         import torch
 
-        from gcsearch.nn import environment
+        from gcsearch.nn import data as datasets
+        from gcsearch.nn import environment, preprocess
         from gcsearch.nn.train import pick_device, train
 
         torch.set_num_threads(threads)
         env = json.dumps(environment.describe(pick_device(space.train.device)), sort_keys=True)
+        b = space.backbone
+        splits = datasets.load(space.data, b.input_size, b.num_classes, seed=space.train.seed)
+        facts = {attrs.ENV: env, attrs.PREPROCESS: json.dumps(preprocess.of(splits, b.input_size).to_dict())}
         ckpt = Path(ckpt_template.format(config["number"]))
         arch = ArchConfig.from_dict(config["arch"])
         measured: dict[str, float] = {}
@@ -155,7 +160,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
         node = ray.get_runtime_context().get_node_id()
 
         def report(epoch: Epoch) -> None:
-            extra: dict[str, Any] = {"node": node, attrs.ENV: env, **measured}
+            extra: dict[str, Any] = {"node": node, **facts, **measured}
             if "setup_seconds" not in extra_once and not epoch.replayed:
                 # Imports, data load and model build before the first epoch: per-trial overhead.
                 extra_once["setup_seconds"] = time.perf_counter() - started - epoch.epoch_seconds
@@ -168,7 +173,7 @@ def make_trainable(space: SearchSpace, run_dir: Path, threads: int):
         try:
             # Resumes from the checkpoint file when a retry or a resumed search reruns this trial.
             outcomes = outcomes_template.format(config["number"])
-            train(arch, space, report, checkpoint=ckpt, seed=config.get("seed"), outcomes=outcomes)
+            train(arch, space, report, checkpoint=ckpt, seed=config.get("seed"), splits=splits, outcomes=outcomes)
         except TrainingDiverged as err:
             # Reported, not raised: a retry would diverge the same way.
             tune.report({"diverged": str(err), "epoch": -1, "accuracy": float("nan")})
