@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from gcsearch.search import rundir
-from gcsearch.search.tune import run, start_ray
+from gcsearch.search.cluster import start_ray
+from gcsearch.search.tune import run
 from gcsearch.spacefile import load_space
 
 

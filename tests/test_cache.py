@@ -45,7 +45,27 @@ def test_prepare_decodes_once_reuses_and_rebuilds_when_the_folder_changes(tmp_pa
     # One more image: another key, decoded again; the old cache is left as it was.
     (folder / "train" / "class1" / "new.png").write_bytes((folder / "train" / "class1" / "0.png").read_bytes())
     assert main(["prepare", str(path)]) == 0
-    assert "built" in capsys.readouterr().out and len(caches(tmp_path)) == 2
+    out = capsys.readouterr().out
+    assert "built" in out and len(caches(tmp_path)) == 2
+    # The older cache is listed with its size and how to remove it.
+    assert f"older caches of this folder: {key} (" in out and "MiB" in out and "--prune" in out
+
+
+def test_prune_removes_the_older_caches_no_run_uses(tmp_path, folder, capsys):
+    path = folder_space(tmp_path, folder)
+    keys = []
+    for name in ("a.png", "b.png", "c.png"):  # three versions of the folder, three caches
+        (folder / "train" / "class1" / name).write_bytes((folder / "train" / "class1" / "0.png").read_bytes())
+        assert main(["prepare", str(path)]) == 0
+        keys.append(next(k for k in caches(tmp_path) if k not in keys))
+    # A run that trains from the first: its space.yaml pins it.
+    (tmp_path / "runs" / "old-run").mkdir()
+    (tmp_path / "runs" / "old-run" / "space.yaml").write_text(yaml.safe_dump({"data": {"cache_key": keys[0]}}))
+    capsys.readouterr()
+    assert main(["prepare", "--prune", str(path)]) == 0
+    assert "removed 1 older caches" in capsys.readouterr().out
+    # The current cache and the one a run uses stay; the unused one is gone.
+    assert caches(tmp_path) == sorted([keys[0], keys[2]])
 
 
 def test_trials_read_the_cache_and_never_the_folder(tmp_path, folder):

@@ -87,7 +87,7 @@ def fake_search(monkeypatch, plans):
     + 0.01 for the second configuration), as a COMPLETE record carrying its seed."""
     from gcsearch.search import tune
 
-    def run(space, run_dir, *, address=None, stream=None, plan=None, dashboard=False):
+    def run(space, run_dir, *, address=None, stream=None, plan=None, dashboard=False, resume=None):
         plans.append(list(plan))
         archs = list(dict.fromkeys(a for a, _ in plan))
         return [TrialRecord(n, "COMPLETE", a, 0.8 + s / 1000 + 0.01 * archs.index(a), 10, 1, 3, 1.0, seed=s)

@@ -13,7 +13,12 @@ import pytest
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "gcsearch"
-FACE = {"gcsearch", "gcsearch.cli", "gcsearch.__main__"}  # the package's face: may reach every layer
+FACE = {
+    "gcsearch",
+    "gcsearch.cli",
+    "gcsearch.commands",
+    "gcsearch.__main__",
+}  # the package's face: may reach every layer
 
 
 def module_name(path: Path) -> str:
@@ -71,6 +76,9 @@ def hits(module: str, prefixes: tuple[str, ...]) -> bool:
 HEAVY = ("torch", "torchvision", "ray", "optuna")
 UPPER = ("gcsearch.nn", "gcsearch.search", "gcsearch.bench", "gcsearch.analysis", "gcsearch.cli")
 NOT_NN = ("gcsearch.search", "gcsearch.bench", "gcsearch.analysis", "gcsearch.cli", "gcsearch.spacefile", "yaml")
+# The Tune adapter: the driver's loop (tune), a trial as a worker runs it (trial), Ray's start (cluster), Ctrl-C
+# (pause) and the live view (progress).
+RAY_SIDE = tuple(f"gcsearch.search.{m}" for m in ("tune", "trial", "cluster", "pause", "progress"))
 # layer -> (prefixes it may never import, prefixes it may import only from a function)
 RULES = {
     "base": (UPPER + HEAVY, ()),
@@ -90,9 +98,11 @@ def test_each_layer_imports_only_the_layers_below_it(path):
     for imported, nested in imports(path):
         assert not hits(imported, never), f"{module} imports {imported}"
         assert nested or not hits(imported, lazily), f"{module} imports {imported} at its top, not in a function"
-        # Ray and the torch side are search's only through its Tune adapter.
-        if layer(module) == "search" and module != "gcsearch.search.tune":
+        # Ray is search's only through its Tune adapter, and the torch side only where a trial trains.
+        if layer(module) == "search" and module not in RAY_SIDE:
             assert not hits(imported, ("ray", "gcsearch.nn", "torch")), f"{module} imports {imported}"
+        if layer(module) == "search" and module not in ("gcsearch.search.tune", "gcsearch.search.trial"):
+            assert not hits(imported, ("gcsearch.nn", "torch")), f"{module} imports {imported}"
 
 
 def test_the_subpackages_start_empty():
@@ -134,3 +144,13 @@ def test_the_rules_catch_what_they_should():
     assert not hits("gcsearch.nnx", ("gcsearch.nn",)) and hits("gcsearch.nn", ("gcsearch.nn",))
     assert layer("gcsearch.search.tune") == "search" and layer("gcsearch.space") == "base"
     assert list(itertools.chain(*RULES["analysis"])) == ["gcsearch.cli", "ray", "gcsearch.nn"]
+
+
+def test_a_trial_loads_no_optuna():
+    # What runs a trial is kept apart from what decides (Syne Tune's split): a worker never loads Optuna.
+    import subprocess
+    import sys
+
+    code = "import sys, gcsearch.search.trial; print(sorted(m for m in sys.modules if m.split('.')[0] == 'optuna'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

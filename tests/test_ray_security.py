@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 DRIVER = textwrap.dedent(
     """
     import os, subprocess, sys
-    from gcsearch.search.tune import start_ray
+    from gcsearch.search.cluster import start_ray
     import ray
 
     assert start_ray(None, sys.stdout)
@@ -67,7 +67,7 @@ def test_a_user_who_disables_authentication_is_warned_and_obeyed(tmp_path):
 JOINER = textwrap.dedent(
     """
     import os, subprocess, sys
-    from gcsearch.search.tune import start_ray
+    from gcsearch.search.cluster import start_ray
     import ray
 
     assert start_ray(None, sys.stdout)

@@ -37,8 +37,20 @@ def test_show_summarises_states_and_pruning(make_run, capsys):
 
 
 def test_importance_table_and_chart(make_run, capsys):
-    run = make_run(TRIALS)
+    # Every configuration of smoke.yaml's grid (9, fewer than 10): the ranking covers the whole grid.
+    grid = [({"stages": st, "pool": p, "fusion": f, "ratio": 0.25}, "COMPLETE", 0.80 + 0.05 * (p == "att") + i / 1000)
+            for i, (st, p, f) in enumerate((st, p, f) for st in (["c3", "c4"], ["c4"]) for p in ("att", "avg")
+                                           for f in ("add", "mul"))]  # fmt: skip
+    run = make_run([*grid, ({"stages": []}, "COMPLETE", 0.8)])
     assert main(["importance", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "stages" in out
+    assert "pool" in out
     png_size(run / "importance.png")
+
+
+def test_importance_refuses_to_rank_a_few_configurations(make_run, capsys):
+    run = make_run(TRIALS)  # 4 COMPLETE configurations of a grid of 9
+    assert main(["importance", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "at least 9 COMPLETE configurations" in err and "got 4" in err
+    assert not (run / "importance.png").exists()

@@ -268,13 +268,21 @@ def _decode_into(tmp: Path, listing: Listing, rows: Mapping[str, Sequence[int]],
             "bytes": sum(counts.values()) * int(np.prod(size)), "source": str(listing.folder)}  # fmt: skip
 
 
-def _normalisation(array: Path, sample: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def _normalisation(array: Path, sample: int = 2048, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation (0..1) of a seeded sample of the training images: the statistics
-    of normalisation need no more, and summing every pixel cost more than decoding them."""
+    of normalisation need no more, and summing every pixel cost more than decoding them. Summed a chunk at a time:
+    the sample as float32 at once held 1.2 GB at 224 px, the driver's peak."""
     x = np.load(array, mmap_mode="r")
     rows = np.sort(np.random.default_rng(0).choice(len(x), min(sample, len(x)), replace=False))
-    pixels = np.asarray(x[rows], dtype=np.float32).transpose(1, 0, 2, 3).reshape(x.shape[1], -1) / 255
-    return pixels.mean(1).astype(np.float64), np.maximum(pixels.std(1).astype(np.float64), 1e-3)
+    total, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for i in range(0, len(rows), chunk):
+        pixels = np.asarray(x[rows[i : i + chunk]], dtype=np.float64).transpose(1, 0, 2, 3).reshape(x.shape[1], -1)
+        total += pixels.sum(1)
+        squares += np.square(pixels).sum(1)
+    n = len(rows) * x.shape[2] * x.shape[3]
+    mean = total / n / 255
+    std = np.sqrt(np.maximum(squares / n / 255**2 - mean**2, 0))
+    return mean, np.maximum(std, 1e-3)
 
 
 def _compact(path: Path, keep: np.ndarray) -> None:

@@ -62,6 +62,7 @@ def new_run_dir(space: SearchSpace, name: str | None, kind: str = "") -> Path:
 
 CHECKPOINT = "checkpoints/trial-{:04d}.pt"  # inside the run directory, by trial number
 OUTCOMES = "outcomes/trial-{:04d}.npz"  # the final weights' per-image predictions (nn/train.save_outcomes)
+LOG = "logs/trial-{:04d}.log"  # what the trial trained, each epoch, and the traceback of what it raised
 
 
 def checkpoint(run_dir: Path, number: int) -> Path:
@@ -311,12 +312,19 @@ def write_tables(run_dir: Path, space: SearchSpace, records_: Sequence[TrialReco
     write_atomic(run_dir / "pareto.csv", _csv(pareto_front(space, records_), base))
 
 
-def param_importances(study: optuna.Study) -> dict[str, float]:
+MIN_FOR_IMPORTANCE = 10  # configurations (or the whole grid, if smaller): PED-ANOVA's top 10% is then one or more
+
+
+def param_importances(study: optuna.Study, grid_size: int) -> dict[str, float]:
     """Which axes mattered for accuracy (Optuna's PED-ANOVA over COMPLETE trials: no scikit-learn
-    needed, unlike fANOVA), largest first."""
+    needed, unlike fANOVA), largest first; refused with fewer than ``MIN_FOR_IMPORTANCE`` configurations of a
+    grid of ``grid_size``."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if was_trained(t)]
-    if len(complete) < 2:
-        raise ConfigError("run", "needs at least 2 COMPLETE trials for parameter importance", len(complete))
+    configs = len({repr(t.user_attrs.get(attrs.ARCH)) for t in complete})
+    needed = min(MIN_FOR_IMPORTANCE, grid_size)
+    if configs < needed:
+        raise ConfigError("run", f"needs at least {needed} COMPLETE configurations to rank the axes (PED-ANOVA "
+                          "compares the best 10% with the rest: fewer rank noise)", configs)  # fmt: skip
     evaluator = optuna.importance.PedAnovaImportanceEvaluator()
     at = accuracy_index(study)
     try:
