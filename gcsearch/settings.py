@@ -23,10 +23,10 @@ SAMPLERS = ("tpe", "nsga2", "random", "grid", "gp")
 PRUNERS = ("none", "median", "successive_halving", "hyperband", "pareto")
 PRUNER_SETTINGS = {
     "none": (),
-    "median": ("min_epochs", "startup_trials"),
-    "successive_halving": ("min_epochs", "reduction_factor"),
-    "hyperband": ("min_epochs", "reduction_factor"),
-    "pareto": ("min_epochs", "reduction_factor"),
+    "median": ("min_epochs", "startup_trials", "min_fidelity", "fidelity_trials"),
+    "successive_halving": ("min_epochs", "reduction_factor", "min_fidelity", "fidelity_trials"),
+    "hyperband": ("min_epochs", "reduction_factor", "min_fidelity", "fidelity_trials"),
+    "pareto": ("min_epochs", "reduction_factor", "min_fidelity", "fidelity_trials"),
 }
 OBJECTIVES = {"accuracy": "maximize", "macs": "minimize", "params": "minimize", "latency": "minimize"}
 OPTIMIZERS = ("sgd", "adamw")

@@ -421,8 +421,9 @@ def _read_search(path: str, raw: object) -> SearchConfig:
         )
     settings_sec = _Section(path, "search.pruner_settings", raw_settings, PRUNER_SETTINGS[pruner])
     settings: dict[str, float] = {}
+    checks = {"reduction_factor": _int(2), "min_fidelity": _float(-1, 1)}  # the rest: integers >= 1
     for key in settings_sec.data:
-        settings[key] = settings_sec.get(key, None, _int(1) if key != "reduction_factor" else _int(2))
+        settings[key] = settings_sec.get(key, None, checks.get(key, _int(1)))
     res = _Section(path, "search.resources", sec.data.get("resources"), ("cpu", "gpu"))
     return SearchConfig(
         objectives=objectives,

@@ -115,6 +115,7 @@ def test_duplicates_are_failed_replaced_and_never_loop():
 @pytest.mark.parametrize("pruner", ["successive_halving", "median"])
 def test_optunas_pruners_decide_after_the_first_epoch_with_min_epochs_1(pruner):
     settings = {"min_epochs": 1} | ({"startup_trials": 1} if pruner == "median" else {"reduction_factor": 2})
+    settings["min_fidelity"] = -1  # every rung cuts: what is tested is when, not whether the rung predicts
     d = decider(space_with(pruner=pruner, pruner_settings=settings), optuna.storages.InMemoryStorage(), 6)
     for _ in range(3):
         p = d.propose()
@@ -204,7 +205,8 @@ def test_a_restart_takes_the_pruning_decision_a_kill_cut_off_and_only_that_one(t
     killed pruned it."""
     from gcsearch.search import rundir
 
-    space = space_with(pruner="successive_halving", pruner_settings={"min_epochs": 1, "reduction_factor": 2})
+    settings = {"min_epochs": 1, "reduction_factor": 2, "min_fidelity": -1}  # every rung cuts
+    space = space_with(pruner="successive_halving", pruner_settings=settings)
     d = decider(space, rundir.storage(tmp_path), new_trials=6)
     early = d.propose()  # decided "go on" after epoch 1 while it had no peers, before the kill
     assert not d.report(early.number, epoch(0, 0.1))
@@ -299,3 +301,24 @@ def test_reference_trials_are_marked_so_no_pruner_stops_them(tmp_path):
     # The baseline and the paper default at the search's seed, then at two more seeds; then the sampler.
     assert [(p.arch, p.seed) for p in proposals[:6]] == [(a, s) for s in (None, 1, 2) for a in space.references()]
     assert proposals[6].arch not in space.references()
+
+
+@pytest.mark.parametrize(("trials", "references"), [(6, 2), (24, 4), (40, 6)])
+def test_references_and_start_up_scale_with_the_budget(trials, references):
+    # gc.yaml's search (TPE, reference_seeds 3) at a few budgets: at least half the trials are sampled
+    # configurations, and TPE guides some of them (a 6-trial search once trained 6 references and sampled none).
+    space = load_space(ROOT / "search_spaces" / "gc.yaml")
+    space = space.with_search(trials=trials, pruner="none", pruner_settings={})
+    d = decider(space, optuna.storages.InMemoryStorage(), trials)
+    refs = set(space.references())
+    proposals = []
+    for _ in range(trials):
+        p = d.propose()
+        proposals.append(p)
+        train_to_end(d, p, 0.5 + 0.01 * len(proposals))
+    assert d.propose() is None
+    trained_refs = sum(p.arch in refs for p in proposals)
+    assert trained_refs == references == d.budget.references
+    assert trials - trained_refs >= -(-trials // 2) and d.budget.guided >= 2
+    # TPE waits for the references and its start-up, then guides: its start-up is the budget's.
+    assert d.main.sampler._n_startup_trials == d.budget.references + d.budget.startup

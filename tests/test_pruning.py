@@ -2,7 +2,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from gcsearch.search.pruning import REFERENCE, KeepReferences, ParetoPruner, make_pruner
+from gcsearch.search.pruning import REFERENCE, FidelityGuard, KeepReferences, ParetoPruner, make_pruner
 from gcsearch.search.strategy import Strategy
 
 
@@ -98,14 +98,14 @@ def test_the_crowding_distance_of_equal_points_does_not_depend_on_their_order():
 def test_reference_trials_are_never_pruned_by_any_pruner(name, settings):
     # The paper default arrives at the rung after trials that dominate it (as it does after the baseline,
     # which the decider trains first): every pruner would stop it, but not when it is marked as a reference.
-    pruner = make_pruner(Strategy("x", "tpe", name, tuple(settings.items())), 4)
+    # (The rung's fidelity is not what this tests: the guard is off.)
+    strategy = Strategy("x", "tpe", name, tuple(settings.items()), guard=False)
     points = [(0.90, 10), (0.88, 5), (0.70, 20)]
-    assert arrivals(pruner, points)[-1] is True  # unmarked: pruned
-    assert arrivals(make_pruner(Strategy("x", "tpe", name, tuple(settings.items())), 4), points, {2})[-1] is False
+    assert arrivals(make_pruner(strategy, 4), points)[-1] is True  # unmarked: pruned
+    assert arrivals(make_pruner(strategy, 4), points, {2})[-1] is False
     # A reference still counts as a peer of the others: an unmarked loser behind it is pruned.
     behind = [(0.90, 10), (0.88, 5), (0.70, 20), (0.60, 20)]
-    assert arrivals(make_pruner(Strategy("x", "tpe", name, tuple(settings.items())), 4), behind, {2})[2:] == [
-        False, True]  # fmt: skip
+    assert arrivals(make_pruner(strategy, 4), behind, {2})[2:] == [False, True]
 
 
 def test_pareto_pruner_only_acts_at_rungs():
@@ -129,9 +129,12 @@ def test_pareto_pruner_only_acts_at_rungs():
 )
 def test_make_pruner(name, cls):
     pruner = make_pruner(Strategy("x", "tpe", name, (("min_epochs", 1),)), 4)
-    # Every pruner but none comes wrapped, so that it never stops a reference trial.
+    # Every pruner but none comes wrapped, so that it never stops a reference trial, and cuts only at a rung
+    # that predicts.
     assert isinstance(pruner, cls) if name == "none" else isinstance(pruner, KeepReferences)
-    assert isinstance(getattr(pruner, "inner", pruner), cls)
+    guard = getattr(pruner, "inner", pruner)
+    assert name == "none" or isinstance(guard, FidelityGuard)
+    assert isinstance(getattr(guard, "inner", guard), cls)
 
 
 def test_an_overflowing_first_front_is_cut_by_crowding_distance_not_kept_whole():
@@ -168,3 +171,40 @@ def test_params_is_a_cost_when_it_is_an_objective():
     # keep = 2. On (accuracy, MACs) B is last (A, then E, dominate it); with params it joins A's front.
     assert two.prune(study, study.get_trials()[b.number])
     assert not three.prune(study, study.get_trials()[b.number])
+
+
+def completed(study, curves):
+    """COMPLETE twin trials with these (score at epoch 1, final score at epoch 3), one configuration each."""
+    for rung, final in curves:
+        t = study.ask()
+        t.set_user_attr("macs", 10)
+        t.set_user_attr("label", f"config {t.number}")
+        t.report(rung, 1)
+        t.should_prune()  # asked at the rung, as the decider asks after every epoch
+        t.report(final, 3)
+        study.tell(t, final)
+
+
+@pytest.mark.parametrize("ranks_the_end", [False, True])
+def test_a_rung_cuts_only_once_completed_trials_show_it_ranks_the_end(ranks_the_end):
+    strategy = Strategy("x", "tpe", "successive_halving", (("min_epochs", 1), ("reduction_factor", 2)))
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(strategy, 3))
+    finals = [0.50 + 0.03 * i for i in range(10)]
+    # The rung's scores either rank the finals (the same order) or rank nothing (an order unrelated to them).
+    rungs = [f - 0.2 for f in finals] if ranks_the_end else [0.30 + 0.01 * ((7 * i) % 10) for i in range(10)]
+    newcomer = [(0.10, 10)]  # far below every trial at the rung: successive halving stops it, if it may
+    completed(study, list(zip(rungs[:7], finals[:7], strict=True)))
+    # 7 completed configurations: too few to judge the rung, so it does not cut, whatever it says.
+    t = study.ask()
+    t.set_user_attr("macs", 10)
+    t.report(newcomer[0][0], 1)
+    assert not t.should_prune()
+    study.tell(t, state=TrialState.FAIL)
+    completed(study, list(zip(rungs[7:], finals[7:], strict=True)))
+    fidelity = study.pruner.inner.fidelity(study, 1)
+    assert fidelity.configurations == 10 and fidelity.predicts is ranks_the_end
+    # 10: a rung that ranks the end cuts; one that ranks nothing still does not.
+    t = study.ask()
+    t.set_user_attr("macs", 10)
+    t.report(newcomer[0][0], 1)
+    assert t.should_prune() is ranks_the_end

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from gcsearch.analysis.report import si
 from gcsearch.arch import ArchConfig, ratio_text, stage_label
 from gcsearch.errors import ConfigError, DataError
+from gcsearch.search.strategy import Strategy, budget_of
 from gcsearch.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -79,6 +80,9 @@ def describe_space(space: SearchSpace) -> str:
         + (f"; MAC budget {si(s.max_macs)}" if s.max_macs else ""),
         f"output: {space.output_dir}/",
     ]
+    budget = budget_of(space, Strategy.of(s))
+    lines.append(f"trials: {budget.text()}")
+    lines += [w for w in (budget.warning(),) if w]
     lines += _layernorm_warnings(space, coster, grid)
     return "\n".join(lines)
 

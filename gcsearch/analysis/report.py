@@ -212,8 +212,8 @@ def importance_report(run: str | Path) -> str:
     """`gcsearch importance RUN`: which axes mattered for accuracy, and ``<run>/importance.png``."""
     from gcsearch.search import rundir
 
-    run_dir, _, study = rundir.open_run(run)
-    importances = rundir.param_importances(study)
+    run_dir, space, study = rundir.open_run(run)
+    importances = rundir.param_importances(study, len(space.grid()))
     out = run_dir / "importance.png"
     plot_importance(importances, str(out), f"{run_dir.name}: what mattered for accuracy")
     return "\n".join(["importance of each axis for accuracy (PED-ANOVA over COMPLETE trials):",
@@ -225,4 +225,31 @@ def show_report(run: str | Path) -> str:
     from gcsearch.search import rundir
 
     run_dir, space, study = rundir.open_run(run)
-    return f"{run_dir}: {space.path}\n{summary(space, rundir.records(study))}"
+    return "\n".join([f"{run_dir}: {space.path}", summary(space, rundir.records(study)), *rung_lines(space, run_dir)])
+
+
+def rung_lines(space: SearchSpace, run_dir: Path) -> list[str]:
+    """What the pruner decided at each rung and why: each rung's fidelity (its score against the final one over
+    the run's completed configurations), whether it may cut, and how many trials it stopped."""
+    import optuna
+
+    from gcsearch.search import rundir
+    from gcsearch.search.pruning import FIDELITY_TRIALS, MIN_FIDELITY, rung_fidelity
+
+    if space.search.pruner == "none":
+        return []
+    twin = optuna.load_study(study_name=rundir.TWIN_STUDY, storage=rundir.storage(run_dir))
+    main = rundir.load_main_study(run_dir)
+    pruned_at: dict[int, int] = {}
+    for t in main.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)):
+        if rundir.was_trained(t):
+            done = int(t.user_attrs.get("epochs", 0))
+            pruned_at[done] = pruned_at.get(done, 0) + 1
+    s = space.search.pruner_settings
+    lines = ["pruning, by rung (a rung cuts only once the run's completed configurations show it ranks the final "
+             "accuracy):"]  # fmt: skip
+    for step in range(1, space.train.epochs):
+        f = rung_fidelity(twin, step, space.train.epochs, float(s.get("min_fidelity", MIN_FIDELITY)),
+                          int(s.get("fidelity_trials", FIDELITY_TRIALS)))  # fmt: skip
+        lines.append(f"  {f.text()}; {pruned_at.get(step, 0)} trials stopped there")
+    return lines

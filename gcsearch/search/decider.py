@@ -42,22 +42,26 @@ from gcsearch.arch import ArchConfig
 from gcsearch.epoch import Epoch, Outcome
 from gcsearch.search import attrs, pruning, rundir
 from gcsearch.search.pruning import make_pruner
-from gcsearch.search.strategy import Strategy
+from gcsearch.search.strategy import Budget, Strategy, budget_of
 from gcsearch.space import SearchSpace
 
 Coster = Callable[[ArchConfig], tuple[int, int]]  # a configuration's (MACs, params)
 
 
-def make_sampler(strategy: Strategy, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(strategy: Strategy, seed: int, budget: Budget | None = None) -> optuna.samplers.BaseSampler:
+    """The strategy's sampler; with a ``budget``, its random start-up is the budget's (after the reference trials,
+    which Optuna's samplers count among the finished trials they wait for)."""
+    first = budget.references + budget.startup if budget is not None else None
     if strategy.sampler == "tpe":
+        options = dict(strategy.tpe) | ({"n_startup_trials": first} if first is not None else {})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # group: stable in practice
-            return optuna.samplers.TPESampler(seed=seed, **dict(strategy.tpe))
-    if strategy.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
+            return optuna.samplers.TPESampler(seed=seed, **options)
+    if strategy.sampler == "nsga2":  # its first generation is its random start-up
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, budget.startup) if budget else 50)
     if strategy.sampler == "gp":
         # On a conditional (define-by-run) space Optuna's GP falls back to independent random draws.
-        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False, n_startup_trials=first or 10)
     return optuna.samplers.RandomSampler(seed=seed)  # random, and grid (whose trials are all enqueued)
 
 
@@ -125,9 +129,10 @@ class Decider:
         self.coster = coster
         self.within = list(within) if within is not None else space.grid()  # what can be trained
         self._within = set(self.within)
+        self.budget = budget_of(space, self.strategy, self.within)
         self.main = optuna.create_study(
             study_name=rundir.MAIN_STUDY, storage=storage, directions=space.search.directions,  # type: ignore[arg-type]
-            sampler=make_sampler(self.strategy, space.search.seed), load_if_exists=True,
+            sampler=make_sampler(self.strategy, space.search.seed, self.budget), load_if_exists=True,
         )  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -180,14 +185,15 @@ class Decider:
     # ---------------------------------------------------------------- proposals
 
     def _references_to_run(self) -> list[tuple[ArchConfig, int | None]]:
-        """The baseline and the paper default (when the space holds them) at the search's seed, then at
-        ``search.reference_seeds - 1`` more seeds (their paired differences are the run's noise), unless already
-        trained; none when the strategy turns reference trials off."""
+        """The baseline and the paper default (when the space holds them) at the search's seed, then at more
+        seeds as the budget allows, up to ``search.reference_seeds`` (their paired differences are the run's
+        noise), unless already trained; none when the strategy turns reference trials off."""
         if not self.strategy.references:
             return []
         wanted = [a for a in self.space.references() if a in self._within]
         seed = self.space.train.seed
-        pairs = [(a, None if k == 0 else seed + k) for k in range(self.space.search.reference_seeds) for a in wanted]
+        seeds = self.budget.references // max(1, len(wanted))  # the budget's share (strategy.split)
+        pairs = [(a, None if k == 0 else seed + k) for k in range(seeds) for a in wanted]
         done = {(ArchConfig.from_dict(t.user_attrs[attrs.ARCH]), t.user_attrs.get(attrs.SEED)) for t in self._trained()}
         return [p for p in pairs if p not in done]
 
@@ -206,7 +212,7 @@ class Decider:
             arch, seed = self.references.pop(0)
             return self._start(self._ask_fixed(arch), arch, seed, reference=True)
         for _ in range(len(self.space.grid()) + 1):  # each pass trains, skips one over budget, or ends
-            self.main.sampler = make_sampler(self.strategy, self._seed_now())
+            self.main.sampler = make_sampler(self.strategy, self._seed_now(), self.budget)
             trial = self.main.ask()
             self.proposals += 1
             arch = self.space.suggest(trial)
@@ -312,6 +318,7 @@ class Decider:
         if reference:  # before MAIN and TWIN: a kill between the writes leaves no unmarked reference
             twin.set_user_attr(pruning.REFERENCE, True)
         twin.set_user_attr(attrs.MAIN, trial.number)
+        twin.set_user_attr(attrs.LABEL, arch.label())  # a rung's fidelity takes a configuration's seeds as one
         trial.set_user_attr(attrs.TWIN, twin.number)  # from here on the trial counts as trained
         self.asked += 1
         proposal = Proposal(trial.number, arch, seed, macs, params)
@@ -378,7 +385,9 @@ class Decider:
         if done >= self.space.train.epochs:
             return False
         if live.twin.should_prune():
-            live.main.set_user_attr(attrs.REASON, f"pruned after epoch {done} at accuracy {value:.4f}")
+            why = pruning.rung_fidelity(self.twin, done, self.space.train.epochs)
+            live.main.set_user_attr(attrs.REASON, f"pruned after epoch {done} at accuracy {value:.4f} (the rung at "
+                                    f"{why.text()})")  # fmt: skip
             live.main.set_user_attr(attrs.PRUNED, True)
             return True
         live.main.set_user_attr(attrs.DECIDED, done)

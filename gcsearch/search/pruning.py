@@ -20,17 +20,27 @@ Reference trials (the baseline without GC and the paper default, what users comp
 pruned, by any pruner: ``make_pruner`` wraps the file's pruner in ``KeepReferences``, which answers "go on"
 for a twin trial whose user attribute ``REFERENCE`` is true. The decider sets it on the twin of each trial
 it trains as a reference.
+
+A rung decides only where it predicts (``FidelityGuard``): ASHA-style pruning assumes a trial's score at a rung
+ranks trials as their final scores do, and on the far-cue proxy epoch 1 ranked them at Spearman 0.16 (epoch 2:
+0.80). So before any pruner acts at a rung, the search's own completed trials are asked: their score at the rung
+against their final score, one point per configuration (its seeds averaged). Until at least ``fidelity_trials``
+configurations have completed and their Spearman correlation reaches ``min_fidelity``, the rung records and
+does not cut. ``min_fidelity: -1`` lets every rung cut, as before.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from gcsearch import stats
 from gcsearch.pareto import nondominated_ranks
+from gcsearch.search import attrs
 from gcsearch.search.strategy import Strategy
 
 # Twin-study user attribute: true on the twin of a reference trial (the baseline, the paper default), which
@@ -128,6 +138,76 @@ def crowding(points: list[tuple[float, ...]], front: list[int]) -> dict[int, flo
     return {i: distance[points[i]] for i in front}
 
 
+MIN_FIDELITY = 0.7  # Spearman of a rung's score with the final score, below which the rung does not cut
+FIDELITY_TRIALS = 8  # completed configurations a rung's fidelity needs before it may cut
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How well a rung ranks final scores, from the completed trials: one point per configuration."""
+
+    step: int
+    configurations: int
+    spearman: float  # nan with fewer than 3 configurations
+    threshold: float = MIN_FIDELITY
+    needed: int = FIDELITY_TRIALS
+
+    @property
+    def predicts(self) -> bool:
+        if self.threshold <= -1:  # min_fidelity -1: every rung cuts (the rule before the guard)
+            return True
+        return self.configurations >= self.needed and self.spearman >= self.threshold
+
+    def text(self) -> str:
+        rho = f"Spearman {self.spearman:.2f}" if not math.isnan(self.spearman) else "Spearman undefined"
+        if self.threshold <= -1:
+            n = self.configurations
+            return f"epoch {self.step}: {rho} over {n} completed configurations; cuts (min_fidelity -1)"
+        if self.configurations < self.needed:
+            verdict = f"too few to judge (it cuts from {self.needed} on, at Spearman >= {self.threshold:g})"
+        else:
+            verdict = "cuts" if self.predicts else f"below {self.threshold:g}: does not cut"
+        n = self.configurations
+        return f"epoch {self.step}: {rho} with the final score over {n} completed configurations; {verdict}"
+
+
+def rung_fidelity(study: optuna.Study, step: int, final: int, threshold: float = MIN_FIDELITY,
+                  needed: int = FIDELITY_TRIALS) -> Fidelity:  # fmt: skip
+    """The fidelity of rung ``step`` in a twin study, from its COMPLETE trials that reached epoch ``final``."""
+    at_rung: dict[str, list[float]] = {}
+    at_end: dict[str, list[float]] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        values = t.intermediate_values
+        if step in values and final in values:
+            key = str(t.user_attrs.get(attrs.LABEL, t.number))  # a configuration's seeds are one point
+            at_rung.setdefault(key, []).append(values[step])
+            at_end.setdefault(key, []).append(values[final])
+    keys = sorted(at_rung)
+    if len(keys) < 3:
+        return Fidelity(step, len(keys), math.nan, threshold, needed)
+    rho = stats.spearman(
+        [sum(at_rung[k]) / len(at_rung[k]) for k in keys], [sum(at_end[k]) / len(at_end[k]) for k in keys]
+    )
+    return Fidelity(step, len(keys), rho, threshold, needed)
+
+
+class FidelityGuard(BasePruner):
+    """A pruner that lets ``inner`` cut at a step only where ``rung_fidelity`` says the step predicts."""
+
+    def __init__(self, inner: BasePruner, final: int, threshold: float = MIN_FIDELITY, needed: int = FIDELITY_TRIALS):
+        self.inner, self.final, self.threshold, self.needed = inner, final, threshold, needed
+
+    def fidelity(self, study: optuna.Study, step: int) -> Fidelity:
+        return rung_fidelity(study, step, self.final, self.threshold, self.needed)
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        # The inner pruner is always asked: some record the trial at its rung then (successive halving's rung
+        # attributes), and would have no peers once the rung may cut.
+        cut = self.inner.prune(study, trial)
+        step = trial.last_step
+        return cut and step is not None and step < self.final and self.fidelity(study, step).predicts
+
+
 class KeepReferences(BasePruner):
     """A pruner that never stops a reference trial (``REFERENCE`` on its twin) and otherwise asks ``inner``.
     The reference trials still count as peers of the others at a rung: only their own decision is fixed."""
@@ -142,9 +222,16 @@ class KeepReferences(BasePruner):
 
 
 def make_pruner(strategy: Strategy, epochs: int, objectives: tuple[str, ...] = ("accuracy", "macs")) -> BasePruner:
-    """The strategy's pruner, acting on the single-objective twin study, reference trials exempt."""
+    """The strategy's pruner, acting on the single-objective twin study, reference trials exempt, cutting only at
+    rungs that predict (unless the strategy turns the guard off)."""
     inner = _pruner(strategy, epochs, objectives)
-    return inner if isinstance(inner, optuna.pruners.NopPruner) else KeepReferences(inner)
+    if isinstance(inner, optuna.pruners.NopPruner):
+        return inner
+    s = strategy.settings
+    if strategy.guard:
+        inner = FidelityGuard(inner, epochs, float(s.get("min_fidelity", MIN_FIDELITY)),
+                              int(s.get("fidelity_trials", FIDELITY_TRIALS)))  # fmt: skip
+    return KeepReferences(inner)
 
 
 def _pruner(strategy: Strategy, epochs: int, objectives: tuple[str, ...]) -> BasePruner:

@@ -8,13 +8,15 @@ patching a module or a class. Pure (no optuna), so the replay's strategy list lo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.settings import PRUNERS, SAMPLERS, SearchConfig
+from gcsearch.space import SearchSpace
 
 # TPE's settings. multivariate + group: joint modelling of the axes that occur together (define-by-run
 # spaces need group=True, or the joint space shrinks to the axes every trial has); constant liar: running
@@ -31,6 +33,71 @@ UNIFORM = "uniform"  # the fair comparator every strategy is paired against
 FRONT_FIRST = "-front-first"  # a pareto pruner's name with this suffix keeps its whole first front (earlier rule)
 
 
+LEARNING = ("tpe", "gp", "nsga2")  # samplers that learn from the trials so far (the others draw at random)
+STARTUP = {"tpe": int(TPE_OPTIONS["n_startup_trials"]), "gp": 10, "nsga2": 50}  # Optuna's own random start-ups
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How a search of ``trials`` trainings spends them: the reference trials (the baseline and the paper default,
+    at one or more seeds), the sampler's random start-up trials, and the rest, which the sampler guides.
+
+    Both scale with the budget, so that a small search still searches: about one reference pair per 12 trials
+    (at least one, at most ``reference_seeds``) and a start-up of about a sixth (at least 2, at most Optuna's
+    default), so references and start-up take about a third and the sampled configurations at least half. A
+    40-trial search of gc.yaml: 6 references (3 seeds), 6 random, 28 guided; a 6-trial one: 2, 2, 2 (before,
+    2 x 3 references and TPE's 8 start-up trials left a 6-trial search nothing to sample)."""
+
+    trials: int
+    references: int  # trainings of the reference configurations
+    startup: int  # sampled at random before the sampler learns (all of them for a sampler that does not learn)
+    sampler: str
+    reference_seeds: int = 1  # the most seeds the references may get (search.reference_seeds)
+    reference_configs: int = 2  # the space's reference configurations (0-2)
+
+    @property
+    def sampled(self) -> int:
+        return self.trials - self.references
+
+    @property
+    def guided(self) -> int:
+        return max(0, self.sampled - self.startup)
+
+    def text(self) -> str:
+        refs = f"{self.references} references (baseline, paper default)" if self.references else "no references"
+        if self.sampler not in LEARNING:
+            return f"{self.trials} trials = {refs} + {self.sampled} drawn by {self.sampler}"
+        return (f"{self.trials} trials = {refs} + {self.startup} random start-up + {self.guided} guided by "
+                f"{self.sampler}")  # fmt: skip
+
+    def warning(self) -> str:
+        """One line when the sampler would have nothing to learn from, else empty."""
+        if self.sampler not in LEARNING or self.guided > 0:
+            return ""
+        enough = next(n for n in range(self.trials + 1, self.trials + 100)
+                      if split(n, self.reference_seeds, self.reference_configs, self.sampler).guided > 0)  # fmt: skip
+        return (f"warning: {self.trials} trials leave {self.sampler} nothing to guide (every sampled trial is its "
+                f"random start-up): give --trials {enough} or more to search")  # fmt: skip
+
+
+def split(trials: int, reference_seeds: int, references: int, sampler: str, startup: int | None = None) -> Budget:
+    """The budget of a search of ``trials`` whose space holds ``references`` reference configurations (0-2);
+    ``startup``: the sampler's own start-up (default Optuna's)."""
+    pairs = 0 if references == 0 or trials < 4 else min(reference_seeds, max(1, trials // 12))
+    sampled = trials - pairs * references
+    # A sampler that does not learn draws every sampled trial at random: all of them are its "start-up".
+    first = min(startup or STARTUP[sampler], max(2, trials // 6), sampled) if sampler in LEARNING else sampled
+    return Budget(trials, pairs * references, first, sampler, reference_seeds, references)
+
+
+def budget_of(space: SearchSpace, strategy: Strategy, within: Sequence[ArchConfig] | None = None) -> Budget:
+    """How a search of ``space`` splits its trials (``strategy.split``)."""
+    trainable = set(within) if within is not None else set(space.grid())
+    refs = sum(a in trainable for a in space.references()) if strategy.references else 0
+    startup = dict(strategy.tpe).get("n_startup_trials") if strategy.sampler == "tpe" else None
+    return split(space.search.trials, space.search.reference_seeds, refs, strategy.sampler, startup)
+
+
 @dataclass(frozen=True)
 class Strategy:
     """How a search decides.
@@ -40,7 +107,9 @@ class Strategy:
     trainable set): "nearest", an untried configuration nearest to it (the sampler's intent, one step away),
     or "random", any untried one (the earlier rule).
     ``tpe``: keyword arguments of Optuna's TPESampler, as (name, value) pairs.
-    ``front_first``: the pareto pruner keeps the whole first front however large (its earlier rule)."""
+    ``front_first``: the pareto pruner keeps the whole first front however large (its earlier rule).
+    ``guard``: a rung cuts only once the search's completed trials show it predicts the final score
+    (``pruning.FidelityGuard``); off, the pruner cuts at every rung (the earlier rule)."""
 
     name: str
     sampler: str
@@ -50,6 +119,7 @@ class Strategy:
     replacement: str = "nearest"
     tpe: tuple[tuple[str, Any], ...] = field(default_factory=lambda: tuple(TPE_OPTIONS.items()))
     front_first: bool = False
+    guard: bool = True
     about: str = ""  # one line for a report
 
     def __post_init__(self) -> None:
