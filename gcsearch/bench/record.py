@@ -86,9 +86,16 @@ def record(
                  "continue)\n")  # fmt: skip
     stream.flush()
     tune.run(space, run_dir, address=address, stream=stream, plan=pairs)
+    return export(run_dir, run_dir / "curves.csv")
+
+
+def export(run_dir: Path, out: Path) -> Path:
+    """A recording's run directory (finished, or still recording: its journal is read, never locked) as
+    ``out`` (curves.csv), with its per-image outcomes and its environments beside it."""
+    from gcsearch.search import rundir
+
     space = rundir.load_run_space(run_dir)  # as run: a fine-tuning recipe's hash names its weights file's
     study = rundir.load_main_study(run_dir.resolve())
-    out = run_dir / "curves.csv"
     curves.write(out, curve_points(space, study))
     write_outcomes(run_dir, study, outcomes.path_for(out))
     write_atomic(out.with_suffix(".env.json"), json.dumps(environments(study), indent=1) + "\n")
