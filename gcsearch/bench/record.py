@@ -71,7 +71,7 @@ def record(
     stream: TextIO | None = None,
 ) -> Path:
     """Record (or continue recording) the plan into ``run_dir``; returns the curves.csv path."""
-    from gcsearch.search import rundir, tune
+    from gcsearch.search import tune
 
     if seeds < 1:
         raise ConfigError("--seeds", "must be >= 1", seeds)
