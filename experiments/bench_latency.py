@@ -1,19 +1,19 @@
 """How far measured latency can be trusted, and where MACs mislead about it.
 
-1. Repeatability: 6 configurations of gc.yaml (the baseline, the paper default and four far from it), each
+1. Repeatability: 6 configurations of gc-fashion.yaml (the baseline, the paper default and four far from it), each
    measured 5 times as a search measures it, every measurement in a fresh process pinned to one core with an
    empty cache (nn/latency.latency with the search's defaults: the baseline alone, then the configuration
    against it; 2 s warm-up, 200 timed runs at batch 1, 1 thread); the coefficients of variation of the 5 ms
    figures and of the 5 ratios to the baseline.
 2. The same while a training runs on the other core (what a search on a shared node has left: a trial measures
    on its own Ray cores, under the machine's lock, but another trial may be training beside it).
-3. MACs against latency over the whole grid of gc.yaml, in one process pinned to one core: each configuration
+3. MACs against latency over the whole grid of gc-fashion.yaml, in one process pinned to one core: each configuration
    timed against the baseline in the same moment (the two alternate in blocks of 10 runs), so that the slow
    phases of a shared machine cancel in the ratio; 3 passes, each in its own random order, whose spread is the
    grid's noise. Kendall's tau (scipy.stats.kendalltau) between MACs and latency, and the groups of
    configurations MACs call equal whose latencies differ (a one-way ANOVA, Holm-corrected over the groups).
 
-    python experiments/bench_latency.py [--space search_spaces/gc.yaml] [--rounds 5] [--passes 3] [--skip-grid]
+    python experiments/bench_latency.py [--space search_spaces/gc-fashion.yaml] [--rounds 5] [--passes 3] [--skip-grid]
                                         [--resume]
 
 A space whose search.latency says `device: cuda, batch: 64` measures on a GPU.
@@ -356,7 +356,7 @@ def grid_section(rows: list[dict], quiet: dict[str, list[dict]], passes: int, ru
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--space", default=str(ROOT / "search_spaces" / "gc.yaml"))
+    p.add_argument("--space", default=str(ROOT / "search_spaces" / "gc-fashion.yaml"))
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--passes", type=int, default=3, help="passes over the grid")
     p.add_argument("--skip-grid", action="store_true", help="repeatability only")

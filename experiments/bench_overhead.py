@@ -6,7 +6,7 @@ timed them), per-trial setup (imports, data load, model build: first report minu
 start, and the rest (actor start, scheduling, reporting, idle slots at the end). Also reports what
 `gcsearch run` users see: wall time, trials run / pruned, and the trial-epochs pruning saved.
 
-    python experiments/bench_overhead.py [--space search_spaces/gc.yaml] [--trials N]
+    python experiments/bench_overhead.py [--space search_spaces/gc-fashion.yaml] [--trials N]
 
 Writes experiments/results/bench_overhead.md.
 """
@@ -31,7 +31,7 @@ from gcsearch.spacefile import load_space
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--space", default="search_spaces/gc.yaml")
+    parser.add_argument("--space", default="search_spaces/gc-fashion.yaml")
     parser.add_argument("--trials", type=int, help="override search.trials")
     args = parser.parse_args()
     space = load_space(args.space)

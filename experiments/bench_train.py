@@ -6,7 +6,7 @@ a shuffled index per epoch, forward, cross-entropy, backward, SGD step, no augme
 train() is timed by its own per-epoch images/s (training only, validation excluded), which is what a
 search pays per image. Repeats alternate the two so drift on a noisy machine hits both alike.
 
-    python experiments/bench_train.py [--space search_spaces/gc.yaml] [--threads 1] [--repeats 3]
+    python experiments/bench_train.py [--space search_spaces/gc-fashion.yaml] [--threads 1] [--repeats 3]
 
 Writes experiments/results/bench_train-<device>.md.
 """
@@ -66,7 +66,7 @@ def gcsearch_train(space, splits, epochs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--space", default="search_spaces/gc.yaml")
+    parser.add_argument("--space", default="search_spaces/gc-fashion.yaml")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a search trial gets 1 CPU)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per measurement")

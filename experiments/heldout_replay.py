@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--curves", default=str(ROOT / "experiments" / "data" / "curves-finetune.csv"))
-    parser.add_argument("--space", default=str(ROOT / "search_spaces" / "gc.yaml"))
+    parser.add_argument("--space", default=str(ROOT / "search_spaces" / "gc-fashion.yaml"))
     parser.add_argument("--replays", type=int, default=40)
     parser.add_argument("--shares", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
     parser.add_argument("--margin", type=float, default=0.001, help="accuracy: a smaller regret is noise")

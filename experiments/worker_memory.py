@@ -1,8 +1,8 @@
-"""Where does a trial worker's memory go, and does it stay flat over a long search of gc.yaml?
+"""Where does a trial worker's memory go, and does it stay flat over a long search of gc-fashion.yaml?
 
 Part 1, by stage, each in a fresh process (/proc/self/smaps_rollup after the stage: RSS, its anonymous part, its
 shared file-backed part, and the peak RSS so far): the interpreter; `import torch`; `import ray` and
-`ray.tune`; gc.yaml's data loaded; one epoch of gc.yaml's proxy trained, then a second; and, for comparison,
+`ray.tune`; gc.yaml's data loaded; one epoch of gc-fashion.yaml's proxy trained, then a second; and, for comparison,
 `import torchvision.models`, which a worker no longer does.
 
 Part 2, a long real search: `gcsearch run` on gc.yaml's recipe with --trials N and one trial at a time, so one
@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-GC = ROOT / "search_spaces" / "gc.yaml"
+GC = ROOT / "search_spaces" / "gc-fashion.yaml"
 SAMPLES = ROOT / "experiments" / "data" / "worker_memory.csv"
 OUT = ROOT / "experiments" / "results" / "worker_memory.md"
 MIB = 1024 * 1024
@@ -44,7 +44,7 @@ STEPS = [
     ("+ import ray, ray.tune", "import ray, ray.tune\n"),  # Tune's function trainable brings pandas and pyarrow
     ("+ gc.yaml's data loaded", "from gcsearch.nn import data\n" + LOAD
      + "splits = data.load(s.data, s.backbone.input_size, s.backbone.num_classes, s.train.seed)\n"),
-    ("+ one epoch of gc.yaml's proxy",
+    ("+ one epoch of gc-fashion.yaml's proxy",
      "from gcsearch.nn import train\ntrain.train(s.reference(), s, epochs=1, splits=splits)\n"),
     ("+ a second epoch (another training)", "train.train(s.reference(), s, epochs=1, splits=splits)\n"),
     # What a worker no longer imports: torchvision, whose ops import torch._dynamo and sympy (so does torch.optim).
@@ -202,7 +202,7 @@ def main() -> None:
     def mean(rows: list, i: int) -> float:
         return statistics.fmean(r[i] for r in rows) / MIB
 
-    lines += [f"## A long search: {len(trials)} trials of gc.yaml's recipe, one reused worker ({run_dir.name}, "
+    lines += [f"## A long search: {len(trials)} trials of gc-fashion.yaml's recipe, one reused worker ({run_dir.name}, "
               f"{(time.perf_counter() - start) / 60:.0f} min)", "",
               "| trials | mean RSS (MiB) | mean PSS (MiB) | mean anonymous (MiB) |", "|---|---|---|---|",
               f"| first 10 | {mean(first, 1):.0f} | {mean(first, 2):.0f} | {mean(first, 3):.0f} |",
