@@ -165,3 +165,30 @@ def test_verdicts_are_printed_only_behind_a_positive_control():
     assert not holds and "No positive control: this proxy cannot show a GC effect" in text
     row = next(line for line in text.splitlines() if line.startswith("| fusion: add > mul |"))
     assert row.endswith("| withheld (no control) |")
+
+
+def test_misfit_is_what_the_model_leaves_out_and_seed_noise_the_rest():
+    # An interaction the model holds (pool x fusion) is fitted away: what is left is the seeds' noise.
+    fitted = factorial.analyse(synthetic({}, interaction=0.02, noise=0.002))
+    assert ("pool", "fusion") in fitted.interactions_fitted
+    assert fitted.misfit_sd < 0.001 and fitted.seed_sd == pytest.approx(0.002, rel=0.2)
+    # One it leaves out (ratio x norm, +0.01 in a quarter of the cells) is misfit: what the main effects cannot
+    # absorb, a quarter of it (0.0025), beside the same seed noise.
+    grid_obs = synthetic({}, noise=0.002)
+    odd = [(a, s, v + (0.01 if not a.is_baseline and a.ratio == 0.25 and a.norm == "none" else 0.0))
+           for a, s, v in grid_obs]  # fmt: skip
+    misfit = factorial.analyse(odd)
+    assert ("norm", "ratio") not in misfit.interactions_fitted and ("ratio", "norm") not in misfit.interactions_fitted
+    assert 0.0015 < misfit.misfit_sd < 0.0035 and misfit.seed_sd == pytest.approx(0.002, rel=0.2)
+
+
+def test_the_claims_are_also_read_within_the_papers_add_fusion():
+    # after_1x1 helps only under add (fusion x position, in the model): averaged over the three fusions it is a
+    # third as large, at add it is whole.
+    obs = [(a, s, v + (0.006 if not a.is_baseline and a.fusion == "add" and a.position == "after_1x1" else 0.0))
+           for a, s, v in synthetic({}, noise=0.0005)]  # fmt: skip
+    a = factorial.analyse(obs)
+    overall = next(c for c in a.position if c.name == "position: after_1x1 - after_3x3")
+    at_add = next(c for c in a.within_add if c.name == "position: after_1x1 - after_3x3, at add")
+    assert overall.estimate == pytest.approx(0.002, abs=0.0005)
+    assert at_add.estimate == pytest.approx(0.006, abs=0.0008) and at_add.verdict == "after_1x1 better"

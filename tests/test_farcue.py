@@ -76,3 +76,10 @@ def test_with_four_shapes_only_the_shape_says_the_label():
     # Blank (0 lit) and square (25) keep the item's class, ring (16) and cross (9) make it c + 5: neither the cue's
     # presence nor its brightness tells the label, its shape does.
     assert {int(n): set(shift[lit == n].tolist()) for n in np.unique(lit)} == {0: {0}, 9: {5}, 16: {5}, 25: {0}}
+
+
+def test_items_resized_a_chunk_at_a_time_are_the_same_bytes():
+    x, _ = items(1000)
+    whole = farcue.resize_items(x, 14, chunk=len(x))
+    # Chunks (the memory they save) change nothing: each item's arithmetic is its own.
+    assert np.array_equal(farcue.resize_items(x, 14, chunk=97), whole) and whole.shape == (1000, 14, 14)

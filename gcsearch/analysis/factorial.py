@@ -5,13 +5,16 @@ One-factor-at-a-time (``ablate``) spends every training on one axis. A balanced 
 main effect is its levels' difference averaged over the other axes.
 
 The model: an ordinary least-squares fit over the GC configurations' seed-mean scores,
-``score ~ pool + fusion + ratio + norm + stages + position + pool:fusion + fusion:position``
-(categorical; see ``INTERACTIONS``). Every
+``score ~ pool + fusion + ratio + norm + stages + position`` plus the interactions of ``INTERACTIONS`` the design can
+carry (each, in order, while at least ``MIN_DF`` residual degrees of freedom stay), categorical. Every
 configuration carries the same seeds, so seed (the blocking factor: a seed fixes the starting weights'
 batch order, shared by every configuration) cancels from the configuration means; what is left in the
-residual is one seed-mean's noise plus what the main effects do not explain (interactions), the honest
-error for an effect averaged over the space. A level's marginal mean averages the model over the full
-factorial of the levels present, so unequal level counts do not bias it.
+residual is one seed-mean's noise plus what the model does not explain (its misfit: the interactions it leaves
+out), the honest error for an effect averaged over the space; the report splits the two (``misfit_sd``,
+``seed_sd``): where misfit dominates, more configurations sharpen the intervals and more seeds do not. A level's
+marginal mean averages the model over the full factorial of the levels present, so unequal level counts do not
+bias it. The paper's claims are also read within its own fusion (add), where the factorial's average over
+fusions and gate starts is not the paper's question (``within_add``).
 
 The paper's hypotheses (``PAPER``) are pre-registered contrasts. Each is tested two-sided (a one-sided
 test at alpha/2 in each direction, so the tool can say "agree" or "disagree"), Holm over the family;
@@ -28,6 +31,7 @@ import itertools
 import math
 import statistics
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +45,13 @@ from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
 from gcsearch.space import SearchSpace
 
-# In the model: pool x fusion (the issue's reading of the from-scratch recording: att+both 0.8525 against
-# avg+both 0.8596) and fusion x position, the one interaction that survives Holm in the from-scratch
-# recording (experiments/data/curves-gc.csv, p 0.011), chosen there and confirmed on the fine-tuned one.
-INTERACTIONS = (("pool", "fusion"), ("fusion", "position"))
+# The model's interactions, in order, each while the design leaves MIN_DF residual degrees of freedom: fusion x
+# position (with gate starts varied, fusion's levels name the start: fusion x position x gate start), the one
+# that survived Holm in the from-scratch recording (experiments/data/curves-gc.csv, p 0.011); pool x fusion (its
+# reading: att+both 0.8525 against avg+both 0.8596); stages x position (the far-cue review's candidate, once
+# 200 configurations allow it).
+INTERACTIONS = (("fusion", "position"), ("pool", "fusion"), ("stages", "position"))
+MIN_DF = 10
 ALPHA = 0.05
 POWER = 0.8
 MARGIN = stats.MARGIN  # the equivalence margin of every tied verdict (stats.py says why 0.002)
@@ -136,12 +143,20 @@ class Analysis:
     residual_sd: float  # of a configuration's seed mean, around the model
     seed_sd: float  # of one training, after removing configuration and seed (the within-block noise)
     df: float
+    interactions_fitted: tuple[tuple[str, str], ...]
     margin: float
     hypotheses: list[Contrast]
     position: list[Contrast]
     means: list[LevelMean]
     interactions: list[Interaction]
     control: Control  # paper default - baseline: without it no verdict about the paper is printed
+    within_add: list[Contrast] = dataclasses.field(default_factory=list)  # the claims at fusion = add
+
+    @property
+    def misfit_sd(self) -> float:
+        """What the model leaves unexplained in a configuration's mean beyond its seeds' noise: the residual
+        variance of a seed-mean less one training's variance over the seeds averaged (0 if noise explains it)."""
+        return math.sqrt(max(0.0, self.residual_sd**2 - self.seed_sd**2 / len(self.seeds)))
 
 
 def observations(curves: Curves) -> list[tuple[ArchConfig, int, float]]:
@@ -169,9 +184,17 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
     frame = pd.DataFrame(rows)
     axes = [ax for ax in FACTORS if frame[ax].nunique() > 1]
     terms = [f"C({ax})" for ax in axes]
-    terms += [f"C({a}):C({b})" for a, b in INTERACTIONS if a in axes and b in axes]
     formula = "score ~ " + " + ".join(terms) if terms else "score ~ 1"
     fit = smf.ols(formula, frame).fit()
+    fitted: list[tuple[str, str]] = []
+    for a, b in INTERACTIONS:  # in order, while the design carries them
+        if a in axes and b in axes:
+            with warnings.catch_warnings():  # a design that cannot carry it is rank-deficient: refused below
+                warnings.simplefilter("ignore")
+                bigger = smf.ols(f"{formula} + C({a}):C({b})", frame).fit()
+            if bigger.df_resid >= MIN_DF and bigger.model.rank == bigger.model.exog.shape[1]:
+                formula, fit = f"{formula} + C({a}):C({b})", bigger
+                fitted.append((a, b))
     if fit.df_resid < 2 or fit.model.rank < fit.model.exog.shape[1]:
         raise ConfigError(
             "configurations",
@@ -221,24 +244,50 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
             tests.append((f"position: {a} - {b}", "unresolved", est, se, fit.df_resid, (f"{a} better", f"{b} better")))
         position = _judge(tests, margin)
 
+    within_add = _within_add(fit, full, frame, axes, margin) if "add" in set(frame.get("fusion", [])) else []
     seed_sd = _within_sd(by_arch, seeds)
-    # The control on the seeds every configuration has, as the family's gc row, so the two always agree.
-    common = [
-        {s: by_arch[a][s] for s in seeds} if a in by_arch else None for a in (_recorded_default(by_arch), ArchConfig())
-    ]
+    # The control on every seed both references have (a recording gives them more than the others), as the
+    # family's gc row, so the two always agree.
+    default = _recorded_default(by_arch)
+    references = (by_arch.get(default) if default is not None else None, by_arch.get(ArchConfig()))
     return Analysis(
         configurations=len(gc),
         seeds=seeds,
         residual_sd=math.sqrt(fit.scale),
         seed_sd=seed_sd,
         df=float(fit.df_resid),
+        interactions_fitted=tuple(fitted),
         margin=margin,
         hypotheses=hypotheses,
         position=position,
         means=means,
-        interactions=_interactions(frame, axes, formula, fit),
-        control=control(*common),
+        interactions=_interactions(frame, axes, formula, fit, fitted),
+        control=control(*references),
+        within_add=within_add,
     )
+
+
+def _within_add(fit: Any, full: Any, frame: Any, axes: Sequence[str], margin: float) -> list[Contrast]:
+    """The paper's claims on the other axes, and position's pairs, at fusion = add (the paper's fusion): the
+    model's simple effects, averaged over the full factorial of the remaining axes; Holm over this family."""
+    add = full[full["fusion"] == "add"]
+
+    def mean(axis: str, value: str) -> Any:
+        return _design_rows(fit, add[add[axis] == value]).mean(axis=0)
+
+    tests = []
+    for h in PAPER:
+        if h.axis in ("fusion", "gc") or h.axis not in axes or not {h.better, h.worse} <= set(frame[h.axis]):
+            continue
+        t = fit.t_test(mean(h.axis, h.better) - mean(h.axis, h.worse))
+        tests.append((f"{h.name}, at add", f"{h.better} better ({h.evidence})", float(t.effect[0]), float(t.sd[0][0]),
+                      float(fit.df_resid), ("agree", "disagree")))  # fmt: skip
+    if "position" in axes:
+        for a, b in itertools.combinations(sorted(frame["position"].unique(), key=_order), 2):
+            t = fit.t_test(mean("position", a) - mean("position", b))
+            tests.append((f"position: {a} - {b}, at add", "unresolved", float(t.effect[0]), float(t.sd[0][0]),
+                          float(fit.df_resid), (f"{a} better", f"{b} better")))  # fmt: skip
+    return _judge(tests, margin)
 
 
 def _order(value: str) -> tuple[int, str]:
@@ -284,12 +333,12 @@ def _recorded_default(by_arch: dict[ArchConfig, dict[int, float]]) -> ArchConfig
 def _gc_versus_baseline(
     by_arch: dict[ArchConfig, dict[int, float]], seeds: Sequence[int]
 ) -> tuple[float, float, float] | None:
-    """Paper default - baseline, paired by seed: (mean, its standard error, df); None unless both were
-    recorded."""
+    """Paper default - baseline, paired by seed over every seed both have (``seeds`` at least): (mean, its
+    standard error, df); None unless both were recorded."""
     default, baseline = _recorded_default(by_arch), ArchConfig()
     if default is None or default not in by_arch or baseline not in by_arch:
         return None
-    diffs = [by_arch[default][s] - by_arch[baseline][s] for s in seeds]
+    diffs = stats.paired(by_arch[default], by_arch[baseline])
     return statistics.mean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), float(len(diffs) - 1)
 
 
@@ -335,7 +384,8 @@ def _within_sd(by_arch: dict[ArchConfig, dict[int, float]], seeds: Sequence[int]
     return math.sqrt(ss / df) if df > 0 else math.nan
 
 
-def _interactions(frame: Any, axes: Sequence[str], formula: str, fit: Any) -> list[Interaction]:
+def _interactions(frame: Any, axes: Sequence[str], formula: str, fit: Any,
+                  fitted: Sequence[tuple[str, str]]) -> list[Interaction]:  # fmt: skip
     """The model's interactions (their F tests), and every other two-way interaction screened one at a time
     against the model (F test of adding it), Holm over all of them."""
     import statsmodels.api as sm
@@ -343,14 +393,16 @@ def _interactions(frame: Any, axes: Sequence[str], formula: str, fit: Any) -> li
 
     found: list[tuple[tuple[str, str], float, float]] = []
     table = sm.stats.anova_lm(fit, typ=2)
-    for a, b in INTERACTIONS:
+    for a, b in fitted:
         key = f"C({a}):C({b})"
         if key in table.index:
             found.append(((a, b), float(table.loc[key, "F"]), float(table.loc[key, "PR(>F)"])))
     for a, b in itertools.combinations(axes, 2):
-        if (a, b) in INTERACTIONS:
+        if (a, b) in fitted or (b, a) in fitted:
             continue
-        bigger = smf.ols(f"{formula} + C({a}):C({b})", frame).fit()
+        with warnings.catch_warnings():  # a design that cannot carry it is rank-deficient: skipped below
+            warnings.simplefilter("ignore")
+            bigger = smf.ols(f"{formula} + C({a}):C({b})", frame).fit()
         if bigger.df_resid < 2 or bigger.df_model <= fit.df_model or bigger.model.rank < bigger.model.exog.shape[1]:
             continue
         f, p, _ = bigger.compare_f_test(fit)
@@ -367,10 +419,12 @@ def report(analysis: Analysis, source: str) -> str:
         "",
         f"{a.configurations} GC configurations x {len(a.seeds)} seeds {a.seeds}, plus the baseline. Model: OLS "
         "over configuration seed-means, score ~ "
-        + " + ".join([*FACTORS, *(f"{x}:{y}" for x, y in INTERACTIONS)])
+        + " + ".join([*FACTORS, *(f"{x}:{y}" for x, y in a.interactions_fitted)])
         + " (categorical); residual "
-        f"sd of a configuration's mean {a.residual_sd:.4f} on {a.df:.0f} df; one training's sd after removing "
-        f"configuration and seed {a.seed_sd:.4f}. Each hypothesis: two-sided t test of its contrast (marginal "
+        f"sd of a configuration's mean {a.residual_sd:.4f} on {a.df:.0f} df, of which misfit (what the model leaves "
+        f"unexplained) {a.misfit_sd:.4f} and seed noise {a.seed_sd / math.sqrt(len(a.seeds)):.4f} (one training's "
+        f"sd after removing configuration and seed, {a.seed_sd:.4f}, over {len(a.seeds)} seeds). Each hypothesis: "
+        "two-sided t test of its contrast (marginal "
         f"means over the full factorial), Holm over the {len(a.hypotheses)} hypotheses; 'equivalent' = TOST at "
         f"+-{a.margin:g}, Holm-adjusted; 'detectable' = the effect found with {POWER:.0%} power at the strictest "
         f"Holm step. GC vs baseline: paired t over seeds of the paper default against the baseline.",
@@ -388,6 +442,12 @@ def report(analysis: Analysis, source: str) -> str:
         lines += ["| contrast | paper | estimate [95% interval] | Holm p | TOST p | detectable | verdict |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
         lines += [_row(c, shown(c)) for c in a.position]
+    if a.within_add:
+        lines += ["", "Within the paper's fusion (add): each claim as the model's simple effect at fusion = add, "
+                  "averaged over the other axes; Holm over this family:", "",
+                  "| contrast | paper | estimate [95% interval] | Holm p | TOST p | detectable | verdict |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [_row(c, shown(c)) for c in a.within_add]
     lines += ["", "Marginal means (95% interval), averaged over the full factorial of the other axes:", "",
               "| axis | level | mean [95% interval] | configurations |", "|---|---|---|---|"]  # fmt: skip
     lines += [

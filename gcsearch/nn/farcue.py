@@ -53,6 +53,19 @@ def area_matrix(src: int, dst: int) -> np.ndarray:
     return m / m.sum(1, keepdims=True)
 
 
+def resize_items(items: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:
+    """uint8 [N, 28, 28] items area-resized to [N, size, size], a chunk at a time: the whole split in float64 held
+    376 MB of a trial worker's peak (experiments/results/search_memory.md); each item's arithmetic is the same."""
+    if size == items.shape[1]:
+        return items.copy()
+    r = area_matrix(items.shape[1], size)
+    out = np.empty((len(items), size, size), np.uint8)
+    for i in range(0, len(items), chunk):
+        part = np.einsum("ij,njk,lk->nil", r, items[i : i + chunk].astype(np.float64), r)
+        out[i : i + chunk] = np.clip(np.rint(part), 0, 255).astype(np.uint8)
+    return out
+
+
 def far_cue(items: np.ndarray, classes: np.ndarray, cfg: FarCueConfig, seed: int,
             num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """One far-cue image per source item (uint8 [N, 28, 28], labels [N]): uint8 [N, 1, canvas, canvas] and int64
@@ -71,11 +84,7 @@ def far_cue(items: np.ndarray, classes: np.ndarray, cfg: FarCueConfig, seed: int
         ok = np.flatnonzero(np.maximum(gap_x, gap_y) >= cfg.min_distance)[: len(todo)]
         pos[todo[: len(ok)]] = np.stack([iy[ok], ix[ok], cy[ok], cx[ok]], 1)
         todo = todo[len(ok) :]
-    scaled = items.astype(np.float64)
-    if cfg.item_size != items.shape[1]:
-        r = area_matrix(items.shape[1], cfg.item_size)
-        scaled = np.einsum("ij,njk,lk->nil", r, scaled, r)
-    scaled = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    scaled = resize_items(items, cfg.item_size)
     patterns = np.stack([cue_pattern(s, cfg.cue) for s in cfg.shapes])
     brightness = rng.uniform(cfg.contrast, 1.0, size=n) if cfg.contrast < 1 else np.ones(n)
     out = np.zeros((n, 1, size, size), np.uint8)

@@ -36,7 +36,6 @@ from gcsearch.arch import ArchConfig
 from gcsearch.epoch import Epoch, Outcome
 from gcsearch.errors import ConfigError, Interrupted
 from gcsearch.files import sweep_temporaries
-from gcsearch.nn import pretrain
 from gcsearch.pareto import TrialRecord
 from gcsearch.search import attrs, rundir
 from gcsearch.search.cluster import start_ray
@@ -193,7 +192,10 @@ def _run_locked(
             f"optuna.log ended in a half-written record ({dropped} bytes, from a kill mid-write): dropped it; "
             "every complete record is kept, and a trial it left unfinished is rerun from its checkpoint\n"
         )
-    space = pretrain.resolve(space, stream)  # fine-tuning: the weights made once, checked, their hash pinned
+    if space.backbone.weights or space.backbone.pretrain:  # the trainer loads in the driver only for fine-tuning
+        from gcsearch.nn import pretrain
+
+        space = pretrain.resolve(space, stream)  # the weights made once, checked, their hash pinned
     rundir.check_same_recipe(run_dir, space)
     rundir.save_space(run_dir, space)
     if plan is None and space.search.sampler == "grid":
