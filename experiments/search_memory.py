@@ -104,6 +104,8 @@ def measure(case: str, folder: Path, work: Path) -> dict[str, object]:
                 except OSError:
                     continue
                 r = role(pid, proc.pid, title)
+                if peaks.get(pid, ("", 0))[0] == "trial worker":
+                    r = "trial worker"  # a worker between trials is titled ray::IDLE: it stays a trial worker
                 peaks[pid] = (r, max(hwm, peaks.get(pid, (r, 0))[1]))
                 now[r] = now.get(r, 0) + rss
             for r, v in now.items():

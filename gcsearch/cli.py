@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "sample of the grid, every axis's main effect estimated from every configuration")  # fmt: skip
     ablate.add_argument("--curves", help="balanced: analyse this `bench record` curves file instead of training")
     ablate.add_argument("--configs", type=int, default=40, help="balanced: configurations to record (default 40)")
-    ablate.add_argument("--margin", type=float, default=0.002, help="balanced: equivalence margin of 'equivalent' "
+    ablate.add_argument("--margin", type=float, default=0.002, help="equivalence margin of 'equivalent' "
                         "(TOST), in accuracy (default 0.002)")  # fmt: skip
     ablate.add_argument("--seeds", type=int, help="trainings per point (ofat default: from a power estimate, at "
                         "least 5; balanced default: 5)")  # fmt: skip

@@ -120,7 +120,15 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     elif space is None:
         raise ConfigError("space", "is needed: the space file to ablate", None)
     else:
-        ablate.run(space, args.seeds, effect=args.effect, epochs=args.epochs, name=args.name, address=args.address)
+        ablate.run(
+            space,
+            args.seeds,
+            effect=args.effect,
+            epochs=args.epochs,
+            name=args.name,
+            address=args.address,
+            margin=args.margin,
+        )
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:

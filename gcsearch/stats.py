@@ -13,7 +13,9 @@ comparison uses the per-seed differences (a paired t-test), not two independent 
 - ``sign_flip_p``: the exact permutation (sign-flip) p-value, distribution-free, for few seeds;
 - ``holm``: Holm-Bonferroni adjusted p-values across the comparisons of one family;
 - ``seeds_needed`` / ``detectable``: power of a paired t-test from an observed paired standard deviation;
-- ``ranks``, ``spearman``, ``kendall`` (tau-b), ``top_overlap``: how well one ranking agrees with another.
+- ``ranks``, ``spearman``, ``kendall`` (tau-b), ``top_overlap``: how well one ranking agrees with another;
+- ``judge``: a family of contrasts (estimate, standard error, df) judged two-sided with Holm, equivalent only by
+  TOST, each with the effect it could detect with 80% power (``Contrast``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ CONSTANT = 1e-9
 # reports (its ablations separate variants by 0.3 points and more), and 2x the paired noise of the
 # fine-tuned recipe (experiments/results/recipes-noise.md), so a few seeds can show it.
 MARGIN = 0.002
+ALPHA = 0.05  # every family's level
+POWER = 0.8  # the power a detectable effect is stated at
 
 
 def paired(a: Mapping[int, float], b: Mapping[int, float]) -> list[float]:
@@ -267,3 +271,53 @@ def seeds_needed(sd: float, effect: float, alpha: float = 0.05, power: float = 0
         if detectable(sd, n, alpha, power) <= effect:
             return n
     return most
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class Contrast:
+    name: str
+    paper: str  # the paper's direction and evidence, or "unresolved"
+    estimate: float  # better - worse
+    low: float  # 95% two-sided interval
+    high: float
+    se: float
+    df: float
+    p: float  # two-sided, unadjusted
+    p_adjusted: float  # Holm over the family (or over position's pairs)
+    p_tost: float  # equivalence at +-margin, Holm-adjusted the same way
+    detectable: float  # the smallest effect found with 80% power at the strictest Holm step
+    verdict: str
+
+
+def judge(tests: Sequence[tuple[str, str, float, float, float, tuple[str, str]]], margin: float) -> list[Contrast]:
+    """Two-sided t tests and TOST at +-margin, both Holm-adjusted over ``tests``; each test's verdict is
+    its first word when the estimate is resolved above zero, its second below, "equivalent", or "not
+    resolved"."""
+    from scipy import stats as st  # imported on use
+
+    p, p_tost = [], []
+    for _, _, est, se, df, _ in tests:
+        if se <= 1e-9:  # no spread (to rounding): a t test says nothing; identical scores are not evidence
+            p.append(1.0)
+            p_tost.append(1.0)
+            continue
+        p.append(float(2 * st.t.sf(abs(est) / se, df)))
+        p_tost.append(float(max(st.t.sf((est + margin) / se, df), st.t.cdf((est - margin) / se, df))))
+    adjusted, adjusted_tost = holm(p), holm(p_tost)
+    m = len(tests)
+    out = []
+    for (name, paper, est, se, df, words), pv, pa, pt in zip(tests, p, adjusted, adjusted_tost, strict=True):
+        half = float(st.t.ppf(1 - ALPHA / 2, df)) * se
+        # 80% power for a two-sided test at the strictest Holm step, alpha / m.
+        mde = (float(st.t.ppf(1 - ALPHA / (2 * m), df)) + float(st.t.ppf(POWER, df))) * se
+        if pa <= ALPHA:
+            verdict = words[0] if est > 0 else words[1]
+        elif pt <= ALPHA:
+            verdict = "equivalent"
+        else:
+            verdict = "not resolved"
+        out.append(Contrast(name, paper, est, est - half, est + half, se, df, pv, pa, pt, mde, verdict))
+    return out

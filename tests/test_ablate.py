@@ -166,3 +166,32 @@ def test_reference_falls_back_to_the_space_where_it_lacks_the_paper_value():
     # gc.yaml holds the paper default itself; a space without GC stage sets has no reference.
     assert load_space(ROOT / "search_spaces" / "gc.yaml").reference() == PAPER_DEFAULT
     assert dataclasses.replace(space, axes=dataclasses.replace(space.axes, stages=((),))).reference() is None
+
+
+def test_the_papers_claims_are_judged_one_factor_at_a_time_with_their_detectable_effect():
+    space = load_space(ROOT / "search_spaces" / "gc.yaml")
+    pts = {(p.axis, p.value): p for p in ablate.points(space)}
+    base = [0.60, 0.62, 0.58, 0.61, 0.63, 0.59, 0.60, 0.62, 0.61, 0.60]  # the paper default, 10 seeds
+    shift = {("baseline", "no GC"): -0.20, ("pool", "avg"): -0.10, ("norm", "none"): -0.001,
+             ("ratio", "1/4"): +0.08, ("position", "after_add"): +0.05}  # fmt: skip
+    rows = []
+    for key, p in pts.items():
+        jitter = [0.004 * ((3 * s + len(p.value)) % 5 - 2) for s in range(10)]  # seed noise, paired
+        accs = [
+            b + shift.get(key, 0.0) + (0 if p.axis == "reference" else j) for b, j in zip(base, jitter, strict=True)
+        ]
+        rows.append(ablate.Row(p, dict(enumerate(accs)), 1, 1))
+    family, position = ablate.claims(rows, margin=0.01)
+    got = {c.name: c for c in family}
+    # The paper default against the neighbour that changes one axis, in the paper's direction.
+    assert got["gc: paper default > baseline"].verdict == "agree"
+    assert (
+        got["pool: att > avg"].estimate == pytest.approx(0.10, abs=0.01) and got["pool: att > avg"].verdict == "agree"
+    )
+    # ratio 1/4 > 1/16: the 1/4 neighbour against the default (which holds 1/16).
+    assert got["ratio: 1/4 > 1/16"].estimate == pytest.approx(0.08, abs=0.01)
+    # A gated fusion at each gate start; a null effect within the margin is equivalent, with its detectable size.
+    assert {"fusion: add > mul/half", "fusion: add > mul/identity", "fusion: add > both/identity"} <= set(got)
+    assert got["norm: layernorm > none"].verdict == "equivalent" and 0 < got["norm: layernorm > none"].detectable < 0.02
+    # Position, pairwise in a family of its own.
+    assert next(c for c in position if "after_add" in c.name and "after_1x1" in c.name).verdict == "after_add better"

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gcsearch import stats
+from gcsearch.analysis.claims import CONTROL, PAPER, Hypothesis
 from gcsearch.analysis.control import Control, control
 from gcsearch.arch import AXES, GATE_INITS, GATED, PAPER_DEFAULT, ArchConfig, paper_default_in
 from gcsearch.bench.curves import Curves
@@ -52,41 +53,9 @@ from gcsearch.space import SearchSpace
 # 200 configurations allow it).
 INTERACTIONS = (("fusion", "position"), ("pool", "fusion"), ("stages", "position"))
 MIN_DF = 10
-ALPHA = 0.05
-POWER = 0.8
+ALPHA = stats.ALPHA
+POWER = stats.POWER
 MARGIN = stats.MARGIN  # the equivalence margin of every tied verdict (stats.py says why 0.002)
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """The paper's claim that ``better`` beats ``worse`` on ``axis`` (``paper_reference.yaml``'s
-    ``ablation_conclusions``; evidence: verified = read in the official code or README, secondary =
-    third-party summaries of the paper's tables)."""
-
-    axis: str
-    better: str
-    worse: str
-    evidence: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.axis}: {self.better} > {self.worse}"
-
-
-# GC itself against no GC: the family's last member, and the positive control (analysis/control.py).
-CONTROL = Hypothesis("gc", "paper default", "baseline", "verified (COCO: 39.4 vs 37.2 box AP)")
-# The pre-registered family, written before looking at any recording (the paper's ablation conclusions).
-PAPER = (
-    Hypothesis("pool", "att", "avg", "secondary"),
-    Hypothesis("fusion", "add", "mul", "secondary"),
-    Hypothesis("fusion", "add", "both", "secondary"),
-    Hypothesis("norm", "layernorm", "none", "secondary"),
-    Hypothesis("ratio", "1/4", "1/16", "verified (COCO: r4 39.9 box AP vs r16 39.4)"),
-    Hypothesis("stages", "c3,c4,c5", "c4,c5", "secondary"),
-    Hypothesis("stages", "c3,c4,c5", "c5", "secondary"),
-    Hypothesis("stages", "c3,c4,c5", "c2,c3,c4,c5", "secondary"),
-    CONTROL,
-)
 
 
 # The model's factors: the axes but the gate start, which exists for gated fusions only (a factor nested in
@@ -102,20 +71,7 @@ def level(axis: str, arch: ArchConfig, gates_vary: bool = False) -> str:
     return arch.value_text(axis)
 
 
-@dataclass(frozen=True)
-class Contrast:
-    name: str
-    paper: str  # the paper's direction and evidence, or "unresolved"
-    estimate: float  # better - worse
-    low: float  # 95% two-sided interval
-    high: float
-    se: float
-    df: float
-    p: float  # two-sided, unadjusted
-    p_adjusted: float  # Holm over the family (or over position's pairs)
-    p_tost: float  # equivalence at +-margin, Holm-adjusted the same way
-    detectable: float  # the smallest effect found with 80% power at the strictest Holm step
-    verdict: str
+Contrast = stats.Contrast
 
 
 @dataclass(frozen=True)
@@ -231,7 +187,7 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
             elif h.axis in axes and {h.better, h.worse} <= set(frame[h.axis]):
                 t = fit.t_test(marginal(h.axis, h.better) - marginal(h.axis, h.worse))
                 family.append((h, float(t.effect[0]), float(t.sd[0][0]), float(fit.df_resid)))
-    hypotheses = _judge([(h.name, f"{h.better} better ({h.evidence})", e, se, df, ("agree", "disagree"))
+    hypotheses = stats.judge([(h.name, f"{h.better} better ({h.evidence})", e, se, df, ("agree", "disagree"))
                          for h, e, se, df in family], margin)  # fmt: skip
 
     position = []
@@ -242,7 +198,7 @@ def analyse(obs: Sequence[tuple[ArchConfig, int, float]], margin: float = MARGIN
             t = fit.t_test(marginal("position", a) - marginal("position", b))
             est, se = float(t.effect[0]), float(t.sd[0][0])
             tests.append((f"position: {a} - {b}", "unresolved", est, se, fit.df_resid, (f"{a} better", f"{b} better")))
-        position = _judge(tests, margin)
+        position = stats.judge(tests, margin)
 
     within_add = _within_add(fit, full, frame, axes, margin) if "add" in set(frame.get("fusion", [])) else []
     seed_sd = _within_sd(by_arch, seeds)
@@ -287,7 +243,7 @@ def _within_add(fit: Any, full: Any, frame: Any, axes: Sequence[str], margin: fl
             t = fit.t_test(mean("position", a) - mean("position", b))
             tests.append((f"position: {a} - {b}, at add", "unresolved", float(t.effect[0]), float(t.sd[0][0]),
                           float(fit.df_resid), (f"{a} better", f"{b} better")))  # fmt: skip
-    return _judge(tests, margin)
+    return stats.judge(tests, margin)
 
 
 def _order(value: str) -> tuple[int, str]:
@@ -340,37 +296,6 @@ def _gc_versus_baseline(
         return None
     diffs = stats.paired(by_arch[default], by_arch[baseline])
     return statistics.mean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), float(len(diffs) - 1)
-
-
-def _judge(tests: Sequence[tuple[str, str, float, float, float, tuple[str, str]]], margin: float) -> list[Contrast]:
-    """Two-sided t tests and TOST at +-margin, both Holm-adjusted over ``tests``; each test's verdict is
-    its first word when the estimate is resolved above zero, its second below, "equivalent", or "not
-    resolved"."""
-    from scipy import stats as st
-
-    p, p_tost = [], []
-    for _, _, est, se, df, _ in tests:
-        if se <= 1e-9:  # no spread (to rounding): a t test says nothing; identical scores are not evidence
-            p.append(1.0)
-            p_tost.append(1.0)
-            continue
-        p.append(float(2 * st.t.sf(abs(est) / se, df)))
-        p_tost.append(float(max(st.t.sf((est + margin) / se, df), st.t.cdf((est - margin) / se, df))))
-    adjusted, adjusted_tost = stats.holm(p), stats.holm(p_tost)
-    m = len(tests)
-    out = []
-    for (name, paper, est, se, df, words), pv, pa, pt in zip(tests, p, adjusted, adjusted_tost, strict=True):
-        half = float(st.t.ppf(1 - ALPHA / 2, df)) * se
-        # 80% power for a two-sided test at the strictest Holm step, alpha / m.
-        mde = (float(st.t.ppf(1 - ALPHA / (2 * m), df)) + float(st.t.ppf(POWER, df))) * se
-        if pa <= ALPHA:
-            verdict = words[0] if est > 0 else words[1]
-        elif pt <= ALPHA:
-            verdict = "equivalent"
-        else:
-            verdict = "not resolved"
-        out.append(Contrast(name, paper, est, est - half, est + half, se, df, pv, pa, pt, mde, verdict))
-    return out
 
 
 def _within_sd(by_arch: dict[ArchConfig, dict[int, float]], seeds: Sequence[int]) -> float:

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gcsearch.analysis import factorial
+from gcsearch.analysis.claims import BEST, PAPER
 from gcsearch.arch import ArchConfig
 from gcsearch.bench import curves, replay
 
-PAPER_LEVELS = {"pool": "att", "fusion": "add", "norm": "layernorm", "ratio": "1/4", "stages": "c3,c4,c5"}
-PLANTED = [h for h in factorial.PAPER if h.axis in PAPER_LEVELS]  # the hypotheses a plant makes true
+PAPER_LEVELS = BEST  # the level of each axis the paper found best: what a plant rewards
+PLANTED = [h for h in PAPER if h.axis in PAPER_LEVELS]  # the hypotheses a plant makes true
 SHARE = 0.25  # of the grid's epochs: the budget the replayed searches spend
 
 
