@@ -18,7 +18,13 @@ clusters that share one noise draw each.
 - **Negative control**: the default with each configuration's MACs given to another (``replay.permuted_costs``).
 
     python experiments/heldout_replay.py [--curves experiments/data/curves-gc.csv --space search_spaces/gc-scratch.yaml]
-        [--replays 40] [--shares 0.1 0.25 0.5 1.0] [--margin 0.001] [--jobs 2] [--out NAME]
+        [--replays 40] [--shares 0.1 0.25 0.5 1.0] [--margin 0.001] [--jobs 2] [--out NAME] [--reads mixed]
+
+With ``--reads mixed`` (for a recording of many configurations at few seeds): each replay reads each configuration
+at a seed drawn for it and is judged on the others (``replay.mixed_reads``, ``heldout.truth_of``), so every replay
+is a noise draw of its own and the unit of the intervals (bootstrap over replays, sign test); a budget is a number
+of trials, a share of the recorded configurations, given to the search as ``--trials`` (its references and random
+start-up scale with it), in epochs as much as those trials cost trained to the end.
 
 Writes experiments/results/<NAME>.md (default: heldout-replay-<curves stem>.md).
 """
@@ -52,7 +58,12 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=0.001, help="accuracy: a smaller regret is noise")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", help="results file name (without .md)")
+    parser.add_argument("--reads", choices=["seed", "mixed"], default="seed",
+                        help="seed: a replay reads one recorded seed (clusters: recorded seeds); mixed: each "
+                        "configuration its own (clusters: replays)")  # fmt: skip
     args = parser.parse_args()
+    if args.reads == "mixed":
+        return mixed(args)
     start = time.perf_counter()
     space = load_space(args.space)
     c = curves.Curves.of(curves.read(args.curves))
@@ -127,6 +138,57 @@ def main() -> None:
     lines += ["", "## Strategies", "", *(f"- `{n}`: {about[n]}" for n in about), ""]
     text = "\n".join(lines)
     print(text)
+    write_atomic(out, text)
+
+
+def mixed(args: argparse.Namespace) -> None:
+    """Budgets in trials, each replay its own noise draw (module docstring: --reads mixed)."""
+    start = time.perf_counter()
+    space = load_space(args.space)
+    c = curves.Curves.of(curves.read(args.curves))
+    configs = len(c.archs)
+    fair = strategy.fair(space.search)
+    names = [st.name for st in fair]
+    extra = space.search.reference_seeds - 1
+    truths = [heldout.truth_of(c, replay.mixed_reads(c, r), extra) for r in range(args.replays)]
+    clusters = list(range(args.replays))
+    rng = random.Random(0)
+    lines = ["# The search judged on what it recommends: held-out regret against uniform search and an oracle", ""]
+    body = []
+    for share in args.shares:
+        trials = max(2, round(share * configs))
+        budget = trials * c.epochs
+        traces = replay.replay_many(c, space, fair, args.replays, 2, budget, args.jobs, trials=trials, mixed=True)
+        regrets = {n: [heldout.regret(t, truths[t.seed], budget) for t in traces[n]] for n in names}
+        base = regrets[UNIFORM]
+        oracle, anti = heldout.bounds(base, truths, clusters, args.margin, rng)
+        results = {n: heldout.compare(regrets[n], base, clusters, args.margin, rng, oracle.within_margin)
+                   for n in names if n != UNIFORM}  # fmt: skip
+        holm = dict(zip(results, stats.holm([r.p for r in results.values()]), strict=True))
+        split = strategy.split(trials, space.search.reference_seeds, 2, space.search.sampler)
+        body += [f"## {trials} trials ({share:.0%} of the {configs} recorded configurations; {budget} epochs)", "",
+                 f"The default's budget: {split.text()}. Uniform random search: mean held-out regret "
+                 f"{statistics.fmean(base):.4f}. Bounds (regret - uniform's): oracle {oracle.mean:+.4f} "
+                 f"[{oracle.low:+.4f}, {oracle.high:+.4f}], anti-oracle {anti.mean:+.4f} [{anti.low:+.4f}, "
+                 f"{anti.high:+.4f}].", "",
+                 "| strategy | mean regret | regret - uniform [95% bootstrap over replays] | replays better-worse | "
+                 "sign test Holm p | verdict |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for n, r in results.items():
+            body.append(f"| {n} | {statistics.fmean(regrets[n]):.4f} | {r.mean:+.4f} [{r.low:+.4f}, {r.high:+.4f}] | "
+                        f"{r.wins}-{r.losses} | {holm[n]:.3g} | {r.verdict} |")  # fmt: skip
+        body.append("")
+    wall = time.perf_counter() - start
+    lines += [f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Recording: {args.curves} ({configs} "
+              f"configurations, {c.epochs} epochs); space {args.space}. {args.replays} replays per strategy and "
+              "budget, 2 workers; each replay reads each configuration at a seed drawn for it and judges the pick on the "
+              f"configuration's other seeds (a reference's, but the {extra} its extra trials read). Regret: the best "
+              "held-out score minus the pick's. Paired with uniform random search on the same replay (the same "
+              f"reads); bootstrap over replays ({heldout.BOOT} draws), sign test Holm over the strategies; equivalence "
+              f"margin {args.margin}.", "", *body, "## Strategies", "",
+              *(f"- `{st.name}`: {st.about}" for st in fair), ""]  # fmt: skip
+    text = "\n".join(lines)
+    print(text)
+    out = ROOT / "experiments" / "results" / f"{args.out or 'heldout-replay-' + Path(args.curves).stem}.md"
     write_atomic(out, text)
 
 

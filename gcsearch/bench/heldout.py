@@ -34,6 +34,18 @@ def truth(curves: Curves, seed: int) -> dict[ArchConfig, float]:
     return {a: statistics.fmean(curves.final(a, s) for s in others) for a in curves.archs}
 
 
+def truth_of(curves: Curves, reads: dict[ArchConfig, int], extra: int = 0) -> dict[ArchConfig, float]:
+    """Each configuration's mean final score over the recorded seeds a mixed-read replay (``replay.mixed_reads``)
+    did not read: all but its read seed, and but the first ``extra`` others where it has more (what a reference's
+    extra seeds read: ``search.reference_seeds - 1``)."""
+    out = {}
+    for a in curves.archs:
+        others = [s for s in curves.seeds(a) if s != reads[a]]
+        held = others[min(extra, len(others) - 1) :]
+        out[a] = statistics.fmean(curves.final(a, s) for s in held)
+    return out
+
+
 def regret(trace: Trace, held_out: dict[ArchConfig, float], epochs: float) -> float:
     """Held-out regret of the pick at ``epochs`` spent; a search that completed nothing by then regrets the
     spread of the whole recording (it has nothing to recommend)."""

@@ -27,7 +27,7 @@ import math
 import random
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -131,9 +131,13 @@ def replay(
     budget_epochs: int | None = None,
     truth: Truth | None = None,
     costs: Costs | None = None,
+    trials: int | None = None,
+    reads: Mapping[ArchConfig, int] | None = None,
 ) -> Trace:
-    """One replay; replay seed ``seed`` reads recorded seed ``common_seeds()[seed % n]``. ``costs``: the
-    (MACs, params) the search is told (default: as recorded; ``permuted_costs`` for the negative control)."""
+    """One replay; replay seed ``seed`` reads recorded seed ``common_seeds()[seed % n]``, or with ``reads`` each
+    configuration at its own recorded seed (``mixed_reads``). ``costs``: the (MACs, params) the search is told
+    (default: as recorded; ``permuted_costs`` for the negative control). ``trials``: the search's budget as a user
+    gives it (``--trials``; its references and start-up scale with it), default the whole recording."""
     import optuna
 
     from gcsearch.search.decider import Decider, grid_plan
@@ -146,7 +150,10 @@ def replay(
     recorded_seed = seeds[seed % len(seeds)]
     # The recording's fidelity is the replay's: its last epoch is what COMPLETE means.
     # One recorded seed per replay: the reference trials' extra seeds have nothing to read.
-    sp = dataclasses.replace(space.with_search(seed=seed, trials=len(truth.archs), max_macs=None, reference_seeds=1),
+    # With mixed reads a reference's extra seeds read its other recorded seeds (a recording holds them deep).
+    ref_seeds = space.search.reference_seeds if reads is not None else 1
+    sp = dataclasses.replace(space.with_search(seed=seed, trials=trials or len(truth.archs), max_macs=None,
+                                               reference_seeds=ref_seeds),
                              train=dataclasses.replace(space.train, epochs=curves.epochs))  # fmt: skip
     costs = costs or recorded_costs(curves)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a replay makes thousands of trials
@@ -155,10 +162,18 @@ def replay(
         plan = grid_plan(sp, truth.archs, st.references) if st.sampler == "grid" else None
         decider = Decider(sp, optuna.storages.InMemoryStorage(), sp.search.trials, plan=plan, within=truth.archs,
                           coster=costs.__getitem__, strategy=st)  # fmt: skip
-        return _run(decider, curves, truth, st.name, seed, recorded_seed, workers, budget_epochs)
+        return _run(decider, curves, truth, st.name, seed, recorded_seed, workers, budget_epochs, reads)
 
 
-def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_epochs) -> Trace:  # type: ignore[no-untyped-def]
+def mixed_reads(curves: Curves, seed: int) -> dict[ArchConfig, int]:
+    """Replay ``seed``'s read of each configuration: one of its recorded seeds, drawn per configuration. Each
+    replay is then a noise draw of its own (with two seeds per configuration, reading one seed for all gave two
+    draws in all); its held-out truth is each configuration's other seeds (``heldout.truth_of``)."""
+    rng = random.Random(seed)
+    return {a: rng.choice(curves.seeds(a)) for a in curves.archs}
+
+
+def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_epochs, reads=None) -> Trace:  # type: ignore[no-untyped-def]
     events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, 0-based epoch)
     read: dict[int, tuple[ArchConfig, list[CurvePoint]]] = {}
     order = spent = 0
@@ -175,7 +190,12 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
         if proposal is None:
             return False
         arch = proposal.arch
-        curve = curves.runs[(arch, recorded_seed)]
+        if reads is None:
+            curve = curves.runs[(arch, recorded_seed)]
+        else:  # the configuration's read seed; a reference's k-th extra seed, its k-th other recorded seed
+            others = [s for s in curves.seeds(arch) if s != reads[arch]]
+            k = 0 if proposal.seed is None else proposal.seed - decider.space.train.seed
+            curve = curves.runs[(arch, reads[arch] if k == 0 or k > len(others) else others[k - 1])]
         read[proposal.number] = (arch, curve)
         order += 1
         heapq.heappush(events, (now + curve[0].seconds, order, proposal.number, 0))
@@ -212,13 +232,17 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
 _SHARED: dict[str, Any] = {}
 
 
-def _init(curves: Curves, space: SearchSpace, workers: int, budget: int, costs: Costs | None = None) -> None:
-    _SHARED.update(curves=curves, space=space, workers=workers, budget=budget, truth=Truth(curves), costs=costs)
+def _init(curves: Curves, space: SearchSpace, workers: int, budget: int, costs: Costs | None = None,
+          trials: int | None = None, mixed: bool = False) -> None:  # fmt: skip
+    _SHARED.update(curves=curves, space=space, workers=workers, budget=budget, truth=Truth(curves), costs=costs,
+                   trials=trials, mixed=mixed)  # fmt: skip
 
 
 def _one(job: tuple[str | Strategy, int]) -> Trace:
     g = _SHARED
-    return replay(g["curves"], g["space"], job[0], job[1], g["workers"], g["budget"], g["truth"], g["costs"])
+    reads = mixed_reads(g["curves"], job[1]) if g["mixed"] else None
+    return replay(g["curves"], g["space"], job[0], job[1], g["workers"], g["budget"], g["truth"], g["costs"],
+                  g["trials"], reads)  # fmt: skip
 
 
 def replay_many(
@@ -230,18 +254,21 @@ def replay_many(
     budget: int,
     jobs: int = 1,
     costs: Costs | None = None,
+    trials: int | None = None,
+    mixed: bool = False,
 ) -> dict[str, list[Trace]]:
     """Every strategy under replay seeds 0..seeds-1, in ``jobs`` processes; traces in seed order, keyed by
-    the strategy's name."""
+    the strategy's name. ``trials``: the searches' budget as ``--trials``; ``mixed``: each replay reads each
+    configuration at a seed of its own (``mixed_reads``)."""
     todo = [(name, seed) for name in names for seed in range(seeds)]
     if jobs == 1:
-        _init(curves, space, workers, budget, costs)
+        _init(curves, space, workers, budget, costs, trials, mixed)
         done = [_one(job) for job in todo]
     else:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(jobs, initializer=_init, initargs=(curves, space, workers, budget, costs)) as pool:
+        with ctx.Pool(jobs, initializer=_init, initargs=(curves, space, workers, budget, costs, trials, mixed)) as pool:
             done = pool.map(_one, todo, chunksize=1)
     out: dict[str, list[Trace]] = {}
     for (name, _), trace in zip(todo, done, strict=True):
