@@ -40,11 +40,11 @@ OUT = ROOT / "experiments" / "results" / "bench_data.md"
 
 def fashion_folder(root: Path, images: int, size: int, seed: int = 0) -> Path:
     """``images`` JPEGs made from Fashion-MNIST items: scaled to ``size`` px, tinted per class, on noise."""
-    from gcsearch.nn.data import _fashion_mnist  # Debian's dataset-fashion-mnist
+    from gcsearch.nn.readers import fashion_mnist  # Debian's dataset-fashion-mnist
 
     if (root / "done").is_file() and json.loads((root / "done").read_text()) == [images, size]:
         return root
-    x, y = _fashion_mnist(None, False, "train")
+    x, y = fashion_mnist(None, False, "train")
     rng = np.random.default_rng(seed)
     tint = rng.integers(64, 256, (10, 3))
     for i in range(images):

@@ -106,7 +106,7 @@ def main() -> None:
         manifest = json.loads((built / "manifest.json").read_text())
         # The cache holds the training rows and the validation rows of the split: compare each with its file.
         plan_rows = {"train": [], "val": []}
-        from gcsearch.nn.data import split_order
+        from gcsearch.nn.readers import split_order
 
         order = split_order(len(paths), 0)
         plan_rows["val"], plan_rows["train"] = order[:500], order[500:]

@@ -180,9 +180,9 @@ def mixed(args: argparse.Namespace) -> None:
     wall = time.perf_counter() - start
     lines += [f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Recording: {args.curves} ({configs} "
               f"configurations, {c.epochs} epochs); space {args.space}. {args.replays} replays per strategy and "
-              "budget, 2 workers; each replay reads each configuration at a seed drawn for it and judges the pick on the "
-              f"configuration's other seeds (a reference's, but the {extra} its extra trials read). Regret: the best "
-              "held-out score minus the pick's. Paired with uniform random search on the same replay (the same "
+              "budget, 2 workers; each replay reads each configuration at a seed drawn for it and judges the pick on "
+              f"the configuration's other seeds (a reference's, but the {extra} its extra trials read). Regret: the "
+              "best held-out score minus the pick's. Paired with uniform random search on the same replay (the same "
               f"reads); bootstrap over replays ({heldout.BOOT} draws), sign test Holm over the strategies; equivalence "
               f"margin {args.margin}.", "", *body, "## Strategies", "",
               *(f"- `{st.name}`: {st.about}" for st in fair), ""]  # fmt: skip

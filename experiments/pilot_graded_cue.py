@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from gcsearch.arch import ArchConfig
+from gcsearch.nn import batches
 from gcsearch.nn import data as datasets
 from gcsearch.nn.models import build_model
 from gcsearch.nn.train import train
@@ -74,7 +75,7 @@ def decompose(model: torch.nn.Module, splits: datasets.Splits) -> tuple[float, f
     """(accuracy, pair accuracy: the item right up to the cue, within-pair accuracy: the cue read where the item
     was right)."""
     model.eval()
-    norm = datasets.Normalize(splits.mean, splits.std, torch.device("cpu"), channels_last=True)
+    norm = batches.Normalize(splits.mean, splits.std, torch.device("cpu"), channels_last=True)
     with torch.no_grad():
         pred = torch.cat([model(norm(splits.val_x[i : i + 256])).argmax(1) for i in range(0, len(splits.val_x), 256)])
     y = splits.val_y

@@ -24,6 +24,7 @@ import torch
 
 from gcsearch import pareto
 from gcsearch.arch import AXES
+from gcsearch.nn import batches
 from gcsearch.nn import data as datasets
 from gcsearch.nn.models import build_model
 from gcsearch.nn.probe import block_movement
@@ -55,7 +56,7 @@ def main() -> None:
     b = space.backbone
     splits = datasets.load(space.data, b.input_size, b.num_classes, seed=space.train.seed, test=True)
     assert splits.test_x is not None and splits.test_y is not None
-    normalize = datasets.Normalize(splits.mean, splits.std, torch.device("cpu"), channels_last=True)
+    normalize = batches.Normalize(splits.mean, splits.std, torch.device("cpu"), channels_last=True)
     test_x, test_y = splits.test_x, splits.test_y
     probe = normalize(test_x[:512])
 

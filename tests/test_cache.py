@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from gcsearch.cli import main
-from gcsearch.nn import cache
+from gcsearch.nn import batches, cache
 from gcsearch.nn import data as datasets
 from gcsearch.spacefile import load_space
 from tests.conftest import ROOT, folder_space
@@ -178,12 +178,12 @@ def test_validate_of_a_space_whose_files_are_missing_is_one_line_and_exit_2(tmp_
 
 def test_random_resized_crop_keeps_shape_and_moves_pixels():
     x = torch.arange(4 * 3 * 16 * 16, dtype=torch.float32).view(4, 3, 16, 16).remainder(256).to(torch.uint8)
-    out = datasets.random_resized_crop(x, 0.3, torch.Generator().manual_seed(0))
+    out = batches.random_resized_crop(x, 0.3, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and out.dtype == torch.uint8 and not torch.equal(out, x)
     # Seeded, and each image gets its own crop: two copies of one image come out different.
-    again = datasets.random_resized_crop(x, 0.3, torch.Generator().manual_seed(0))
+    again = batches.random_resized_crop(x, 0.3, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
-    twins = datasets.random_resized_crop(x[:1].repeat(2, 1, 1, 1), 0.3, torch.Generator().manual_seed(1))
+    twins = batches.random_resized_crop(x[:1].repeat(2, 1, 1, 1), 0.3, torch.Generator().manual_seed(1))
     assert not torch.equal(twins[0], twins[1])
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from gcsearch import DataError
+from gcsearch.nn import batches, readers
 from gcsearch.nn import data as datasets
 from gcsearch.settings import DataConfig
 
@@ -31,9 +32,9 @@ def fake_fashion_mnist(folder, n_train=40, n_test=10, gz=True):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    datasets._fashion_mnist.cache_clear()
+    readers.fashion_mnist.cache_clear()
     yield
-    datasets._fashion_mnist.cache_clear()
+    readers.fashion_mnist.cache_clear()
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -41,22 +42,22 @@ def test_read_idx_uint8_and_int32(tmp_path, gz):
     ext = ".gz" if gz else ""
     images = torch.randint(0, 256, (3, 4, 5), dtype=torch.uint8)
     write_idx(tmp_path / f"a{ext}", images, gz=gz)
-    assert torch.equal(datasets.read_idx(tmp_path / f"a{ext}"), images)
+    assert torch.equal(readers.read_idx(tmp_path / f"a{ext}"), images)
     values = torch.tensor([[1, -2], [70000, -70000]], dtype=torch.int32)
     write_idx(tmp_path / f"b{ext}", values, code=0x0C, gz=gz)
     # Multi-byte values are big-endian on disk and must come back native.
-    assert torch.equal(datasets.read_idx(tmp_path / f"b{ext}"), values)
+    assert torch.equal(readers.read_idx(tmp_path / f"b{ext}"), values)
 
 
 def test_read_idx_rejects_bad_files(tmp_path):
     (tmp_path / "junk").write_bytes(b"\x01\x02\x03\x04")
     with pytest.raises(DataError, match="bad magic"):
-        datasets.read_idx(tmp_path / "junk")
+        readers.read_idx(tmp_path / "junk")
     write_idx(tmp_path / "ok", torch.zeros(4, 3, dtype=torch.uint8))
     data = (tmp_path / "ok").read_bytes()
     (tmp_path / "cut").write_bytes(data[:-2])
     with pytest.raises(DataError, match="truncated"):
-        datasets.read_idx(tmp_path / "cut")
+        readers.read_idx(tmp_path / "cut")
 
 
 @pytest.mark.parametrize("layout", ["root", "torchvision", "env"])
@@ -74,7 +75,7 @@ def test_fashion_mnist_found_in_each_place(tmp_path, monkeypatch, layout):
 
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(readers, "DEBIAN_FASHION_MNIST", str(tmp_path / "nowhere"))
     monkeypatch.delenv("GCSEARCH_DATA", raising=False)
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         datasets.load(DataConfig(root=str(tmp_path)), (1, 28, 28), 10, seed=0)
@@ -111,12 +112,12 @@ def test_val_size_too_large_is_a_data_error():
 
 def test_augment_flips_and_crops_per_image():
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).view(2, 1, 4, 4)
-    same = datasets.augment(x, flip=False, crop_padding=0, generator=torch.Generator().manual_seed(0))
+    same = batches.augment(x, flip=False, crop_padding=0, generator=torch.Generator().manual_seed(0))
     assert torch.equal(same, x)
-    outs = [datasets.augment(x.repeat(50, 1, 1, 1), True, 1, torch.Generator().manual_seed(s)) for s in range(2)]
+    outs = [batches.augment(x.repeat(50, 1, 1, 1), True, 1, torch.Generator().manual_seed(s)) for s in range(2)]
     assert outs[0].shape == (100, 1, 4, 4)
     # Seeded: the same generator seed gives the same batch; different images get different crops.
-    again = datasets.augment(x.repeat(50, 1, 1, 1), True, 1, torch.Generator().manual_seed(0))
+    again = batches.augment(x.repeat(50, 1, 1, 1), True, 1, torch.Generator().manual_seed(0))
     assert torch.equal(outs[0], again)
     assert len({bytes(o.flatten().tolist()) for o in outs[0][::2]}) > 5
 
@@ -124,7 +125,7 @@ def test_augment_flips_and_crops_per_image():
 def test_normalize_keeps_channels_last_and_standardises():
     cfg = DataConfig(dataset="synthetic", synthetic_size=300, val_size=50)
     s = datasets.load(cfg, (1, 28, 28), 10, seed=0)
-    norm = datasets.Normalize(s.mean, s.std, torch.device("cpu"), channels_last=True)
+    norm = batches.Normalize(s.mean, s.std, torch.device("cpu"), channels_last=True)
     out = norm(s.train_x)
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert abs(out.mean().item()) < 1e-3 and abs(out.std().item() - 1) < 1e-2

@@ -238,7 +238,10 @@ def rung_lines(space: SearchSpace, run_dir: Path) -> list[str]:
 
     if space.search.pruner == "none":
         return []
-    twin = optuna.load_study(study_name=rundir.TWIN_STUDY, storage=rundir.storage(run_dir))
+    try:
+        twin = optuna.load_study(study_name=rundir.TWIN_STUDY, storage=rundir.storage(run_dir))
+    except KeyError:  # a run from before twin studies, or one that trained nothing yet
+        return []
     main = rundir.load_main_study(run_dir)
     pruned_at: dict[int, int] = {}
     for t in main.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)):

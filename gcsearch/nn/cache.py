@@ -38,8 +38,8 @@ import numpy as np
 from gcsearch import failpoints
 from gcsearch.errors import ConfigError, DataError, Interrupted
 from gcsearch.files import sweep_temporaries, temporary, write_atomic
-from gcsearch.nn.data import split_order
 from gcsearch.nn.decode import decode_rows, header_problem
+from gcsearch.nn.readers import split_order
 
 if TYPE_CHECKING:
     from gcsearch.space import SearchSpace

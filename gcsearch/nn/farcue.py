@@ -22,7 +22,7 @@ import functools
 import numpy as np
 import torch
 
-from gcsearch.nn.data import _fashion_mnist
+from gcsearch.nn.readers import fashion_mnist
 from gcsearch.settings import FarCueConfig
 
 SHAPES = ("square", "ring", "blank", "cross")
@@ -100,6 +100,6 @@ def far_cue(items: np.ndarray, classes: np.ndarray, cfg: FarCueConfig, seed: int
 @functools.lru_cache(maxsize=4)
 def split(cfg: FarCueConfig, root: str | None, which: str, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The far-cue training split (one image per Fashion-MNIST training item) or test split (per t10k item)."""
-    x, y = _fashion_mnist(root, False, which)
+    x, y = fashion_mnist(root, False, which)
     images, labels = far_cue(x[:, 0].numpy(), y.numpy(), cfg, cfg.seed + (which != "train"), num_classes)
     return torch.from_numpy(images), torch.from_numpy(labels)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from gcsearch.nn import batches
 from gcsearch.nn import data as datasets
 from gcsearch.nn.decode import decode, decode_image
 from gcsearch.preprocess import Preprocess
@@ -26,7 +27,7 @@ class Transform:
     def __init__(self, pre: Preprocess):
         self.pre = pre
         self.classes = pre.classes
-        self.normalize = datasets.Normalize(pre.mean, pre.std, torch.device("cpu"), channels_last=False)
+        self.normalize = batches.Normalize(pre.mean, pre.std, torch.device("cpu"), channels_last=False)
 
     def pixels(self, image: Image.Image | str | Path) -> torch.Tensor:
         """uint8 [C, H, W]: the cache's decode (a path opened here decodes a JPEG at a reduced scale)."""

@@ -27,6 +27,7 @@ from gcsearch.arch import ArchConfig
 from gcsearch.epoch import Epoch
 from gcsearch.errors import TrainingDiverged
 from gcsearch.files import replace_with
+from gcsearch.nn import batches
 from gcsearch.nn import data as datasets
 from gcsearch.nn.models import build_model
 from gcsearch.nn.sgd import SGD
@@ -96,7 +97,7 @@ def evaluate(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    normalize: datasets.Normalize,
+    normalize: batches.Normalize,
     batch_size: int = 256,
     predicted: list[torch.Tensor] | None = None,
 ) -> tuple[float, float]:
@@ -110,8 +111,8 @@ def evaluate(
     loss_sum = torch.zeros((), device=device)
     with torch.no_grad(), _autocast(device):
         for i in range(0, len(x), batch_size):
-            logits = model(normalize(datasets.fetch(x[i : i + batch_size], device))).float()
-            target = datasets.fetch(y[i : i + batch_size], device)
+            logits = model(normalize(batches.fetch(x[i : i + batch_size], device))).float()
+            target = batches.fetch(y[i : i + batch_size], device)
             loss_sum += nn.functional.cross_entropy(logits, target, reduction="sum")
             guess = logits.argmax(1)
             correct += (guess == target).sum()
@@ -200,7 +201,7 @@ def train(
     total_steps = steps_per_epoch * epochs
     done_steps = 0  # optimizer steps taken: where the schedule is (saved as torch's LambdaLR saved it)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    normalize = datasets.Normalize(splits.mean, splits.std, device, channels_last=True)
+    normalize = batches.Normalize(splits.mean, splits.std, device, channels_last=True)
     ema = WeightEMA(model, cfg.ema) if cfg.ema > 0 else None
     # One evaluation per epoch, of the weights the trial is judged by: with an EMA, evaluating the raw
     # weights too would cost as much again (5,000 validation images against 6,000 training ones in gc.yaml).
@@ -236,8 +237,8 @@ def train(
         for step in range(steps_per_epoch):
             idx = order[step * batch : (step + 1) * batch]
             # One gather on the CPU (from the page cache for an image folder), then one copy to the device.
-            x, y = datasets.fetch(splits.train_x[idx], device), datasets.fetch(splits.train_y[idx], device)
-            x = datasets.augment(x, space.data.flip, space.data.crop_padding, g, space.data.resized_crop)
+            x, y = batches.fetch(splits.train_x[idx], device), batches.fetch(splits.train_y[idx], device)
+            x = batches.augment(x, space.data.flip, space.data.crop_padding, g, space.data.resized_crop)
             with _autocast(device):
                 loss = criterion(model(normalize(x)), y)
             optimizer.zero_grad(set_to_none=True)
