@@ -1,7 +1,8 @@
-"""The house's layers, read from the source (AST): a pure base < nn (torch) < search (Optuna; Ray only in
-search.tune) < {bench, analysis} < cli. Each rule is a prefix check on every import a module makes, at its
-top or inside a function; tests and experiments never import each other; the base and the layers import no
-cycle at module level (a lazy import inside a function is how an upper layer reaches a lower one's heavy part).
+"""The house's layers, read from the source (AST): a pure base < nn (torch) < search (Optuna; Ray only in the
+Tune adapter) < {bench, analysis} < cli. Each rule is a prefix check on every import a module makes, at its top
+or inside a function; tests and experiments never import each other; no module imports itself back through
+others, function-level imports included (a lazy import is how an upper layer reaches a lower one's heavy part,
+never a way around a circle).
 """
 
 import ast
@@ -118,10 +119,12 @@ def test_tests_and_experiments_never_import_each_other():
             assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
 
 
-def test_no_module_level_import_cycle():
-    graph = {module_name(p): {m for m, nested in imports(p) if not nested and m.startswith("gcsearch")}
-             for p in sources("gcsearch")}  # fmt: skip
-    graph = {m: {d for d in deps if d in graph and d != m and not m.startswith(d + ".")} for m, deps in graph.items()}
+def test_no_import_cycle_even_through_function_level_imports():
+    # A lazy import inside a function is still a dependency: a circle through one (nn/data <-> nn/cache was one)
+    # is two modules owning one concept. The package's face (gcsearch/__init__) is always loaded first: left out.
+    graph = {module_name(p): {m for m, _ in imports(p) if m.startswith("gcsearch")} for p in sources("gcsearch")}
+    graph = {m: {d for d in deps if d in graph and d != m and d != "gcsearch" and not m.startswith(d + ".")}
+             for m, deps in graph.items()}  # fmt: skip
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(m: str, path: list[str]) -> None:
