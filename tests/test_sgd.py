@@ -1,5 +1,6 @@
-"""gcsearch's SGD against torch.optim.SGD: the same numbers bit for bit, checkpoints that load either way, and
-a training that never imports torch._dynamo (the reason it exists)."""
+"""gcsearch's SGD and AdamW (over torch's functional updates) against torch.optim.SGD and AdamW: the same numbers bit
+for bit, checkpoints that load either way, and a training that never imports torch._dynamo (the reason they
+exist)."""
 
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from gcsearch.nn.sgd import SGD
+from gcsearch.nn.sgd import SGD, AdamW
 from tests.conftest import ROOT
 
 
@@ -23,7 +24,7 @@ def train(model, optimizer, batches, lrs):
     for (x, y), lr in zip(batches, lrs, strict=True):
         for group in getattr(optimizer, "param_groups", []):
             group["lr"] = lr
-        if isinstance(optimizer, SGD):
+        if isinstance(optimizer, (SGD, AdamW)):
             optimizer.set_lr(lr)
         optimizer.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -57,8 +58,11 @@ def test_a_training_imports_no_dynamo():
         import sys
         from gcsearch.nn import train
         from gcsearch.spacefile import load_space
+        import dataclasses
         space = load_space("search_spaces/smoke.yaml")
         train.train(space.reference(), space, epochs=1)
+        adamw = dataclasses.replace(space, train=dataclasses.replace(space.train, optimizer="adamw", lr=1e-3))
+        train.train(space.reference(), adamw, epochs=1)
         print("torch._dynamo" in sys.modules, "sympy" in sys.modules)
     """
     out = subprocess.run([sys.executable, "-c", "\n".join(line[8:] for line in code.splitlines())], cwd=ROOT,
@@ -86,3 +90,21 @@ def test_a_step_without_any_gradient_changes_nothing_as_in_torch():
     p = torch.nn.Parameter(torch.ones(2))
     SGD([p], lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4).step()
     assert torch.equal(p.detach(), torch.ones(2))
+
+
+def test_adamw_makes_torch_optim_adamws_updates_bit_for_bit_across_a_checkpoint():
+    ours, batches = model_and_batches(2)
+    theirs, _ = model_and_batches(2)
+    settings = dict(lr=0.01, weight_decay=0.05)
+    ours_opt, theirs_opt = AdamW(ours.parameters(), **settings), torch.optim.AdamW(theirs.parameters(), **settings)
+    lrs = [0.01, 0.005, 0.01, 0.002, 0.007, 0.003]
+    train(ours, ours_opt, batches[:3], lrs[:3])
+    train(theirs, theirs_opt, batches[:3], lrs[:3])
+    saved_ours, saved_theirs = ours_opt.state_dict(), theirs_opt.state_dict()
+    ours_opt, theirs_opt = AdamW(ours.parameters(), **settings), torch.optim.AdamW(theirs.parameters(), **settings)
+    ours_opt.load_state_dict(saved_theirs)  # each resumes from the other's checkpoint
+    theirs_opt.load_state_dict(saved_ours)
+    train(ours, ours_opt, batches[3:], lrs[3:])
+    train(theirs, theirs_opt, batches[3:], lrs[3:])
+    for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

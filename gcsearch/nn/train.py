@@ -30,7 +30,7 @@ from gcsearch.files import replace_with
 from gcsearch.nn import batches
 from gcsearch.nn import data as datasets
 from gcsearch.nn.models import build_model
-from gcsearch.nn.sgd import SGD
+from gcsearch.nn.sgd import SGD, AdamW
 from gcsearch.nn.weights import load_backbone
 from gcsearch.settings import TrainConfig
 
@@ -78,19 +78,12 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
     return 1.0
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> SGD | torch.optim.AdamW:
-    if cfg.optimizer == "adamw":  # torch's: it imports torch._dynamo (about 150 MiB a worker), SGD does not
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> SGD | AdamW:
+    """torch's updates without torch.optim's classes (nn/sgd.py says why)."""
+    if cfg.optimizer == "adamw":
+        return AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
                weight_decay=cfg.weight_decay)  # fmt: skip
-
-
-def set_lr(optimizer: SGD | torch.optim.AdamW, lr: float) -> None:
-    if isinstance(optimizer, SGD):
-        optimizer.set_lr(lr)
-    else:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
 
 
 def evaluate(
@@ -243,7 +236,7 @@ def train(
                 loss = criterion(model(normalize(x)), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            set_lr(optimizer, cfg.lr * lr_factor(cfg.schedule, done_steps, total_steps))
+            optimizer.set_lr(cfg.lr * lr_factor(cfg.schedule, done_steps, total_steps))
             optimizer.step()
             done_steps += 1
             if ema is not None:
