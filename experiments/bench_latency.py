@@ -222,7 +222,8 @@ def macs_equal_groups(configs: list[dict], rank_based: bool = False) -> tuple[li
     corrected over the groups; per group that differs, its fastest and slowest configuration by median ratio.
     Returns those and the number of groups tested."""
     from scipy.stats import f_oneway, kruskal
-    from statsmodels.stats.multitest import multipletests
+
+    from gcsearch import stats
 
     groups: dict[int, list[dict]] = defaultdict(list)
     for c in configs:
@@ -232,10 +233,10 @@ def macs_equal_groups(configs: list[dict], rank_based: bool = False) -> tuple[li
         return [], 0
     test = kruskal if rank_based else f_oneway
     p_values = [test(*[[math.log(v) for v in m["ratios"]] for m in members]).pvalue for _, members in tested]
-    reject, p_holm, _, _ = multipletests(p_values, alpha=0.05, method="holm")
+    p_holm = stats.holm(p_values)
     found = []
-    for (macs, members), differs, p in zip(tested, reject, p_holm, strict=True):
-        if differs:
+    for (macs, members), p in zip(tested, p_holm, strict=True):
+        if p <= stats.ALPHA:
             lo, hi = min(members, key=lambda c: c["ratio"]), max(members, key=lambda c: c["ratio"])
             found.append((hi["ratio"] / lo["ratio"], macs, lo, hi, len(members), p))
     return sorted(found, key=lambda f: -f[0]), len(tested)

@@ -169,23 +169,20 @@ def sign_flip_p(diffs: Sequence[float]) -> float:
 
 def sign_test_p(wins: int, losses: int) -> float:
     """Exact two-sided sign test (binomial, p = 1/2) of ``wins`` against ``losses``; ties are left out."""
-    n = wins + losses
-    if n == 0:
+    if wins + losses == 0:
         return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    from scipy import stats as sps
+
+    return float(sps.binomtest(wins, wins + losses, 0.5).pvalue)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given): reject where adjusted p <= alpha."""
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i])
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
+    """Holm-Bonferroni adjusted p-values (same order as given): reject where adjusted p <= alpha (statsmodels)."""
+    if not pvalues:
+        return []
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(p) for p in multipletests(list(pvalues), method="holm")[1]]
 
 
 def holm_confidence(rank: int, m: int, alpha: float = 0.05) -> float:
@@ -198,49 +195,28 @@ def holm_confidence(rank: int, m: int, alpha: float = 0.05) -> float:
 
 
 def ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties given their average rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
+    """1-based ranks, ties given their average rank (scipy's rankdata)."""
+    from scipy import stats as sps
 
-
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    mx, my = statistics.fmean(x), statistics.fmean(y)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
-    sxx = sum((a - mx) ** 2 for a in x)
-    syy = sum((b - my) ** 2 for b in y)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
+    return [float(r) for r in sps.rankdata(list(values))]
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    return pearson(ranks(x), ranks(y))
+    """Spearman's rank correlation (scipy); nan where either side does not vary."""
+    from scipy import stats as sps
+
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return math.nan
+    return float(sps.spearmanr(list(x), list(y)).statistic)
 
 
 def kendall(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b (ties in either variable accounted for)."""
-    conc = disc = tx = ty = 0
-    for i, j in itertools.combinations(range(len(x)), 2):
-        dx, dy = x[i] - x[j], y[i] - y[j]
-        if dx == 0 and dy == 0:
-            continue
-        if dx == 0:
-            tx += 1
-        elif dy == 0:
-            ty += 1
-        elif (dx > 0) == (dy > 0):
-            conc += 1
-        else:
-            disc += 1
-    denom = math.sqrt((conc + disc + tx) * (conc + disc + ty))
-    return (conc - disc) / denom if denom else math.nan
+    """Kendall's tau-b, ties in either variable accounted for (scipy); nan where either side does not vary."""
+    from scipy import stats as sps
+
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return math.nan
+    return float(sps.kendalltau(list(x), list(y)).statistic)
 
 
 def top_overlap(x: Sequence[float], y: Sequence[float], share: float = 0.1) -> float:
