@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gcsearch.arch import ArchConfig
+from gcsearch.objectives import OBJECTIVES
 
 Directions = Sequence[str]
 
@@ -38,8 +39,8 @@ class TrialRecord:
     latency: float | None = None  # ms, measured when latency is an objective (nn/latency.py)
 
     def objective(self, name: str) -> float:
-        values = {"accuracy": self.accuracy, "macs": self.macs, "params": self.params, "latency": self.latency}
-        return values[name]  # type: ignore[return-value]
+        """This trial's value of an objective (objectives.py): the record's field of that name."""
+        return getattr(self, OBJECTIVES[name].name)  # type: ignore[no-any-return]
 
 
 def trained(records: Sequence[TrialRecord]) -> list[TrialRecord]:

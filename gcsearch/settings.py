@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gcsearch.arch import BLOCK_POSITIONS, STAGES, block_kind
+from gcsearch.objectives import DIRECTIONS
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic", "farcue")
 # dataset -> (channels, height, width), classes
@@ -28,7 +29,6 @@ PRUNER_SETTINGS = {
     "hyperband": ("min_epochs", "reduction_factor", "min_fidelity", "fidelity_trials"),
     "pareto": ("min_epochs", "reduction_factor", "min_fidelity", "fidelity_trials"),
 }
-OBJECTIVES = {"accuracy": "maximize", "macs": "minimize", "params": "minimize", "latency": "minimize"}
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "constant", "constant_decay")
 DEVICES = ("auto", "cpu", "cuda")
@@ -180,4 +180,4 @@ class SearchConfig:
 
     @property
     def directions(self) -> list[str]:
-        return [OBJECTIVES[o] for o in self.objectives]
+        return [DIRECTIONS[o] for o in self.objectives]

@@ -36,13 +36,13 @@ from gcsearch.arch import (
     parse_ratio,
 )
 from gcsearch.errors import ConfigError
+from gcsearch.objectives import OBJECTIVES
 from gcsearch.settings import (
     DATASET_SHAPES,
     DATASETS,
     DEVICES,
     DTYPES,
     LATENCY_DEVICES,
-    OBJECTIVES,
     OPTIMIZERS,
     PRUNER_SETTINGS,
     PRUNERS,

@@ -9,6 +9,7 @@ from typing import Any
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import save_figure
+from gcsearch.objectives import OBJECTIVES, costs
 from gcsearch.pareto import TrialRecord, trained
 from gcsearch.space import SearchSpace
 
@@ -106,8 +107,10 @@ def plot_pareto(
 
     plt = _pyplot()
     runs = trained(records)
-    # The cost axis: measured latency where latency is an objective (what the user deploys against), else MACs.
-    cost = "latency" if "latency" in space.search.objectives else "macs"
+    # The cost axis: the search's first cost objective (objectives.py), MACs when it has none; a measured one
+    # (latency) before a counted one, as what the user deploys against.
+    found = costs(space.search.objectives)
+    cost = next((c for c in found if OBJECTIVES[c].source == "measurement"), found[0])
 
     def x(r: TrialRecord) -> float:
         return float(r.objective(cost) or 0.0)
@@ -157,7 +160,8 @@ def plot_pareto(
     if cost == "macs":
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v).replace(" ", "")))
     ax.set_ylim(floor, high + 0.1 * (high - floor))
-    ax.set_xlabel("MACs per image" if cost == "macs" else f"latency, ms ({_latency_setting(space)})")
+    unit = OBJECTIVES[cost].unit
+    ax.set_xlabel(f"latency, ms ({_latency_setting(space)})" if cost == "latency" else f"{unit} per image")
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{title or Path(space.path).stem}: {len(done)} complete, {len(pruned)} pruned trials")
     ax.grid(True, alpha=0.3)

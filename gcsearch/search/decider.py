@@ -40,6 +40,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from gcsearch.arch import ArchConfig
 from gcsearch.epoch import Epoch, Outcome
+from gcsearch.objectives import OBJECTIVES
 from gcsearch.search import attrs, pruning, rundir
 from gcsearch.search.pruning import make_pruner
 from gcsearch.search.strategy import Budget, Strategy, budget_of
@@ -424,11 +425,12 @@ class Decider:
             self.main.tell(live.main, state=TrialState.PRUNED)
             self.twin.tell(live.twin, state=TrialState.PRUNED)
         else:
-            p = live.proposal
             value = last.score if last is not None else float(a[attrs.ACCURACY])
-            values = {"accuracy": value, "macs": p.macs, "params": p.params,
-                      "latency": float(a.get(attrs.LATENCY, "nan"))}  # fmt: skip
-            self.main.tell(live.main, [values[o] for o in self.space.search.objectives])
+            # Each objective from its source (objectives.py): the training's score, or what the trial's attribute
+            # holds (set before training by the coster, or by the trial's measurement).
+            values = [value if OBJECTIVES[o].source == "training" else float(a.get(OBJECTIVES[o].attr, "nan"))
+                      for o in self.space.search.objectives]  # fmt: skip
+            self.main.tell(live.main, values)
             self.twin.tell(live.twin, value)
 
     def stop_running(self) -> None:

@@ -39,6 +39,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from gcsearch import stats
+from gcsearch.objectives import costs
 from gcsearch.pareto import nondominated_ranks
 from gcsearch.search import attrs
 from gcsearch.search.strategy import Strategy
@@ -74,7 +75,7 @@ class ParetoPruner(BasePruner):
         if min_epochs < 1 or reduction_factor < 2:
             raise ValueError("min_epochs must be >= 1 and reduction_factor >= 2")
         self.min_epochs, self.reduction_factor, self.max_epochs = min_epochs, reduction_factor, max_epochs
-        self.costs = [o for o in objectives if o != "accuracy"] or ["macs"]
+        self.costs = costs(objectives)
         self.front_first = front_first
 
     def rungs(self) -> list[int]:
