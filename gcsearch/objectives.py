@@ -35,8 +35,14 @@ OBJECTIVES: dict[str, Objective] = {
         Objective("accuracy", "maximize", "", "training", "accuracy", "validation accuracy at the last epoch"),
         Objective("macs", "minimize", "MACs", "coster", "macs", "multiply-accumulates per image (flops.py)"),
         Objective("params", "minimize", "params", "coster", "params", "parameters"),
-        Objective("latency", "minimize", "ms", "measurement", "latency",
-                  "the whole model's time per batch on search.latency's device, against the baseline"),
+        Objective(
+            "latency",
+            "minimize",
+            "ms",
+            "measurement",
+            "latency",
+            "the whole model's time per batch on search.latency's device, against the baseline",
+        ),
     )
 }
 DIRECTIONS = {name: o.direction for name, o in OBJECTIVES.items()}

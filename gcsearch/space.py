@@ -118,13 +118,8 @@ class SearchSpace:
     # ------------------------------------------------------------------ the recipe
 
     def recipe(self) -> str:
-        """Hash of what must match for two trainings to be comparable: the backbone, data and train sections
-        (not where or how fast a trial runs, and a weights file by its hash, not its path)."""
-        d = space_to_dict(self)
-        train = {k: v for k, v in d["train"].items() if k not in ("device", "threads")}
-        backbone = {k: v for k, v in d["backbone"].items() if k != "weights"}
-        data = {k: v for k, v in d["data"].items() if k != "cache_dir"}  # the cache by its content, not its place
-        blob = json.dumps({"backbone": backbone, "data": data, "train": train}, sort_keys=True)
+        """Hash of the recipe (``recipe_of``): what must match for two trainings to be comparable."""
+        blob = json.dumps(recipe_of(self), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def with_search(self, **changes: Any) -> SearchSpace:
@@ -138,6 +133,19 @@ class TrialLike(Protocol):
 
 def _pick(trial: TrialLike, name: str, choices: list[Any]) -> Any:
     return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
+
+
+# The recipe: the backbone, data and train sections, but not where or how fast a trial runs (device, threads), a
+# weights file by its path (its hash is in it), or the image cache by its place (its key, its content, is in it).
+# One definition for the hash (``SearchSpace.recipe``) and the resume check (``rundir.check_same_recipe``).
+RECIPE_SECTIONS = ("backbone", "data", "train")
+NOT_RECIPE = {"backbone": ("weights",), "data": ("cache_dir",), "train": ("device", "threads")}
+
+
+def recipe_of(space: SearchSpace) -> dict[str, dict[str, Any]]:
+    """The recipe's sections as the space file writes them."""
+    d = space_to_dict(space)
+    return {sec: {k: v for k, v in d[sec].items() if k not in NOT_RECIPE[sec]} for sec in RECIPE_SECTIONS}
 
 
 def space_to_dict(space: SearchSpace) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from gcsearch.errors import ConfigError, SearchFailed
 from gcsearch.files import sweep_temporaries, temporary, write_atomic
 from gcsearch.pareto import TrialRecord, front, trained
 from gcsearch.search import attrs
-from gcsearch.space import SearchSpace, space_to_dict
+from gcsearch.space import SearchSpace, recipe_of, space_to_dict
 from gcsearch.spacefile import load_space
 
 MAIN_STUDY = "gcsearch"
@@ -93,11 +93,6 @@ def storage(run_dir: Path) -> JournalStorage:
     return JournalStorage(_Journal(str(run_dir / "optuna.log")))
 
 
-RECIPE_SECTIONS = ("backbone", "data", "train")
-# Where and how fast a trial runs, not what it learns; a weights file is compared by its hash, not its path.
-NOT_RECIPE = ("device", "threads", "weights", "cache_dir")
-
-
 def check_same_recipe(run_dir: Path, space: SearchSpace) -> None:
     """A run continued under another training recipe (another ``--epochs``, say) would mix fidelities in
     one table without a word: refuse it, naming the first key that differs."""
@@ -105,11 +100,11 @@ def check_same_recipe(run_dir: Path, space: SearchSpace) -> None:
     if not saved.is_file() or not (run_dir / "optuna.log").is_file():
         return
     # Read back through the loader, so a key added since the run started compares as its default.
-    old, new = space_to_dict(load_space(saved)), space_to_dict(space)
-    for section in RECIPE_SECTIONS:
-        before, now = old.get(section) or {}, new[section]
+    old, new = recipe_of(load_space(saved)), recipe_of(space)
+    for section, now in new.items():
+        before = old.get(section) or {}
         for key in sorted(set(before) | set(now)):
-            if key not in NOT_RECIPE and before.get(key) != now.get(key):
+            if before.get(key) != now.get(key):
                 raise ConfigError(
                     f"{section}.{key}",
                     f"must match the run being continued, which trained with {before.get(key)!r} ({saved}); "
