@@ -139,7 +139,8 @@ def test_a_cuda_latency_on_a_machine_without_cuda_is_refused_before_any_compute(
 @pytest.mark.slow
 def test_a_search_with_latency_measures_each_configuration_once_and_a_resume_none_again(tmp_path):
     space = yaml.safe_load((ROOT / "search_spaces" / "smoke.yaml").read_text())
-    space["search"].update(objectives=["accuracy", "latency"], trials=3,
+    # 4 trials: the budget then holds the references (the baseline, whose latency the others are read against).
+    space["search"].update(objectives=["accuracy", "latency"], trials=4, pruner="none", pruner_settings={},
                            latency={"runs": 5, "warmup_s": 0.0, "attempts": 1})  # fmt: skip
     space["output"] = {"dir": str(tmp_path / "runs")}
     path = tmp_path / "latency.yaml"
@@ -148,13 +149,13 @@ def test_a_search_with_latency_measures_each_configuration_once_and_a_resume_non
     first = subprocess.run([*run, str(path), "--name", "l"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     rows = [r for r in csv.DictReader((tmp_path / "runs" / "l" / "trials.csv").open()) if r["state"] == "COMPLETE"]
-    assert len(rows) == 3 and all(float(r["latency_ms"]) > 0 for r in rows)
+    assert len(rows) == 4 and all(float(r["latency_ms"]) > 0 for r in rows)
     assert any(float(r["latency_vs_baseline"]) == 1.0 for r in rows)  # the baseline, 1.0x itself
     cached = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs" / "latency").glob("*.json")}
-    assert len(cached) == 3
-    again = subprocess.run([*run, "--resume", str(tmp_path / "runs" / "l"), "--trials", "5"], cwd=tmp_path,
+    assert len(cached) == 4
+    again = subprocess.run([*run, "--resume", str(tmp_path / "runs" / "l"), "--trials", "6"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert again.returncode == 0, again.stderr[-2000:]
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs" / "latency").glob("*.json")}
-    # The 3 configurations measured before are not measured again; the 2 new ones are, once each.
-    assert all(after[p] == t for p, t in cached.items()) and len(after) == 5
+    # The 4 configurations measured before are not measured again; the 2 new ones are, once each.
+    assert all(after[p] == t for p, t in cached.items()) and len(after) == 6

@@ -22,8 +22,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from gcsearch.arch import ArchConfig
+from gcsearch.nn.backbone import describe
 from gcsearch.nn.blocks import GlobalContext, bottleneck_channels
-from gcsearch.nn.models import STAGE_LAYERS, build_model, gc_blocks
+from gcsearch.nn.models import build_model, gc_blocks
 from gcsearch.settings import BackboneConfig
 
 
@@ -61,16 +62,12 @@ class SpaceCoster:
         self.base = count_macs(model, self.input_size)
         self.shapes: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
         hooks = []
-        for stage, layer_name in STAGE_LAYERS.items():
-            layer = getattr(model, layer_name, None)
-            if not isinstance(layer, nn.Sequential):
-                continue
-            res_block: Any
-            for res_block in layer:
-                hooks.append(res_block.register_forward_hook(self._recorder(stage, "after_1x1")))
-                hooks.append(res_block.register_forward_hook(self._recorder(stage, "after_add")))
-                if hasattr(res_block, "conv3"):
-                    hooks.append(res_block.bn2.register_forward_hook(self._recorder(stage, "after_3x3")))
+        for stage in describe(model).stages:  # each block's GC sites: the feature map there, by a hook on its module
+            for block in stage.blocks:
+                res_block = model.get_submodule(block.path)
+                for site in block.sites:
+                    where = res_block.get_submodule(site.feature) if site.feature else res_block
+                    hooks.append(where.register_forward_hook(self._recorder(stage.name, site.position)))
         count_macs(model, self.input_size)
         for hook in hooks:
             hook.remove()

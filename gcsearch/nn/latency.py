@@ -28,7 +28,6 @@ import copy
 import dataclasses
 import fcntl
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -44,6 +43,7 @@ from torch import nn
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import write_atomic
+from gcsearch.nn.backbone import describe
 from gcsearch.nn.models import build_model
 from gcsearch.settings import BackboneConfig, LatencyConfig
 
@@ -71,22 +71,17 @@ def check(cfg: LatencyConfig) -> None:
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in eval mode with every BatchNorm that follows a convolution folded into it."""
+    """A copy of ``model`` in eval mode with every BatchNorm that follows a convolution folded into it: the pairs
+    its description lists (nn/backbone.py); a model that does not describe itself is timed as it is."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     folded = copy.deepcopy(model).eval()
-    for module in folded.modules():
-        children = list(module.named_children())
-        for (name, child), (next_name, following) in itertools.pairwise(children):
-            if isinstance(child, nn.Conv2d) and isinstance(following, nn.BatchNorm2d):
-                setattr(module, name, fuse_conv_bn_eval(child, following))
-                setattr(module, next_name, nn.Identity())
-        # torchvision's residual blocks hold conv_i / bn_i as attributes, not in sequence order: pair them by name.
-        for i in ("1", "2", "3"):
-            conv, bn = getattr(module, f"conv{i}", None), getattr(module, f"bn{i}", None)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                setattr(module, f"conv{i}", fuse_conv_bn_eval(conv, bn))
-                setattr(module, f"bn{i}", nn.Identity())
+    pairs = describe(folded).conv_bn if hasattr(folded, "describe") else ()
+    for conv_path, bn_path in pairs:
+        conv, bn = folded.get_submodule(conv_path), folded.get_submodule(bn_path)
+        assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+        folded.set_submodule(conv_path, fuse_conv_bn_eval(conv, bn))
+        folded.set_submodule(bn_path, nn.Identity())
     return folded
 
 

@@ -14,13 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from gcsearch.arch import BACKBONES, BLOCK_POSITIONS, STAGES, ArchConfig, block_kind, check_choice
+from gcsearch.arch import BACKBONES, ArchConfig, block_kind, check_choice
 from gcsearch.errors import ConfigError
+from gcsearch.nn.backbone import describe
 from gcsearch.nn.blocks import GlobalContext
 from gcsearch.nn.resnet import BasicBlock, Bottleneck, ResidualBlock, ResNet
-
-STAGE_LAYERS = dict(zip(STAGES, ("layer1", "layer2", "layer3", "layer4"), strict=True))
-
 
 # Residual blocks per stage c2..c5 (the block kind of each is arch.TORCHVISION_BLOCKS's).
 TORCHVISION_RESNETS: dict[str, list[int]] = {
@@ -30,11 +28,6 @@ TORCHVISION_RESNETS: dict[str, list[int]] = {
     "resnet101": [3, 4, 23, 3],
 }
 BLOCK_TYPES: dict[str, type[ResidualBlock]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
-
-
-def block_positions(block_type: type[nn.Module]) -> tuple[str, ...]:
-    """The GC positions a residual block offers (arch.BLOCK_POSITIONS)."""
-    return BLOCK_POSITIONS["bottleneck" if block_type is Bottleneck else "basic"]
 
 
 def backbone_block(backbone: str, block: str = "basic") -> type[ResidualBlock]:
@@ -72,28 +65,24 @@ def _make_backbone(
     return model
 
 
-def insert_gc(model: ResNet, arch: ArchConfig) -> int:
-    """Put one GC block in every residual block of ``arch.stages``; returns how many were added."""
+def insert_gc(model: nn.Module, arch: ArchConfig) -> int:
+    """Put one GC block in every residual block of ``arch.stages``, at the site of ``arch.position`` the model's
+    description names (nn/backbone.py); returns how many were added."""
+    info = describe(model)
     added = 0
-    for stage in arch.stages:
-        layer = getattr(model, STAGE_LAYERS[stage])
-        if not isinstance(layer, nn.Sequential):
-            present = [s for s, name in STAGE_LAYERS.items() if isinstance(getattr(model, name), nn.Sequential)]
-            raise ConfigError("stages", f"must name stages this backbone has: {present}", stage)
-        res_block: Any
-        for res_block in layer:
-            allowed = block_positions(type(res_block))
-            position = check_choice("position", arch.position, allowed)
-            if position == "after_3x3":
-                channels = res_block.conv2.out_channels
-            else:
-                channels = (
-                    res_block.bn2.num_features if isinstance(res_block, BasicBlock) else (res_block.bn3.num_features)
-                )
-            assert arch.pool and arch.fusion and arch.ratio and arch.norm
-            res_block.gc = GlobalContext(channels, pool=arch.pool, fusion=arch.fusion, ratio=arch.ratio, norm=arch.norm,
-                                         gate_init=arch.gate_init)  # fmt: skip
-            res_block.gc_position = position
+    for name in arch.stages:
+        stage = info.stage(name)
+        if stage is None:
+            raise ConfigError("stages", f"must name stages this backbone has: {[s.name for s in info.stages]}", name)
+        for block in stage.blocks:
+            site = block.site(str(arch.position))
+            if site is None:
+                check_choice("position", arch.position, tuple(s.position for s in block.sites))
+            assert site is not None and arch.pool and arch.fusion and arch.ratio and arch.norm
+            res_block: Any = model.get_submodule(block.path)
+            res_block.gc = GlobalContext(site.channels, pool=arch.pool, fusion=arch.fusion, ratio=arch.ratio,
+                                         norm=arch.norm, gate_init=arch.gate_init)  # fmt: skip
+            res_block.gc_position = site.position
             added += 1
     return added
 
@@ -123,9 +112,6 @@ def build_model(
         depth=list(depth) if depth is not None else [1, 1, 1, 1],
         block=block,
     )
-    if not arch.is_baseline:
-        allowed = block_positions(type(model.layer1[0]))
-        check_choice("position", arch.position, allowed)
     insert_gc(model, arch)
     avoid_strided_pointwise_fault(model)
     return model

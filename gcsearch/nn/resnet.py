@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from gcsearch.arch import STAGES as STAGE_NAMES
+from gcsearch.nn.backbone import Block, Description, Site, Stage
+
 if TYPE_CHECKING:
     from gcsearch.nn.blocks import GlobalContext
 
@@ -48,6 +51,15 @@ class ResidualBlock(nn.Module):
     def _gc(self, x: torch.Tensor, here: str) -> torch.Tensor:
         return self.gc(x) if self.gc is not None and self.gc_position == here else x
 
+    def sites(self) -> tuple[Site, ...]:
+        """Where a GC block can sit in this block (backbone.Site)."""
+        raise NotImplementedError
+
+    def conv_bn(self) -> tuple[tuple[str, str], ...]:
+        """Its (convolution, BatchNorm) pairs, relative to the block, as forward applies them."""
+        pairs = tuple((f"conv{i}", f"bn{i}") for i in range(1, 4) if hasattr(self, f"conv{i}"))
+        return pairs + ((("downsample.0", "downsample.1"),) if self.downsample is not None else ())
+
 
 class BasicBlock(ResidualBlock):
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
@@ -58,6 +70,10 @@ class BasicBlock(ResidualBlock):
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
+
+    def sites(self) -> tuple[Site, ...]:
+        width = self.bn2.num_features
+        return (Site("after_1x1", width, "bn2"), Site("after_add", width, ""))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -79,6 +95,11 @@ class Bottleneck(ResidualBlock):
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+
+    def sites(self) -> tuple[Site, ...]:
+        width = self.bn3.num_features
+        return (Site("after_1x1", width, "bn3"), Site("after_3x3", self.bn2.num_features, "bn2"),
+                Site("after_add", width, ""))  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -129,6 +150,23 @@ class ResNet(nn.Module):
         self.inplanes = planes * block.expansion
         stage += [block(self.inplanes, planes) for _ in range(1, blocks)]  # type: ignore[call-arg]
         return nn.Sequential(*stage)
+
+    def describe(self) -> Description:
+        """Stages c2..c5 (layer1..layer4, those it has), their blocks and GC sites, its conv-BN pairs, its
+        classifier (nn/backbone.py)."""
+        stages, pairs = [], [("conv1", "bn1")]
+        for i, name in enumerate(STAGE_NAMES):
+            layer = getattr(self, f"layer{i + 1}")
+            if not isinstance(layer, nn.Sequential):
+                continue
+            blocks = []
+            for j, module in enumerate(layer):
+                assert isinstance(module, ResidualBlock)
+                path = f"layer{i + 1}.{j}"
+                blocks.append(Block(path, module.sites()))
+                pairs += [(f"{path}.{conv}", f"{path}.{bn}") for conv, bn in module.conv_bn()]
+            stages.append(Stage(name, f"layer{i + 1}", tuple(blocks)))
+        return Description(tuple(stages), tuple(pairs), "fc")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -19,6 +19,7 @@ from torch import nn
 from gcsearch.arch import ArchConfig
 from gcsearch.errors import ConfigError
 from gcsearch.files import replace_with
+from gcsearch.nn.backbone import describe
 from gcsearch.nn.models import build_model
 
 if TYPE_CHECKING:  # a loaded space's settings are read, never the YAML reader
@@ -60,14 +61,16 @@ def load_backbone(model: nn.Module, path: Path) -> None:
     """Load a plain backbone's tensors into ``model`` (which may hold GC blocks, left as built).
 
     Every tensor of the model outside its GC blocks must be in the file with the same shape, and the file
-    may hold nothing else; the one exception is a classifier (``fc.*``) of another shape (ImageNet's 1,000
-    classes, say), which keeps its fresh initialisation. The first mismatch is named in one line."""
+    may hold nothing else; the one exception is the classifier (the model's description names it: ``fc`` for a
+    ResNet) of another shape (ImageNet's 1,000 classes, say), which keeps its fresh initialisation. The first
+    mismatch is named in one line."""
     state = read_state(path)
     own = model.state_dict()
+    classifier = describe(model).classifier + "."
     for key, tensor in state.items():
         if key not in own or ".gc." in f".{key}":
             raise ConfigError(KEY, f"must hold this backbone's tensors only; it has {key!r}", str(path))
-        if tuple(tensor.shape) != tuple(own[key].shape) and not key.startswith("fc."):
+        if tuple(tensor.shape) != tuple(own[key].shape) and not key.startswith(classifier):
             raise ConfigError(
                 KEY,
                 f"must match the backbone's shapes: {key!r} is {tuple(tensor.shape)} in the file and "
