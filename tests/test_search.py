@@ -245,6 +245,8 @@ def test_ctrl_c_pauses_a_search_and_resume_gives_the_uninterrupted_result(tmp_pa
     for number, (label, seed, state, values) in paused.items():
         if state != TrialState.RUNNING:
             assert uninterrupted[number] == (label, seed, state, values)
+    if presses == 2:
+        return  # what a resume then does is the one-press case's
     resumed = _run_cli(["run", "--resume", str(run_dir)], cwd=tmp_path, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     # The same trials, configurations, states and accuracies as the run nobody interrupted.
