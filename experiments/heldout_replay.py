@@ -45,6 +45,7 @@ from gcsearch.files import write_atomic
 from gcsearch.search import strategy
 from gcsearch.search.strategy import UNIFORM
 from gcsearch.spacefile import load_space
+from gcsearch.testing import shown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,8 +90,8 @@ def main() -> None:
     lines = [
         "# The search judged on what it recommends: held-out regret against fair baselines and an oracle",
         "",
-        f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Recording: {args.curves} ({len(c.archs)} "
-        f"configurations x {seeds} seeds, {c.epochs} epochs; the grid is {full} epochs); space {args.space}. "
+        f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Recording: {shown(args.curves)} ({len(c.archs)} "
+        f"configurations x {seeds} seeds, {c.epochs} epochs; the grid is {full} epochs); space {shown(args.space)}. "
         f"{args.replays} replays per strategy, 2 workers; replay seed r reads recorded seed r mod {seeds}. "
         f"Regret: best held-out mean minus the pick's (the {seeds - 1} seeds the replay did not read). Paired with "
         f"uniform random search on the same replay seed; clustered bootstrap ({heldout.BOOT} draws); equivalence "
@@ -178,8 +179,8 @@ def mixed(args: argparse.Namespace) -> None:
                         f"{r.wins}-{r.losses} | {holm[n]:.3g} | {r.verdict} |")  # fmt: skip
         body.append("")
     wall = time.perf_counter() - start
-    lines += [f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Recording: {args.curves} ({configs} "
-              f"configurations, {c.epochs} epochs); space {args.space}. {args.replays} replays per strategy and "
+    lines += [f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Recording: {shown(args.curves)} ({configs} "
+              f"configurations, {c.epochs} epochs); space {shown(args.space)}. {args.replays} replays per strategy and "
               "budget, 2 workers; each replay reads each configuration at a seed drawn for it and judges the pick on "
               f"the configuration's other seeds (a reference's, but the {extra} its extra trials read). Regret: the "
               "best held-out score minus the pick's. Paired with uniform random search on the same replay (the same "

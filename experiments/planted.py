@@ -38,6 +38,7 @@ from gcsearch.bench import curves, replay
 from gcsearch.files import write_atomic
 from gcsearch.search.strategy import UNIFORM, Strategy
 from gcsearch.spacefile import load_space
+from gcsearch.testing import shown
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE: dict = {}
@@ -120,8 +121,8 @@ def main() -> None:
     lines = [
         "# Planted effects: would the pipeline find an optimum that is there?",
         "",
-        f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s, last sitting). Background: {args.curves} with the GC "
-        f"configurations' curve sets permuted among their labels ({args.permutations} permutations per shape and "
+        f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s, last sitting). Background: {shown(args.curves)} with "
+        f"the GC configurations' curve sets permuted among their labels ({args.permutations} permutations per shape and "
         f"delta, seeds and costs kept). delta in units of the recording's paired noise {STATE['noise']:.4f}. "
         f"Search: replayed at {args.share:.0%} of the grid's epochs ({STATE['budget']}), 2 workers, one recorded "
         f"seed per replay; a hit is a recommendation within {STATE['noise']:.4f} of the best planted "

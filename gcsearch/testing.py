@@ -6,6 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def shown(path: str | Path) -> str:
+    """A path as a result file shows it: relative to the repository when inside it (no machine's path in a report)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def descendants(root: int) -> dict[int, str]:
     """pid -> command line of every process below ``root`` (Linux /proc): other searches on the machine are
     left out."""
