@@ -122,8 +122,8 @@ def main() -> None:
         "# Planted effects: would the pipeline find an optimum that is there?",
         "",
         f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s, last sitting). Background: {shown(args.curves)} with "
-        f"the GC configurations' curve sets permuted among their labels ({args.permutations} permutations per shape and "
-        f"delta, seeds and costs kept). delta in units of the recording's paired noise {STATE['noise']:.4f}. "
+        f"the GC configurations' curve sets permuted among their labels ({args.permutations} permutations per shape "
+        f"and delta, seeds and costs kept). delta in units of the recording's paired noise {STATE['noise']:.4f}. "
         f"Search: replayed at {args.share:.0%} of the grid's epochs ({STATE['budget']}), 2 workers, one recorded "
         f"seed per replay; a hit is a recommendation within {STATE['noise']:.4f} of the best planted "
         "configuration by the mean of the other seeds (held out). Default and uniform search paired by "
