@@ -97,6 +97,17 @@ def candidates() -> list[str]:
     lines += ["", "Recipes:", ""] + [f"- {name}: {text}" for name, text in RECIPES.items()]
     lines += [f"- {name}: {text}: default - baseline {diff:+.4f} (the earlier recipe: no positive control)"
               for name, text, diff in EARLIER]  # fmt: skip
+    # A pair's unit is the pretrained backbone where the recipe fine-tunes: pairs that share one are not independent.
+    shared = []
+    for (recipe, tag), found in by.items():
+        pairs = {(seed, b) for arch, seed, b in found if arch == "default" and b is not None}
+        backbones = {b for _, b in pairs}
+        if pairs and len(backbones) < len(pairs):
+            shared.append(f"{recipe} ({tag}): {len(pairs)} pairs on {len(backbones)} pretrained backbones")
+    if shared:
+        lines += ["", "Dependent pairs: " + "; ".join(shared) + ". Pairs that share a pretrained backbone are not "
+                  "independent, so their paired t interval is too narrow: read them as one backbone's evidence "
+                  "each."]  # fmt: skip
     pretrain = [r for r in rows if r["recipe"].startswith("P")]
     if pretrain:
         lines += ["", "Pretrained backbones (fine-tuning candidates): " + ", ".join(
@@ -163,6 +174,11 @@ def main() -> None:
         f"Command: `python {' '.join(sys.argv)}`. Candidates from {CANDIDATES.relative_to(ROOT)}; the chosen "
         f"recipe ({CHOSEN}) ships as search_spaces/gc-rediscover.yaml. Intervals: Student-t on the paired "
         "differences (scipy.stats.t). No GPU was lent: CPU-seconds on this 2-core machine, one thread a trial.",
+        "",
+        "What a positive control shows: that this setup can see a GC effect at all, so a verdict about which GC is "
+        "better can mean something. On the far-cue task it holds by construction (a linear head on globally pooled "
+        "features cannot represent the item-and-cue label, so only a block that carries context across the image "
+        "reads the cue): it is not evidence that GC helps where the paper measured it (COCO, ImageNet).",
         "",
         *candidates(),
         "",
