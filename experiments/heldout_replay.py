@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=0.001, help="accuracy: a smaller regret is noise")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", help="results file name (without .md)")
+    parser.add_argument("--latency", help="mixed reads: search objectives [accuracy, latency] with this table of "
+                        "measured latency (experiments/latency_table.py)")  # fmt: skip
     parser.add_argument("--reads", choices=["seed", "mixed"], default="seed",
                         help="seed: a replay reads one recorded seed (clusters: recorded seeds); mixed: each "
                         "configuration its own (clusters: replays)")  # fmt: skip
@@ -146,6 +148,12 @@ def mixed(args: argparse.Namespace) -> None:
     """Budgets in trials, each replay its own noise draw (module docstring: --reads mixed)."""
     start = time.perf_counter()
     space = load_space(args.space)
+    latencies = None
+    if args.latency:  # the search's second objective is the measured latency, told as a trial measures it
+        from latency_table import read as read_latency
+
+        latencies = read_latency(Path(args.latency))
+        space = space.with_search(objectives=("accuracy", "latency"))
     c = curves.Curves.of(curves.read(args.curves))
     configs = len(c.archs)
     fair = strategy.fair(space.search)
@@ -159,7 +167,8 @@ def mixed(args: argparse.Namespace) -> None:
     for share in args.shares:
         trials = max(2, round(share * configs))
         budget = trials * c.epochs
-        traces = replay.replay_many(c, space, fair, args.replays, 2, budget, args.jobs, trials=trials, mixed=True)
+        traces = replay.replay_many(c, space, fair, args.replays, 2, budget, args.jobs, trials=trials, mixed=True,
+                                    latencies=latencies)  # fmt: skip
         regrets = {n: [heldout.regret(t, truths[t.seed], budget) for t in traces[n]] for n in names}
         base = regrets[UNIFORM]
         oracle, anti = heldout.bounds(base, truths, clusters, args.margin, rng)
@@ -182,7 +191,10 @@ def mixed(args: argparse.Namespace) -> None:
     lines += [f"Command: `python {' '.join(sys.argv)}` ({wall:.0f} s). Recording: {shown(args.curves)} ({configs} "
               f"configurations, {c.epochs} epochs); space {shown(args.space)}. {args.replays} replays per strategy and "
               "budget, 2 workers; each replay reads each configuration at a seed drawn for it and judges the pick on "
-              f"the configuration's other seeds (a reference's, but the {extra} its extra trials read). Regret: the "
+              f"the configuration's other seeds (a reference's, but the {extra} its extra trials read). Objectives: "
+              f"{', '.join(space.search.objectives)}"
+              + (f" (latency measured: {shown(args.latency)})" if args.latency else "")
+              + ". Regret: the "
               "best held-out score minus the pick's. Paired with uniform random search on the same replay (the same "
               f"reads); bootstrap over replays ({heldout.BOOT} draws), sign test Holm over the strategies; equivalence "
               f"margin {args.margin}.", "", *body, "## Strategies", "",

@@ -133,11 +133,14 @@ def replay(
     costs: Costs | None = None,
     trials: int | None = None,
     reads: Mapping[ArchConfig, int] | None = None,
+    latencies: Mapping[ArchConfig, float] | None = None,
 ) -> Trace:
     """One replay; replay seed ``seed`` reads recorded seed ``common_seeds()[seed % n]``, or with ``reads`` each
     configuration at its own recorded seed (``mixed_reads``). ``costs``: the (MACs, params) the search is told
     (default: as recorded; ``permuted_costs`` for the negative control). ``trials``: the search's budget as a user
-    gives it (``--trials``; its references and start-up scale with it), default the whole recording."""
+    gives it (``--trials``; its references and start-up scale with it), default the whole recording.
+    ``latencies``: each configuration's measured latency (experiments/latency_table.py), told to the search as a
+    trial measures it before training, for a space whose objectives include latency."""
     import optuna
 
     from gcsearch.search.decider import Decider, grid_plan
@@ -162,7 +165,7 @@ def replay(
         plan = grid_plan(sp, truth.archs, st.references) if st.sampler == "grid" else None
         decider = Decider(sp, optuna.storages.InMemoryStorage(), sp.search.trials, plan=plan, within=truth.archs,
                           coster=costs.__getitem__, strategy=st)  # fmt: skip
-        return _run(decider, curves, truth, st.name, seed, recorded_seed, workers, budget_epochs, reads)
+        return _run(decider, curves, truth, st.name, seed, recorded_seed, workers, budget_epochs, reads, latencies)
 
 
 def mixed_reads(curves: Curves, seed: int) -> dict[ArchConfig, int]:
@@ -173,7 +176,8 @@ def mixed_reads(curves: Curves, seed: int) -> dict[ArchConfig, int]:
     return {a: rng.choice(curves.seeds(a)) for a in curves.archs}
 
 
-def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_epochs, reads=None) -> Trace:  # type: ignore[no-untyped-def]
+def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_epochs, reads=None,  # type: ignore[no-untyped-def]
+         latencies=None) -> Trace:  # fmt: skip
     events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, 0-based epoch)
     read: dict[int, tuple[ArchConfig, list[CurvePoint]]] = {}
     order = spent = 0
@@ -197,6 +201,8 @@ def _run(decider, curves, truth, strategy, seed, recorded_seed, workers, budget_
             k = 0 if proposal.seed is None else proposal.seed - decider.space.train.seed
             curve = curves.runs[(arch, reads[arch] if k == 0 or k > len(others) else others[k - 1])]
         read[proposal.number] = (arch, curve)
+        if latencies is not None:  # measured by the trial before it trains
+            decider.note(proposal.number, latency=latencies[arch])
         order += 1
         heapq.heappush(events, (now + curve[0].seconds, order, proposal.number, 0))
         return True
@@ -233,16 +239,17 @@ _SHARED: dict[str, Any] = {}
 
 
 def _init(curves: Curves, space: SearchSpace, workers: int, budget: int, costs: Costs | None = None,
-          trials: int | None = None, mixed: bool = False) -> None:  # fmt: skip
+          trials: int | None = None, mixed: bool = False,
+          latencies: Mapping[ArchConfig, float] | None = None) -> None:  # fmt: skip
     _SHARED.update(curves=curves, space=space, workers=workers, budget=budget, truth=Truth(curves), costs=costs,
-                   trials=trials, mixed=mixed)  # fmt: skip
+                   trials=trials, mixed=mixed, latencies=latencies)  # fmt: skip
 
 
 def _one(job: tuple[str | Strategy, int]) -> Trace:
     g = _SHARED
     reads = mixed_reads(g["curves"], job[1]) if g["mixed"] else None
     return replay(g["curves"], g["space"], job[0], job[1], g["workers"], g["budget"], g["truth"], g["costs"],
-                  g["trials"], reads)  # fmt: skip
+                  g["trials"], reads, g["latencies"])  # fmt: skip
 
 
 def replay_many(
@@ -256,19 +263,21 @@ def replay_many(
     costs: Costs | None = None,
     trials: int | None = None,
     mixed: bool = False,
+    latencies: Mapping[ArchConfig, float] | None = None,
 ) -> dict[str, list[Trace]]:
     """Every strategy under replay seeds 0..seeds-1, in ``jobs`` processes; traces in seed order, keyed by
     the strategy's name. ``trials``: the searches' budget as ``--trials``; ``mixed``: each replay reads each
     configuration at a seed of its own (``mixed_reads``)."""
     todo = [(name, seed) for name in names for seed in range(seeds)]
     if jobs == 1:
-        _init(curves, space, workers, budget, costs, trials, mixed)
+        _init(curves, space, workers, budget, costs, trials, mixed, latencies)
         done = [_one(job) for job in todo]
     else:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(jobs, initializer=_init, initargs=(curves, space, workers, budget, costs, trials, mixed)) as pool:
+        init = (curves, space, workers, budget, costs, trials, mixed, latencies)
+        with ctx.Pool(jobs, initializer=_init, initargs=init) as pool:
             done = pool.map(_one, todo, chunksize=1)
     out: dict[str, list[Trace]] = {}
     for (name, _), trace in zip(todo, done, strict=True):
