@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -196,8 +197,12 @@ def one_at_a_time(tmp_path_factory):
     text = SMOKE.read_text().replace("  seed: 0\n  reference_seeds", "  seed: 0\n  concurrency: 1\n  reference_seeds")
     space = folder / "smoke1.yaml"
     space.write_text(text.replace("trials: 8", "trials: 6").replace("epochs: 3", "epochs: 6"))
+    began = time.monotonic()
     full = _run_cli(["run", str(space), "--name", "full"], cwd=folder, timeout=300)
     assert full.returncode == 0, full.stderr[-2000:]
+    # The summary's wall time is this command's, and the trials' CPU-seconds are counted.
+    h, m, s = map(int, re.search(r"^wall (\d+):(\d\d):(\d\d); CPU ([\d,]+) s", full.stdout, re.M).groups()[:3])
+    assert 0 < 3600 * h + 60 * m + s <= time.monotonic() - began + 1
     return space, outcome(folder / "runs" / "full")
 
 

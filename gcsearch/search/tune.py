@@ -146,7 +146,7 @@ def run(
         space = space.with_search(sampler="random", pruner="none", pruner_settings={}, trials=len(plan))
     stream = stream or sys.stdout  # looked up now, not at import: it may have been replaced (pytest, notebooks)
     run_dir = run_dir.resolve()  # Ray workers run in other working directories
-    started = time.monotonic()
+    began = time.monotonic()
     created = False  # by this call: only then is a run refused at start removed (never another search's)
     try:
         space = cache.prepare(space, stream)  # an image folder decoded once, before the first trial; its key pinned
@@ -158,7 +158,7 @@ def run(
             rundir.create_run_dir(run_dir, space)
             created = True
         with rundir.RunLock(run_dir):
-            records = _run_locked(space, run_dir, address, stream, plan, dashboard, started)
+            records = _run_locked(space, run_dir, address, stream, plan, dashboard, began)
     except BaseException as err:
         if created and not rundir.holds_trials(run_dir):  # refused at start: nothing to keep, the name stays free
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -180,7 +180,7 @@ def _run_locked(
     stream: TextIO,
     plan: Sequence[tuple[ArchConfig, int | None]] | None,
     dashboard: bool,
-    started: float,
+    began: float,
 ) -> list[TrialRecord]:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     rundir.clear_stale_journal_lock(run_dir)  # we hold the run lock: no one else can be writing
@@ -213,7 +213,7 @@ def _run_locked(
         paused = False
         if new or decider.rerun:
             budget = space.search.trials if plan is None else len(plan)
-            paused = _tune(space, run_dir, decider, new + len(decider.rerun), stream, budget, started)
+            paused = _tune(space, run_dir, decider, new + len(decider.rerun), stream, budget, began)
             if not paused:
                 decider.stop_running()  # what a time budget stopped is PRUNED, not RUNNING for ever
         recs = rundir.records(decider.main)
@@ -229,8 +229,8 @@ def _run_locked(
 
 
 def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, stream: TextIO, budget: int,
-          started: float) -> bool:  # fmt: skip
-    """Run ``count`` trials through Tune; True when Ctrl-C stopped them (Pause). ``started``: when the command
+          began: float) -> bool:  # fmt: skip
+    """Run ``count`` trials through Tune; True when Ctrl-C stopped them (Pause). ``began``: when the command
     began (time.monotonic), for the wall time the live view states."""
     import ray
 
@@ -245,7 +245,7 @@ def _tune(space: SearchSpace, run_dir: Path, decider: Decider, count: int, strea
     name = f"run-{len(list(tune_dir.glob('run-*'))) if tune_dir.exists() else 0}"
     pause = Pause(stream)
     searcher = DeciderSearcher(decider, pause)
-    view = LiveView(decider, budget, stream, pause, started)
+    view = LiveView(decider, budget, stream, pause, began)
     # A retried trial's traceback, which Tune's controller logs at ERROR: LiveView says it in one line.
     logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
     tuner = tune.Tuner(
