@@ -129,7 +129,7 @@ def test_validate_prints_what_the_file_means(capsys):
         "farcue",
         "min               10.870 M MACs       129,858 params   baseline (no GC)",
         "max               11.149 M MACs       219,062 params   c2,c3,c4,c5 att+both r=1/4 ln after_1x1",
-        "24 trials = 6 references (baseline, paper default) + 4 random start-up + 14 guided by tpe",
+        "18 trials = 6 references (baseline, paper default) + 3 random start-up + 9 guided by tpe",
         "warning: with LayerNorm",
     ):
         assert needle in out

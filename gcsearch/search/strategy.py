@@ -42,12 +42,12 @@ class Budget:
     """How a search of ``trials`` trainings spends them: the reference trials (the baseline and the paper default,
     at one or more seeds), the sampler's random start-up trials, and the rest, which the sampler guides.
 
-    Both scale with the budget, so that a small search still searches: one reference pair per 8 trials (at least
+    Both scale with the budget, so that a small search still searches: one reference pair per 6 trials (at least
     one, at most ``reference_seeds``: three pairs are the fewest whose paired differences give the front's noise
     marks a usable threshold, t(0.975, 2) = 4.3 sds) and a start-up of about a sixth (at least 2, at most
-    Optuna's default), so the sampled configurations are at least half. A 40-trial search of gc.yaml: 6
-    references (3 seeds), 6 random, 28 guided; a 6-trial one: 2, 2, 2 (before, 2 x 3 references and TPE's 8
-    start-up trials left a 6-trial search nothing to sample)."""
+    Optuna's default), so the sampled configurations are at least half. gc.yaml's 18 trials: 6 references
+    (3 seeds), 3 random, 9 guided; a 40-trial search: 6, 6, 28; a 6-trial one: 2, 2, 2 (before, 2 x 3
+    references and TPE's 8 start-up trials left a 6-trial search nothing to sample)."""
 
     trials: int
     references: int  # trainings of the reference configurations
@@ -84,7 +84,7 @@ class Budget:
 def split(trials: int, reference_seeds: int, references: int, sampler: str, startup: int | None = None) -> Budget:
     """The budget of a search of ``trials`` whose space holds ``references`` reference configurations (0-2);
     ``startup``: the sampler's own start-up (default Optuna's)."""
-    pairs = 0 if references == 0 or trials < 4 else min(reference_seeds, max(1, trials // 8))
+    pairs = 0 if references == 0 or trials < 4 else min(reference_seeds, max(1, trials // 6))
     sampled = trials - pairs * references
     # A sampler that does not learn draws every sampled trial at random: all of them are its "start-up".
     first = min(startup or STARTUP[sampler], max(2, trials // 6), sampled) if sampler in LEARNING else sampled
