@@ -28,11 +28,10 @@ run: install data
 	$(VENV)/bin/gcsearch validate search_spaces/gc.yaml
 	$(VENV)/bin/gcsearch run search_spaces/gc.yaml
 
-# Lint first: a lint or type error fails `make test`, and so CI. Two test processes (pytest-xdist), a file each at a
-# time so module fixtures stay whole: most of the suite's wall time is Ray starting and trials waiting, which two
-# cores overlap (15 min in one process on 2 cores, tests' durations recorded by pyproject's --durations).
+# Lint first: a lint or type error fails `make test`, and so CI. One test process: two (pytest-xdist) made the suite
+# slower on 2 cores (20 min against 15: the Ray tests' processes contend); the slowest durations are printed.
 test: install data lint
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check gcsearch tests experiments

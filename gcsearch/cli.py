@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -166,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C is a pause (exit 130, one line): a parent that ignored SIGINT (a test runner, a wrapper) would
+        # otherwise leave it ignored here, and Python would never raise KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser().parse_args(argv)
     args.command_line = f"gcsearch {shlex.join(argv)}"  # reports record the command that made them
     try:
